@@ -1,0 +1,15 @@
+"""dnncli: dense neural networks from YAML configs, on a NumPy core.
+
+>>> import dnncli
+>>> model = dnncli.build_model({"input_shape": [3], "layers": [
+...     {"type": "dense", "units": 4, "activation": "relu"},
+...     {"type": "dense", "units": 2, "activation": "softmax"}]})
+>>> model.count_params()
+26
+"""
+
+from dnncli.errors import DnnError
+from dnncli.model import BatchLoss, Sequential, build_model
+
+__version__ = "0.1.0"
+__all__ = ["BatchLoss", "DnnError", "Sequential", "__version__", "build_model"]

@@ -1,0 +1,298 @@
+"""Losses with Keras's names, formulas and mean-over-batch reduction.
+
+Each loss gives the mean loss of a batch (``forward``) and its gradient with
+respect to the model's output (``backward``). Cross-entropies also work on
+logits: with ``from_logits=True``, or fused with the output layer's softmax or
+sigmoid, where ``dL/dZ = (A - Y) / N`` avoids the round trip through
+``log(softmax)`` that loses precision and overflows. On probabilities Keras's
+clipping to ``[1e-7, 1 - 1e-7]`` applies, so no ``log(0)`` ever happens.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dnncli.activations import sigmoid, softmax
+from dnncli.errors import DnnError, check_bool
+from dnncli.registry import Registry
+
+EPSILON = 1e-7  # keras.backend.epsilon()
+
+
+def _logsumexp(Z: np.ndarray) -> np.ndarray:
+    m = Z.max(axis=-1)
+    shifted = Z - m[:, None]
+    np.exp(shifted, out=shifted)
+    return m + np.log(shifted.sum(axis=-1))
+
+
+class Loss:
+    """Base class. ``y_pred`` is the model's output: probabilities, or logits if ``from_logits``."""
+
+    name = "loss"
+    logits_activation: str | None = None  # the output activation this loss can fuse with
+    from_logits = False
+
+    def forward(self, y_true, y_pred) -> float:
+        raise NotImplementedError
+
+    def backward(self, y_true, y_pred, out=None) -> np.ndarray:
+        raise NotImplementedError
+
+    def __call__(self, y_true, y_pred) -> float:
+        return self.forward(y_true, y_pred)
+
+    def fuses_with(self, activation_name: str) -> bool:
+        """Whether the gradient can skip the output activation's backward pass."""
+        return not self.from_logits and activation_name == self.logits_activation
+
+    # Losses that fuse override these two: value and dL/dZ from the logits Z.
+    def logits_forward(self, y_true, Z) -> float:
+        raise NotImplementedError
+
+    def logits_backward(self, y_true, Z, A, out=None) -> np.ndarray:
+        """dL/dZ, where ``A`` is ``Z`` through the fused activation."""
+        raise NotImplementedError
+
+    def prepare_targets(self, y, n_outputs: int, dtype) -> np.ndarray:
+        """Check ``y`` against the output width and return it in the loss's layout.
+
+        Done once per dataset, so that the training loop does no conversion.
+        """
+        y = np.asarray(y)
+        if y.ndim == 1 and n_outputs == 1:
+            y = y[:, None]
+        if y.ndim != 2 or y.shape[1] != n_outputs:
+            raise DnnError(
+                f"{self.name} needs targets of shape (samples, {n_outputs}) to match the output layer."
+                f" Received: shape {y.shape}"
+            )
+        if not np.issubdtype(y.dtype, np.number) and y.dtype != bool:
+            raise DnnError(f"{self.name} needs numeric targets. Received: dtype {y.dtype}")
+        y = np.ascontiguousarray(y, dtype=dtype)
+        if not np.isfinite(y).all():
+            raise DnnError(f"{self.name}: the targets hold NaN or infinity.")
+        return y
+
+    def get_config(self) -> dict:
+        return {"name": self.name}
+
+
+class CategoricalCrossentropy(Loss):
+    """``-sum(y * log(p))`` over classes, averaged over the batch; y one-hot or probabilities."""
+
+    name = "categorical_crossentropy"
+    logits_activation = "softmax"
+
+    def __init__(self, from_logits: bool = False):
+        self.from_logits = check_bool(from_logits, f"{self.name}.from_logits")
+
+    def get_config(self):
+        return {"name": self.name, "from_logits": self.from_logits}
+
+    def forward(self, y_true, y_pred):
+        if self.from_logits:
+            return self.logits_forward(y_true, y_pred)
+        q = y_pred / y_pred.sum(axis=-1, keepdims=True)
+        np.clip(q, EPSILON, 1.0 - EPSILON, out=q)
+        return float(-np.vdot(y_true, np.log(q)) / len(y_pred))
+
+    def backward(self, y_true, y_pred, out=None):
+        n = len(y_pred)
+        if self.from_logits:
+            return self.logits_backward(y_true, y_pred, softmax(y_pred), out)
+        s = y_pred.sum(axis=-1, keepdims=True)
+        q = y_pred / s
+        inside = (q > EPSILON) & (q < 1.0 - EPSILON)
+        np.clip(q, EPSILON, 1.0 - EPSILON, out=q)
+        g = -y_true / q * inside  # dL/dq
+        dot = np.einsum("ij,ij->i", g, y_pred / s)[:, None]
+        return np.divide(g - dot, s * n, out=out)
+
+    def logits_forward(self, y_true, Z):
+        lse = _logsumexp(Z)
+        return float((lse.sum() - np.vdot(y_true, Z)) / len(Z))
+
+    def logits_backward(self, y_true, Z, A, out=None):
+        # dL/dZ = (softmax(Z) - y) / N, valid because each row of y sums to 1
+        out = np.subtract(A, y_true, out=out)
+        out *= 1.0 / len(Z)
+        return out
+
+    def prepare_targets(self, y, n_outputs, dtype):
+        y = super().prepare_targets(y, n_outputs, dtype)
+        if n_outputs > 1 and len(y) and (np.abs(y.sum(axis=1) - 1.0) > 1e-3).any():
+            raise DnnError(
+                f"{self.name} needs one-hot (or probability) target rows that sum to 1;"
+                " for integer class labels use sparse_categorical_crossentropy."
+            )
+        return y
+
+
+class SparseCategoricalCrossentropy(CategoricalCrossentropy):
+    """Categorical cross-entropy with integer class labels instead of one-hot rows."""
+
+    name = "sparse_categorical_crossentropy"
+
+    def _onehot(self, y_true, like):
+        Y = np.zeros_like(like)
+        Y[np.arange(len(like)), y_true] = 1.0
+        return Y
+
+    def forward(self, y_true, y_pred):
+        if self.from_logits:
+            return self.logits_forward(y_true, y_pred)
+        return super().forward(self._onehot(y_true, y_pred), y_pred)
+
+    def backward(self, y_true, y_pred, out=None):
+        if self.from_logits:
+            return self.logits_backward(y_true, y_pred, softmax(y_pred), out)
+        return super().backward(self._onehot(y_true, y_pred), y_pred, out)
+
+    def logits_forward(self, y_true, Z):
+        lse = _logsumexp(Z)
+        return float((lse.sum() - Z[np.arange(len(Z)), y_true].sum()) / len(Z))
+
+    def logits_backward(self, y_true, Z, A, out=None):
+        if out is None:
+            out = A.copy()
+        elif out is not A:
+            np.copyto(out, A)
+        out[np.arange(len(Z)), y_true] -= 1.0
+        out *= 1.0 / len(Z)
+        return out
+
+    def prepare_targets(self, y, n_outputs, dtype):
+        y = np.asarray(y)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y[:, 0]
+        if y.ndim != 1:
+            raise DnnError(
+                f"{self.name} needs one integer class label per sample. Received: shape {y.shape};"
+                " for one-hot rows use categorical_crossentropy."
+            )
+        if y.size and (not np.issubdtype(y.dtype, np.number) or (y != np.round(y)).any()):
+            raise DnnError(f"{self.name} needs integer class labels. Received: {y[:5].tolist()} ...")
+        labels = y.astype(np.intp)
+        bad = (labels < 0) | (labels >= n_outputs)
+        if bad.any():
+            raise DnnError(
+                f"{self.name}: label {labels[bad][0]} is outside the output layer's {n_outputs} classes"
+                f" (0..{n_outputs - 1})."
+            )
+        return labels
+
+
+class BinaryCrossentropy(Loss):
+    """Independent 0/1 labels, one per output unit: mean over units, then over the batch."""
+
+    name = "binary_crossentropy"
+    logits_activation = "sigmoid"
+
+    def __init__(self, from_logits: bool = False):
+        self.from_logits = check_bool(from_logits, f"{self.name}.from_logits")
+
+    def get_config(self):
+        return {"name": self.name, "from_logits": self.from_logits}
+
+    def forward(self, y_true, y_pred):
+        if self.from_logits:
+            return self.logits_forward(y_true, y_pred)
+        p = np.clip(y_pred, EPSILON, 1.0 - EPSILON)
+        total = np.vdot(y_true, np.log(p)) + np.vdot(1.0 - y_true, np.log1p(-p))
+        return float(-total / y_pred.size)
+
+    def backward(self, y_true, y_pred, out=None):
+        if self.from_logits:
+            return self.logits_backward(y_true, y_pred, sigmoid(y_pred), out)
+        inside = (y_pred > EPSILON) & (y_pred < 1.0 - EPSILON)
+        p = np.clip(y_pred, EPSILON, 1.0 - EPSILON)
+        g = (p - y_true) / (p * (1.0 - p)) * inside
+        return np.multiply(g, 1.0 / y_pred.size, out=out)
+
+    def logits_forward(self, y_true, Z):
+        # max(z, 0) - z*y + log(1 + exp(-|z|)): stable for any z
+        tail = np.log1p(np.exp(-np.abs(Z)))
+        total = np.maximum(Z, 0).sum() - np.vdot(Z, y_true) + tail.sum()
+        return float(total / Z.size)
+
+    def logits_backward(self, y_true, Z, A, out=None):
+        out = np.subtract(A, y_true, out=out)
+        out *= 1.0 / Z.size
+        return out
+
+    def prepare_targets(self, y, n_outputs, dtype):
+        y = super().prepare_targets(y, n_outputs, dtype)
+        if ((y < 0) | (y > 1)).any():
+            bad = y[(y < 0) | (y > 1)][0]
+            raise DnnError(f"{self.name} needs targets in [0, 1]. Received: a label {bad:g}")
+        return y
+
+
+class MeanSquaredError(Loss):
+    name = "mean_squared_error"
+
+    def forward(self, y_true, y_pred):
+        diff = y_pred - y_true
+        return float(np.vdot(diff, diff) / y_pred.size)
+
+    def backward(self, y_true, y_pred, out=None):
+        out = np.subtract(y_pred, y_true, out=out)
+        out *= 2.0 / y_pred.size
+        return out
+
+
+class MeanAbsoluteError(Loss):
+    name = "mean_absolute_error"
+
+    def forward(self, y_true, y_pred):
+        return float(np.abs(y_pred - y_true).sum() / y_pred.size)
+
+    def backward(self, y_true, y_pred, out=None):
+        out = np.subtract(y_pred, y_true, out=out)
+        np.sign(out, out=out)
+        out *= 1.0 / y_pred.size
+        return out
+
+
+class MeanSquaredLogarithmicError(Loss):
+    """``mean((log(max(p, eps) + 1) - log(max(y, eps) + 1))**2)``."""
+
+    name = "mean_squared_logarithmic_error"
+
+    def _diff(self, y_true, y_pred):
+        p = np.maximum(y_pred, EPSILON)
+        return np.log1p(p) - np.log1p(np.maximum(y_true, EPSILON)), p
+
+    def forward(self, y_true, y_pred):
+        diff, _ = self._diff(y_true, y_pred)
+        return float(np.vdot(diff, diff) / y_pred.size)
+
+    def backward(self, y_true, y_pred, out=None):
+        diff, p = self._diff(y_true, y_pred)
+        g = 2.0 * diff / (p + 1.0) * (y_pred > EPSILON)
+        return np.multiply(g, 1.0 / y_pred.size, out=out)
+
+
+LOSSES = {
+    cls.name: cls
+    for cls in (
+        CategoricalCrossentropy,
+        SparseCategoricalCrossentropy,
+        BinaryCrossentropy,
+        MeanSquaredError,
+        MeanAbsoluteError,
+        MeanSquaredLogarithmicError,
+    )
+}
+REGISTRY = Registry(
+    "loss",
+    LOSSES,
+    aliases={"mse": "mean_squared_error", "mae": "mean_absolute_error", "msle": "mean_squared_logarithmic_error"},
+)
+REGISTRY.base = Loss
+
+
+def get(spec, key=()) -> Loss:
+    """Return the loss for a name (or Keras alias) or ``{name: ..., from_logits: ...}``."""
+    return REGISTRY.get(spec, key)

@@ -1,0 +1,412 @@
+"""The sequential model: layers in order, weights in one contiguous buffer.
+
+All trainable weights are views into one flat vector, and their gradients
+views into another, so that an optimizer can update every parameter in a few
+whole-array passes instead of a Python loop over variables.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dnncli import layers as layers_mod
+from dnncli import losses as losses_mod
+from dnncli.errors import DnnError, check_int, suggest
+
+DTYPES = ("float32", "float64")
+MODEL_KEYS = ("input_shape", "layers", "dtype", "seed")
+WEIGHT_ORDER = ("kernel", "bias", "gamma", "beta", "moving_mean", "moving_variance")
+
+
+@dataclass
+class BatchLoss:
+    """The loss of one batch: mean data loss and the regularization penalty."""
+
+    data: float
+    penalty: float
+
+    @property
+    def total(self) -> float:
+        return self.data + self.penalty
+
+
+@dataclass
+class SummaryRow:
+    index: int
+    name: str
+    type: str
+    output_shape: tuple
+    params: int
+
+
+@dataclass
+class Summary:
+    """What ``keras.Model.summary()`` shows, as data."""
+
+    rows: list[SummaryRow]
+    trainable: int
+    non_trainable: int
+
+    @property
+    def total(self) -> int:
+        return self.trainable + self.non_trainable
+
+
+class Sequential:
+    """A stack of layers built for an input shape.
+
+    Parameters
+    ----------
+    layers : list of Layer or layer specs
+        In order; specs are ``{type: dense, units: 64, ...}`` mappings.
+    input_shape : sequence of int
+        Shape of one sample, without the batch axis (``[28, 28]``).
+    dtype : {"float32", "float64"}, default="float32"
+        Dtype of weights, activations and gradients.
+    seed : int or None, default=None
+        Seed of the initializers and dropout generators that have none of their own.
+    """
+
+    def __init__(self, layers, input_shape, dtype: str = "float32", seed: int | None = None):
+        if dtype not in DTYPES:
+            raise DnnError(f"dtype must be one of {', '.join(DTYPES)}. Received: {dtype!r}", ("dtype",))
+        self.dtype = np.dtype(dtype)
+        self.seed = None if seed is None else check_int(seed, "seed", minimum=0)
+        if isinstance(input_shape, int) and not isinstance(input_shape, bool):
+            input_shape = [input_shape]
+        if not isinstance(input_shape, (list, tuple)) or not input_shape:
+            raise DnnError(
+                f"input_shape must be a list of positive integers. Received: {input_shape!r}", ("input_shape",)
+            )
+        for i, d in enumerate(input_shape):
+            try:
+                check_int(d, f"input_shape[{i}]")
+            except DnnError as err:
+                raise DnnError(err.message, ("input_shape", i)) from None
+        self.input_shape = tuple(int(d) for d in input_shape)
+        if not isinstance(layers, (list, tuple)) or not layers:
+            raise DnnError(f"layers must be a non-empty list. Received: {layers!r}", ("layers",))
+        self.layers = [layers_mod.get(spec, ("layers", i)) for i, spec in enumerate(layers)]
+        self._build()
+
+    # construction ------------------------------------------------------------
+    def _build(self) -> None:
+        shape = self.input_shape
+        counts: dict[str, int] = {}
+        for i, layer in enumerate(self.layers):
+            try:
+                shape = layer.build(shape, self.dtype)
+            except DnnError as err:
+                raise err.at("layers", i) from None
+            if layer.name is None:
+                n = counts.get(layer.type_name, 0)
+                layer.name = layer.type_name if n == 0 else f"{layer.type_name}_{n}"
+            counts[layer.type_name] = counts.get(layer.type_name, 0) + 1
+        self.output_shape = shape
+        names = [layer.name for layer in self.layers]
+        for i, name in enumerate(names):
+            if names.index(name) != i:
+                raise DnnError(f"layer name {name!r} is used twice.", ("layers", i, "name"))
+
+        specs = [(layer, s) for layer in self.layers for s in layer.specs]
+        n_train = sum(int(np.prod(s.shape)) for _, s in specs if s.trainable)
+        self.flat_weights = np.zeros(n_train, self.dtype)
+        self.flat_gradients = np.zeros(n_train, self.dtype)
+        self.trainable_weights: list[np.ndarray] = []
+        self.gradients: list[np.ndarray] = []
+        self.variable_names: list[str] = []
+        self._regularized: list[tuple] = []
+        offset = 0
+        for layer, s in specs:
+            size = int(np.prod(s.shape))
+            if s.trainable:
+                w = self.flat_weights[offset : offset + size].reshape(s.shape)
+                g = self.flat_gradients[offset : offset + size].reshape(s.shape)
+                offset += size
+                layer.grads[s.name] = g
+                self.trainable_weights.append(w)
+                self.gradients.append(g)
+                self.variable_names.append(f"{layer.name}.{s.name}")
+                if s.regularizer is not None:
+                    self._regularized.append((s.regularizer, w, g))
+            else:
+                w = np.zeros(s.shape, self.dtype)
+            layer.params[s.name] = w
+        # the first layers, up to and including the first with trainable weights, need no dX
+        below_trainable = False
+        for layer in self.layers:
+            layer.needs_input_grad = below_trainable
+            below_trainable = below_trainable or bool(layer.grads)
+        self.output_layer = self.layers[-1]
+        self.output_activation = getattr(self.output_layer, "activation", None)
+        if self.output_activation is not None:
+            self.output_layer.keep_logits = True
+        self.initialize(self.seed)
+
+    def initialize(self, seed: int | None = None) -> None:
+        """(Re)draw every weight from its initializer and reseed dropout.
+
+        Each layer gets its own child of ``SeedSequence(seed)``, so adding a layer
+        at the end does not change the weights drawn for those before it.
+        """
+        children = np.random.SeedSequence(seed).spawn(len(self.layers))
+        for layer, child in zip(self.layers, children):
+            rng = np.random.default_rng(child)
+            for s in layer.specs:
+                layer.params[s.name][...] = s.initializer(s.shape, self.dtype, rng)
+            layer.seed_generators(rng)
+
+    # maths -------------------------------------------------------------------
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        """Run every layer; the result is a buffer reused by the next call."""
+        for layer in self.layers:
+            x = layer.forward(x, training)
+        return x
+
+    def backward(self, dy: np.ndarray, skip_output_activation: bool = False) -> None:
+        """Back-propagate ``dL/d(output)`` (or ``dL/dZ`` of the output layer) and fill the gradients."""
+        layers = self.layers
+        if skip_output_activation:
+            dy = layers[-1].backward(dy, skip_activation=True)
+            layers = layers[:-1]
+        for layer in reversed(layers):
+            if dy is None:
+                break
+            dy = layer.backward(dy)
+
+    def penalty(self) -> float:
+        """Sum of the regularization penalties of all weights."""
+        return sum(reg.penalty(w) for reg, w, _ in self._regularized)
+
+    def compute_gradients(self, x, y, loss) -> tuple[BatchLoss, list[np.ndarray]]:
+        """Forward and backward over one batch in training mode.
+
+        Parameters
+        ----------
+        x : ndarray
+            Inputs, of the model's dtype.
+        y : ndarray
+            Targets prepared by ``loss.prepare_targets``.
+        loss : Loss or str
+            The data loss; the regularization penalty is added to it.
+
+        Returns
+        -------
+        loss : BatchLoss
+            Mean data loss of the batch and the penalty.
+        grads : list of ndarray
+            Views into ``flat_gradients``, in ``trainable_weights`` order.
+        """
+        loss = losses_mod.get(loss)
+        out = self.forward(x, training=True)
+        if self._fused(loss):
+            # softmax/sigmoid + cross-entropy: loss and dL/dZ straight from the logits
+            Z = self.output_layer.logits
+            data = loss.logits_forward(y, Z)
+            self.backward(loss.logits_backward(y, Z, out), skip_output_activation=True)
+        else:
+            data = loss.forward(y, out)
+            self.backward(loss.backward(y, out))
+        penalty = 0.0
+        for reg, w, g in self._regularized:
+            penalty += reg.penalty(w)
+            reg.add_gradient(w, g)
+        return BatchLoss(data, penalty), self.gradients
+
+    def _fused(self, loss) -> bool:
+        act = self.output_activation
+        return act is not None and loss.fuses_with(act.name)
+
+    def loss_value(self, x, y, loss, training: bool = False) -> float:
+        """Mean data loss of one batch (no penalty), computed as in training."""
+        loss = losses_mod.get(loss)
+        out = self.forward(x, training=training)
+        if self._fused(loss):
+            return loss.logits_forward(y, self.output_layer.logits)
+        return loss.forward(y, out)
+
+    def predict(self, x, batch_size: int = 1024) -> np.ndarray:
+        """Outputs for ``x`` in inference mode, computed in batches of ``batch_size``."""
+        x = self.check_inputs(x)
+        result = np.empty((len(x),) + self.output_shape, self.dtype)
+        for start in range(0, len(x), batch_size):
+            result[start : start + batch_size] = self.forward(x[start : start + batch_size], training=False)
+        return result
+
+    def check_inputs(self, x) -> np.ndarray:
+        """Return ``x`` as a C-contiguous array of the model's dtype, or raise if its shape is wrong."""
+        x = np.asarray(x)
+        if x.shape[1:] != self.input_shape:
+            if x.ndim == 2 and x.shape[1] == int(np.prod(self.input_shape)):
+                x = x.reshape((len(x),) + self.input_shape)
+            else:
+                raise DnnError(
+                    f"the data has samples of shape {list(x.shape[1:])}, but the model's input_shape is"
+                    f" {list(self.input_shape)}."
+                )
+        return np.ascontiguousarray(x, dtype=self.dtype)
+
+    # weights -----------------------------------------------------------------
+    def weight_keys(self) -> list[str]:
+        """NPZ keys ``layer{i}.{param}`` in ``get_weights`` order."""
+        keys = []
+        for i, layer in enumerate(self.layers):
+            for s in sorted(layer.specs, key=lambda s: WEIGHT_ORDER.index(s.name)):
+                keys.append(f"layer{i}.{s.name}")
+        return keys
+
+    def _weight_arrays(self) -> list[np.ndarray]:
+        arrays = []
+        for layer in self.layers:
+            for s in sorted(layer.specs, key=lambda s: WEIGHT_ORDER.index(s.name)):
+                arrays.append(layer.params[s.name])
+        return arrays
+
+    def get_weights(self) -> list[np.ndarray]:
+        """Copies of every weight, per layer: kernel, bias; gamma, beta, moving_mean, moving_variance."""
+        return [w.copy() for w in self._weight_arrays()]
+
+    def set_weights(self, weights) -> None:
+        """Set every weight from a list in ``get_weights`` order (shapes must match)."""
+        targets = self._weight_arrays()
+        keys = self.weight_keys()
+        if len(weights) != len(targets):
+            raise DnnError(f"set_weights expects {len(targets)} arrays. Received: {len(weights)}")
+        for key, target, value in zip(keys, targets, weights):
+            value = np.asarray(value)
+            if value.shape != target.shape:
+                raise DnnError(f"weight {key} must have shape {target.shape}. Received: {value.shape}")
+            target[...] = value
+
+    def weights_dict(self) -> dict[str, np.ndarray]:
+        return dict(zip(self.weight_keys(), self.get_weights()))
+
+    def save_weights(self, path) -> None:
+        """Write every weight to an NPZ file, atomically (temporary file, then rename)."""
+        atomic_savez(path, self.weights_dict())
+
+    def load_weights(self, path) -> None:
+        """Read weights written by ``save_weights``; a missing, extra or misshapen key is an error."""
+        path = Path(path)
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                stored = {k: npz[k] for k in npz.files}
+        except FileNotFoundError:
+            raise DnnError(f"{path}: no such weights file.") from None
+        except (OSError, ValueError) as err:
+            raise DnnError(f"{path}: not a readable NPZ weights file ({err}).") from None
+        self.set_weights_dict(stored, source=str(path))
+
+    def set_weights_dict(self, stored: Mapping[str, np.ndarray], source: str = "weights") -> None:
+        keys = self.weight_keys()
+        missing = [k for k in keys if k not in stored]
+        if missing:
+            raise DnnError(f"{source}: missing weight {missing[0]!r}.{suggest(missing[0], stored)}")
+        extra = [k for k in stored if k not in keys]
+        if extra:
+            raise DnnError(f"{source}: unexpected weight {extra[0]!r}.{suggest(extra[0], keys)}")
+        for key, target in zip(keys, self._weight_arrays()):
+            if stored[key].shape != target.shape:
+                raise DnnError(
+                    f"{source}: weight {key!r} must have shape {target.shape}. Received: {stored[key].shape}"
+                )
+        self.set_weights([stored[k] for k in keys])
+
+    # description -------------------------------------------------------------
+    def count_params(self) -> int:
+        return self.summary().total
+
+    def summary(self) -> Summary:
+        rows, trainable, frozen = [], 0, 0
+        for i, layer in enumerate(self.layers):
+            t, f = layer.count_params()
+            trainable += t
+            frozen += f
+            rows.append(SummaryRow(i, layer.name, layer.type_name, (None,) + tuple(layer.output_shape), t + f))
+        return Summary(rows, trainable, frozen)
+
+    def generators(self) -> dict[str, np.random.Generator]:
+        """Every random generator of the layers, keyed ``layer{i}.{name}``."""
+        return {f"layer{i}.{k}": g for i, layer in enumerate(self.layers) for k, g in layer.generators().items()}
+
+    def get_config(self) -> dict:
+        return {
+            "input_shape": list(self.input_shape),
+            "dtype": self.dtype.name,
+            "layers": [layer.get_config() for layer in self.layers],
+        }
+
+
+def atomic_savez(path, arrays: Mapping[str, np.ndarray]) -> None:
+    """``np.savez`` to a temporary file beside ``path``, then rename over it."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def build_model(spec, dtype: str | None = None, seed: int | None = None) -> Sequential:
+    """Build a model from the ``model:`` part of a config.
+
+    Parameters
+    ----------
+    spec : mapping or path
+        ``{input_shape: [...], layers: [...]}`` (optionally ``dtype``, ``seed``),
+        or a YAML file holding it, or holding a whole config with a ``model:`` key.
+    dtype : str or None, default=None
+        Overrides ``spec["dtype"]``; float32 when neither is given.
+    seed : int or None, default=None
+        Overrides ``spec["seed"]``.
+
+    Examples
+    --------
+    >>> model = build_model({"input_shape": [3], "layers": [{"type": "dense", "units": 4,
+    ...     "activation": "relu"}, {"type": "dense", "units": 2, "activation": "softmax"}]})
+    >>> model.count_params()
+    26
+    """
+    if isinstance(spec, (str, os.PathLike)):
+        spec, outer = _read_yaml(spec), {}
+        if isinstance(spec, Mapping) and "model" in spec:
+            outer = {k: spec[k] for k in ("dtype", "seed") if k in spec}
+            spec = dict(spec["model"], **{k: v for k, v in outer.items() if k not in spec["model"]})
+    if not isinstance(spec, Mapping):
+        raise DnnError(f"model must be a mapping with input_shape and layers. Received: {spec!r}")
+    for key in spec:
+        if key not in MODEL_KEYS:
+            raise DnnError(f"model has no key {key!r}.{suggest(key, MODEL_KEYS)}", (key,))
+    for key in ("input_shape", "layers"):
+        if key not in spec:
+            raise DnnError(f"model needs {key!r}.", (key,))
+    return Sequential(
+        spec["layers"],
+        spec["input_shape"],
+        dtype=dtype or spec.get("dtype", "float32"),
+        seed=seed if seed is not None else spec.get("seed"),
+    )
+
+
+def _read_yaml(path):
+    import yaml
+
+    try:
+        with open(path) as f:
+            return yaml.safe_load(f)
+    except FileNotFoundError:
+        raise DnnError(f"{path}: no such file.") from None
+    except yaml.YAMLError as err:
+        raise DnnError(f"{path}: not valid YAML ({err}).".replace("\n", " ")) from None

@@ -204,7 +204,7 @@ class Sequential:
             Views into ``flat_gradients``, in ``trainable_weights`` order.
         """
         loss = losses_mod.get(loss)
-        out = self.forward(x, training=True)
+        out = self.last_output = self.forward(x, training=True)
         if self._fused(loss):
             # softmax/sigmoid + cross-entropy: loss and dL/dZ straight from the logits
             Z = self.output_layer.logits
@@ -226,7 +226,7 @@ class Sequential:
     def loss_value(self, x, y, loss, training: bool = False) -> float:
         """Mean data loss of one batch (no penalty), computed as in training."""
         loss = losses_mod.get(loss)
-        out = self.forward(x, training=training)
+        out = self.last_output = self.forward(x, training=training)
         if self._fused(loss):
             return loss.logits_forward(y, self.output_layer.logits)
         return loss.forward(y, out)

@@ -8,6 +8,7 @@ Python. The loop itself never prints; callbacks observe it.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -17,17 +18,50 @@ from dnncli.errors import check_bool, check_int
 
 
 class Callback:
-    """Hooks called by ``Trainer.fit``; any may set ``trainer.stop_training``."""
+    """Hooks called by ``Trainer``; any may set ``trainer.stop_training``.
+
+    ``on_gradients`` runs after the backward pass and before the optimizer
+    step, while ``model.gradients`` and the layers' caches hold this batch.
+    """
 
     def on_train_begin(self, trainer) -> None: ...
     def on_epoch_begin(self, trainer, epoch: int) -> None: ...
+    def on_gradients(self, trainer, x, y, loss) -> None: ...
     def on_batch_end(self, trainer, step: int, logs: dict) -> None: ...
     def on_epoch_end(self, trainer, epoch: int, logs: dict) -> None: ...
     def on_train_end(self, trainer) -> None: ...
 
 
+class NonFiniteLoss(Exception):
+    """The loss of a batch became NaN or infinite; raised before the optimizer step."""
+
+    def __init__(self, epoch: int, step: int, batch_start: int, batch_size: int, value: float):
+        super().__init__(f"loss became {value} at epoch {epoch + 1}, step {step + 1}")
+        self.epoch, self.step, self.batch_start, self.batch_size, self.value = (
+            epoch,
+            step,
+            batch_start,
+            batch_size,
+            value,
+        )
+
+
+class Interrupted(Exception):
+    """Training stopped at a batch boundary because ``request_stop`` was called."""
+
+
+@dataclass
+class EpochPosition:
+    """Where an unfinished epoch stands: its order, the next batch, and its running sums."""
+
+    perm: np.ndarray | None
+    next_start: int = 0
+    data_sum: float = 0.0
+    penalty_sum: float = 0.0
+
+
 class Trainer:
-    """Mini-batch gradient descent over a model.
+    """Mini-batch gradient descent over a model, resumable at any batch boundary.
 
     Parameters
     ----------
@@ -54,7 +88,11 @@ class Trainer:
         self.rng = np.random.default_rng(seed)
         self.epoch = 0  # epochs completed
         self.step = 0  # updates done
+        self.position: EpochPosition | None = None
         self.stop_training = False
+        self.stop_requested = False
+        self.last_learning_rate = self.optimizer.learning_rate
+        self.callbacks: list[Callback] = []
         self._buffers: dict = {}
 
     def prepare(self, x, y) -> tuple[np.ndarray, np.ndarray]:
@@ -63,69 +101,93 @@ class Trainer:
         y = self.loss.prepare_targets(y, int(np.prod(self.model.output_shape)), self.model.dtype)
         return x, y
 
+    def request_stop(self) -> None:
+        """Stop after the current batch (from a signal handler, say), raising ``Interrupted``."""
+        self.stop_requested = True
+
     def _variables(self):
         # one flat vector updates all parameters in a few passes; per-variable clipnorm needs the pieces
         if self.optimizer.per_variable:
             return self.model.trainable_weights, self.model.gradients
         return [self.model.flat_weights], [self.model.flat_gradients]
 
-    def batches(self, x, y):
-        """Yield (start, x_batch, y_batch) for one epoch, in this epoch's order."""
-        n = len(x)
-        if self.shuffle:
-            perm = self.rng.permutation(n)
-            xb = self._buffers.get("x")
-            if xb is None or xb.shape != x.shape:
-                xb = self._buffers["x"] = np.empty_like(x)
-                self._buffers["y"] = np.empty_like(y)
-            yb = self._buffers["y"]
-            np.take(x, perm, axis=0, out=xb)
-            np.take(y, perm, axis=0, out=yb)
-            x, y = xb, yb
-        for start in range(0, n, self.batch_size):
-            yield start, x[start : start + self.batch_size], y[start : start + self.batch_size]
+    def _ordered(self, x, y, perm):
+        if perm is None:
+            return x, y
+        xb = self._buffers.get("x")
+        if xb is None or xb.shape != x.shape:
+            xb = self._buffers["x"] = np.empty_like(x)
+            self._buffers["y"] = np.empty_like(y)
+        yb = self._buffers["y"]
+        np.take(x, perm, axis=0, out=xb)
+        np.take(y, perm, axis=0, out=yb)
+        return xb, yb
 
-    def train_step(self, xb, yb) -> tuple[float, float]:
+    def train_step(self, xb, yb, batch_start: int = 0) -> tuple[float, float]:
         """One update; returns (data loss, penalty) of the batch before the update."""
         batch_loss, _ = self.model.compute_gradients(xb, yb, self.loss)
+        if not math.isfinite(batch_loss.total):
+            raise NonFiniteLoss(self.epoch, self.step, batch_start, len(xb), batch_loss.total)
+        for cb in self.callbacks:
+            cb.on_gradients(self, xb, yb, batch_loss)
+        self.last_learning_rate = self.optimizer.learning_rate
         variables, grads = self._variables()
         self.optimizer.apply(variables, grads)
         self.step += 1
         return batch_loss.data, batch_loss.penalty
 
+    def run_epoch(self, x, y) -> dict:
+        """Finish the current epoch (or run a new one); return its logs."""
+        n = len(x)
+        if self.position is None:
+            self.position = EpochPosition(self.rng.permutation(n) if self.shuffle else None)
+            for cb in self.callbacks:
+                cb.on_epoch_begin(self, self.epoch)
+        pos = self.position
+        xs, ys = self._ordered(x, y, pos.perm)
+        for start in range(pos.next_start, n, self.batch_size):
+            xb, yb = xs[start : start + self.batch_size], ys[start : start + self.batch_size]
+            data, penalty = self.train_step(xb, yb, start)
+            pos.next_start = start + len(xb)
+            pos.data_sum += data * len(xb)
+            pos.penalty_sum += penalty * len(xb)
+            for cb in self.callbacks:
+                cb.on_batch_end(self, self.step, {"loss": data + penalty, "batch_start": start, "n": n})
+            if self.stop_requested and pos.next_start < n:
+                raise Interrupted()
+        m = max(n, 1)
+        logs = {
+            "loss": (pos.data_sum + pos.penalty_sum) / m,
+            "data_loss": pos.data_sum / m,
+            "penalty": pos.penalty_sum / m,
+        }
+        self.position = None
+        epoch = self.epoch
+        self.epoch += 1
+        for cb in self.callbacks:
+            cb.on_epoch_end(self, epoch, logs)
+        return logs
+
     def fit(self, x, y, epochs: int = 1, callbacks=(), prepared: bool = False) -> list[dict]:
-        """Train for ``epochs`` more epochs; return one dict of logs per epoch.
+        """Train until ``epochs`` epochs are complete in all; return one dict of logs per epoch run.
 
         The logs hold ``loss`` (data loss plus penalty, the mean over the
-        epoch's batches weighted by batch size), ``data_loss`` and ``penalty``.
+        epoch's samples), ``data_loss`` and ``penalty``, plus whatever the
+        callbacks add. Raises ``NonFiniteLoss`` or ``Interrupted``.
         """
         epochs = check_int(epochs, "training.epochs", minimum=0)
         if not prepared:
             x, y = self.prepare(x, y)
+        self.callbacks = list(callbacks)
         history = []
         self.stop_training = False
-        for cb in callbacks:
+        for cb in self.callbacks:
             cb.on_train_begin(self)
-        for _ in range(epochs):
-            epoch = self.epoch
-            for cb in callbacks:
-                cb.on_epoch_begin(self, epoch)
-            data_sum = penalty_sum = 0.0
-            for start, xb, yb in self.batches(x, y):
-                data, penalty = self.train_step(xb, yb)
-                data_sum += data * len(xb)
-                penalty_sum += penalty * len(xb)
-                for cb in callbacks:
-                    cb.on_batch_end(self, self.step, {"loss": data + penalty, "batch_start": start})
-            n = max(len(x), 1)
-            logs = {"loss": (data_sum + penalty_sum) / n, "data_loss": data_sum / n, "penalty": penalty_sum / n}
-            self.epoch += 1
-            for cb in callbacks:
-                cb.on_epoch_end(self, epoch, logs)
-            history.append(logs)
-            if self.stop_training or not math.isfinite(logs["loss"]):
-                break
-        for cb in callbacks:
+        while self.epoch < epochs and not self.stop_training:
+            history.append(self.run_epoch(x, y))
+            if self.stop_requested and self.epoch < epochs:
+                raise Interrupted()
+        for cb in self.callbacks:
             cb.on_train_end(self)
         return history
 

@@ -1,0 +1,234 @@
+"""The ``dnn`` command. Thin: parse options, call the core, show the result.
+
+User errors (``DnnError``) become one line on standard error and exit code 2;
+``--debug`` shows the traceback instead. A non-finite loss exits with 3, an
+interrupted training with 130. Heavy modules are imported inside commands so
+that ``dnn --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+EXIT_USAGE = 2
+EXIT_NONFINITE = 3
+EXIT_INTERRUPTED = 130
+
+app = typer.Typer(
+    name="dnn",
+    help=(
+        "Train dense neural networks from YAML configs, on a NumPy core.\n\n"
+        "Example: dnn train configs/quickstart.yaml --set training.epochs=5"
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+_state = {"debug": False}
+
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        metavar="KEY.PATH=VALUE",
+        help="Override a config value (YAML), e.g. optimizer.learning_rate=0.01; repeatable.",
+    ),
+]
+
+
+def _fail(message: str, code: int = EXIT_USAGE):
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def handles_errors(fn):
+    """Turn DnnError into one line and exit code 2 (a traceback with --debug)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from dnncli.errors import DnnError
+
+        try:
+            return fn(*args, **kwargs)
+        except DnnError as err:
+            if _state["debug"]:
+                raise
+            _fail(str(err))
+
+    return wrapper
+
+
+@app.callback()
+def main_options(
+    debug: Annotated[bool, typer.Option("--debug", help="Show Python tracebacks for errors.")] = False,
+):
+    """Train dense neural networks from YAML configs, on a NumPy core."""
+    _state["debug"] = debug
+
+
+def _console():
+    from rich.console import Console
+
+    return Console()
+
+
+@app.command()
+@handles_errors
+def train(
+    config: Annotated[Path | None, typer.Argument(help="The experiment's YAML config.", show_default=False)] = None,
+    set_: SetOption = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Run directory (default runs/<name>-<time>).")] = None,
+    epochs: Annotated[int | None, typer.Option("--epochs", min=1, help="Train this many epochs in all.")] = None,
+    init_weights: Annotated[
+        Path | None, typer.Option("--init-weights", help="Start from this NPZ weights file (a warm start).")
+    ] = None,
+    resume: Annotated[
+        Path | None, typer.Option("--resume", help="Continue the interrupted run in this directory.")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the final result.")] = False,
+):
+    """Train a model and write a run directory.
+
+    Example: dnn train configs/quickstart.yaml --set training.epochs=20 --out runs/try1
+    """
+    import signal
+
+    from dnncli import config as config_mod
+    from dnncli.display import LiveReporter, PlainReporter
+    from dnncli.run import TrainingRun
+
+    if resume is None and config is None:
+        _fail("give a CONFIG to train, or --resume RUN_DIR.")
+    if resume is not None and (config is not None or set_ or out or init_weights):
+        _fail("--resume takes the run's own config; it cannot be combined with CONFIG, --set, --out or --init-weights.")
+    if quiet:
+        reporter = PlainReporter(quiet=True)
+    elif sys.stdout.isatty():
+        reporter = LiveReporter(_console())
+    else:
+        reporter = PlainReporter()
+    if resume is not None:
+        run = TrainingRun.open(resume, epochs=epochs, reporter=reporter)
+    else:
+        cfg = config_mod.load(config, set_ or [])
+        run = TrainingRun.create(cfg, out=out, init_weights=init_weights, epochs=epochs, reporter=reporter)
+
+    def on_sigint(signum, frame):
+        run.trainer.request_stop()
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C stops at once
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        result = run.train()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if result.status == "interrupted":
+        raise typer.Exit(EXIT_INTERRUPTED)
+    if result.status == "nonfinite":
+        raise typer.Exit(EXIT_NONFINITE)
+
+
+@app.command("eval")
+@handles_errors
+def eval_(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by dnn train.")],
+    data: Annotated[Path | None, typer.Option("--data", help="Evaluate on this .npz (arrays x and y) instead.")] = None,
+    json_: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+):
+    """Loss, metrics and (for classification) a confusion matrix on held-out data.
+
+    Example: dnn eval runs/quickstart-20260101-120000 --json
+    """
+    import json
+
+    from dnncli.run import evaluate_run
+
+    report = evaluate_run(run_dir, data)
+    if json_:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    from dnncli.display import eval_tables
+
+    console = _console()
+    for table in eval_tables(report):
+        console.print(table)
+
+
+@app.command()
+@handles_errors
+def summary(
+    config: Annotated[Path, typer.Argument(help="A YAML config, or a run directory.")],
+    set_: SetOption = None,
+):
+    """The model as Keras's summary() shows it.
+
+    Example: dnn summary configs/fashion_mnist.yaml
+    """
+    from dnncli import config as config_mod
+    from dnncli.display import summary_lines, summary_table
+
+    cfg = config_mod.load(config_mod.find_config(config), set_ or [])
+    s = cfg.build_model().summary()
+    console = _console()
+    console.print(summary_table(s, f'Model: "{cfg.name}"'))
+    for line in summary_lines(s):
+        console.print(line)
+
+
+@app.command()
+@handles_errors
+def validate(
+    config: Annotated[Path, typer.Argument(help="A YAML config.")],
+    set_: SetOption = None,
+):
+    """Check a config and print it resolved, every default filled in (itself a valid config).
+
+    Example: dnn validate configs/quickstart.yaml --set optimizer.name=sgd > resolved.yaml
+    """
+    from dnncli import config as config_mod
+
+    cfg = config_mod.load(config, set_ or [])
+    typer.echo(cfg.to_yaml(), nl=False)
+
+
+@app.command()
+@handles_errors
+def predict(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by dnn train.")],
+    input_: Annotated[Path, typer.Argument(metavar="INPUT", help="Inputs: .csv (numbers, optional header) or .npy.")],
+    out: Annotated[Path | None, typer.Option("--out", help="Write the CSV here instead of standard output.")] = None,
+):
+    """Predictions for new data, as CSV (class and probabilities, or values).
+
+    Example: dnn predict runs/quickstart-20260101-120000 new_points.csv --out predictions.csv
+    """
+    from dnncli.run import atomic_write_text, predict_run
+
+    columns, rows = predict_run(run_dir, input_)
+    lines = [",".join(columns)]
+    for row in rows:
+        lines.append(
+            ",".join(str(int(v)) if j == 0 and columns[0] == "class" else repr(float(v)) for j, v in enumerate(row))
+        )
+    text = "\n".join(lines) + "\n"
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        if out.exists():
+            _fail(f"--out {out}: exists already; choose another file.")
+        atomic_write_text(out, text)
+        typer.echo(f"Wrote {len(rows)} predictions to {out}", err=True)
+
+
+def main():
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,315 @@
+"""Experiment configs: YAML in, a fully resolved and validated config out.
+
+Every default is declared once: engine objects (layers, optimizers, losses,
+...) in their constructors' signatures, read through their registries; the
+config-only sections (``training``, callbacks, data sources) in the
+``Section`` tables below or their classes' signatures. Resolution fills in
+every default, so ``dnn validate`` can print a config that is itself valid.
+
+Errors keep the dotted key path of the offending value; ``locate`` turns it
+into ``file:line`` using the YAML node tree.
+"""
+
+from __future__ import annotations
+
+import copy
+import numbers
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dnncli import callbacks, data, layers, losses, metrics, optimizers
+from dnncli.errors import DnnError, check_bool, check_choice, check_float, check_int, suggest
+from dnncli.model import DTYPES, Sequential
+
+TOP_KEYS = ("name", "seed", "dtype", "data", "model", "loss", "metrics", "optimizer", "training", "monitor")
+BATCHING = ("batch", "stochastic", "mini-batch")
+
+
+@dataclass
+class Field:
+    """A config-only key: its default and its check, ``check(value, dotted_name) -> value``."""
+
+    default: Any
+    check: Callable[[Any, str], Any]
+    doc: str = ""
+
+
+def _optional(check):
+    return lambda v, n: None if v is None else check(v, n)
+
+
+TRAINING = {
+    "epochs": Field(10, lambda v, n: check_int(v, n, 1), "passes over the training set"),
+    "batching": Field(
+        "mini-batch",
+        lambda v, n: check_choice(v, n, BATCHING),
+        "batch: whole training set per update; stochastic: one sample; mini-batch: batch_size samples",
+    ),
+    "batch_size": Field(32, lambda v, n: check_int(v, n, 1), "samples per update in mini-batch mode"),
+    "shuffle": Field(True, check_bool, "permute the training set every epoch (seeded)"),
+    "validation_split": Field(
+        0.0,
+        lambda v, n: check_float(v, n, 0.0, 1.0, high_open=True),
+        "fraction of the training set held out for val_ metrics",
+    ),
+    "on_nonfinite": Field("stop", lambda v, n: check_choice(v, n, ("stop",)), "what a NaN or infinite loss does"),
+    "callbacks": Field({}, None, "early_stopping, reduce_lr_on_plateau"),
+}
+
+
+@dataclass
+class Config:
+    """A resolved config: ``raw`` holds the resolved mapping, every default filled in."""
+
+    raw: dict
+    path: Path | None = None
+
+    def __getitem__(self, key):
+        return self.raw[key]
+
+    @property
+    def name(self) -> str:
+        return self.raw["name"]
+
+    def build_model(self) -> Sequential:
+        return Sequential(
+            self.raw["model"]["layers"],
+            self.raw["model"]["input_shape"],
+            dtype=self.raw["dtype"],
+            seed=self.raw["seed"],
+        )
+
+    def build_loss(self):
+        return losses.get(self.raw["loss"])
+
+    def build_optimizer(self):
+        return optimizers.get(self.raw["optimizer"])
+
+    def batch_size(self, n_train: int) -> int:
+        t = self.raw["training"]
+        return {"batch": max(n_train, 1), "stochastic": 1}.get(t["batching"], t["batch_size"])
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.raw, sort_keys=False, default_flow_style=None, width=100)
+
+
+# loading -------------------------------------------------------------------------
+def read_config_file(path) -> tuple[dict, dict]:
+    """Parse a YAML config; return (mapping, {key path: line number})."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise DnnError(f"{path}: no such config file.") from None
+    except OSError as err:
+        raise DnnError(f"{path}: cannot read ({err.strerror}).") from None
+    try:
+        node = yaml.compose(text)
+        mapping = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        problem = getattr(err, "problem", None) or str(err)
+        raise DnnError(f"{where}: not valid YAML: {problem}.") from None
+    if mapping is None:
+        mapping = {}
+    if not isinstance(mapping, dict):
+        raise DnnError(f"{path}: a config must be a YAML mapping (key: value lines).")
+    lines: dict[tuple, int] = {}
+    _walk(node, (), lines)
+    return mapping, lines
+
+
+def _walk(node, path: tuple, lines: dict) -> None:
+    if node is None:
+        return
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            k = key.value
+            lines[(*path, k)] = key.start_mark.line + 1
+            _walk(value, (*path, k), lines)
+            lines[(*path, k)] = key.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _walk(item, (*path, i), lines)
+
+
+def apply_overrides(mapping: dict, overrides: list[str]) -> dict:
+    """Apply ``key.path=value`` overrides (value parsed as YAML; list items by index)."""
+    mapping = copy.deepcopy(mapping)
+    for item in overrides or []:
+        if "=" not in item:
+            raise DnnError(f"--set needs key.path=value. Received: {item!r}")
+        dotted, text = item.split("=", 1)
+        parts = [p for p in dotted.strip().split(".")]
+        if not all(parts):
+            raise DnnError(f"--set: bad key path {dotted!r}.")
+        try:
+            value = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError:
+            raise DnnError(f"--set {dotted}: the value {text!r} is not valid YAML.") from None
+        target = mapping
+        for depth, part in enumerate(parts[:-1]):
+            key = _index(target, part, parts[: depth + 1])
+            if isinstance(target, dict):
+                target = target.setdefault(key, {})
+            else:
+                target = target[key]
+            if not isinstance(target, (dict, list)):
+                raise DnnError(f"--set {dotted}: {'.'.join(parts[: depth + 1])} is not a mapping or list.")
+        last = _index(target, parts[-1], parts)
+        target[last] = value
+    return mapping
+
+
+def _index(target, part: str, parts: list[str]):
+    if isinstance(target, list):
+        if not part.lstrip("-").isdigit() or not -len(target) <= int(part) < len(target):
+            raise DnnError(f"--set {'.'.join(parts)}: {part!r} is not an index of a list of {len(target)}.")
+        return int(part)
+    return part
+
+
+def load(path, overrides: list[str] | None = None) -> Config:
+    """Read, override, validate and resolve a config file; errors point at file and line."""
+    mapping, lines = read_config_file(path)
+    mapping = apply_overrides(mapping, overrides or [])
+    try:
+        raw = resolve(mapping, default_name=Path(path).stem, base_dir=Path(path).parent)
+    except DnnError as err:
+        raise locate(err, path, lines, overrides or []) from None
+    return Config(raw, Path(path))
+
+
+def locate(err: DnnError, path, lines: dict, overrides: list[str]) -> DnnError:
+    """Prefix ``file:line: dotted.key:`` to a resolution error."""
+    key = err.key
+    dotted = ".".join(str(k) for k in key)
+    from_set = any(
+        o.split("=", 1)[0].strip() == dotted or dotted.startswith(o.split("=", 1)[0].strip() + ".") for o in overrides
+    )
+    if from_set:
+        where = f"--set {dotted}"
+    else:
+        line = None
+        for n in range(len(key), -1, -1):
+            if key[:n] in lines:
+                line = lines[key[:n]]
+                break
+        where = f"{path}:{line}" if line else str(path)
+        if dotted:
+            where += f": {dotted}"
+    return DnnError(f"{where}: {err.message}", key)
+
+
+# resolution ----------------------------------------------------------------------
+def _section(mapping, fields: Mapping[str, Field], name: str) -> dict:
+    if mapping is None:
+        mapping = {}
+    if not isinstance(mapping, Mapping):
+        raise DnnError(f"{name} must be a mapping. Received: {mapping!r}", (name,))
+    out = {}
+    for key in mapping:
+        if key not in fields:
+            raise DnnError(f"{name} has no key {key!r}.{suggest(key, fields)}", (name, key))
+    for key, field in fields.items():
+        value = mapping.get(key, copy.deepcopy(field.default))
+        if field.check is not None:
+            try:
+                value = field.check(value, f"{name}.{key}")
+            except DnnError as err:
+                raise DnnError(err.message, (name, key)) from None
+        out[key] = value
+    return out
+
+
+def _spec_config(obj) -> dict | str:
+    return obj.get_config()
+
+
+def resolve(mapping: Mapping, default_name: str = "experiment", base_dir: Path | None = None) -> dict:
+    """Validate a config mapping and return it with every default filled in."""
+    for key in mapping:
+        if key not in TOP_KEYS:
+            raise DnnError(f"unknown key {key!r}.{suggest(key, TOP_KEYS)}", (key,))
+    raw: dict = {}
+    name = mapping.get("name", default_name)
+    if not isinstance(name, str) or not name or any(c in name for c in "/\\\0") or name.startswith("."):
+        raise DnnError(
+            f"name must be a plain, non-empty string (it names the run directory). Received: {name!r}", ("name",)
+        )
+    raw["name"] = name
+    seed = mapping.get("seed", 0)
+    try:
+        raw["seed"] = check_int(seed, "seed", minimum=0)
+    except DnnError as err:
+        raise DnnError(err.message, ("seed",)) from None
+    dtype = mapping.get("dtype", "float32")
+    if dtype not in DTYPES:
+        raise DnnError(f"dtype must be one of {', '.join(DTYPES)}. Received: {dtype!r}", ("dtype",))
+    raw["dtype"] = dtype
+
+    raw["data"] = data.resolve_spec(mapping.get("data"), base_dir)
+
+    if "model" not in mapping:
+        raise DnnError("the config needs a 'model' section (input_shape and layers).", ("model",))
+    model_spec = mapping["model"]
+    if not isinstance(model_spec, Mapping):
+        raise DnnError(f"model must be a mapping. Received: {model_spec!r}", ("model",))
+    for key in model_spec:
+        if key not in ("input_shape", "layers"):
+            raise DnnError(f"model has no key {key!r}.{suggest(key, ('input_shape', 'layers'))}", ("model", key))
+    for key in ("input_shape", "layers"):
+        if key not in model_spec:
+            raise DnnError(f"model needs {key!r}.", ("model",))
+    try:
+        model = Sequential(model_spec["layers"], model_spec["input_shape"], dtype=dtype, seed=raw["seed"])
+    except DnnError as err:
+        raise err.at("model") from None
+    raw["model"] = model.get_config()
+    del raw["model"]["dtype"]
+
+    if "loss" not in mapping:
+        raise DnnError("the config needs a 'loss' (for example sparse_categorical_crossentropy or mse).", ("loss",))
+    loss = losses.get(mapping["loss"], "loss")
+    raw["loss"] = loss.get_config()
+    raw["metrics"] = metrics.resolve_names(mapping.get("metrics", []), loss, model.output_shape[0])
+
+    opt_spec = mapping.get("optimizer", "adam")
+    raw["optimizer"] = optimizers.get(opt_spec, "optimizer").get_config()
+
+    training = _section(mapping.get("training"), TRAINING, "training")
+    training["callbacks"] = callbacks.resolve_specs(training["callbacks"], raw["optimizer"])
+    raw["training"] = training
+    if "monitor" in mapping:
+        raw["monitor"] = mapping["monitor"]
+    layers.get  # noqa: B018  (layers are resolved through Sequential above)
+    return raw
+
+
+def as_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def find_config(path) -> Path:
+    """The config.yaml of a run directory, or the path itself for a file."""
+    p = Path(path)
+    if p.is_dir():
+        return p / "config.yaml"
+    return p
+
+
+def env_path(text: str) -> str:
+    """Expand ``$VAR`` and ``~`` in a path; an unset variable is an error that names it."""
+    import re
+
+    for var in re.findall(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?", text):
+        if var not in os.environ:
+            raise DnnError(f"the path {text!r} uses ${var}, which is not set.")
+    return os.path.expanduser(os.path.expandvars(text))

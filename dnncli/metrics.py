@@ -1,0 +1,222 @@
+"""Metrics with Keras's names, accumulated over batches (``reset``, ``update``, ``result``).
+
+``accuracy`` resolves by the loss, as in Keras: binary_accuracy for
+binary_crossentropy, categorical_accuracy for categorical_crossentropy,
+sparse_categorical_accuracy for sparse_categorical_crossentropy. Targets come
+in the loss's layout (integer labels for the sparse loss, rows otherwise).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from dnncli.errors import DnnError, suggest
+
+CLASSIFICATION_LOSSES = ("categorical_crossentropy", "sparse_categorical_crossentropy", "binary_crossentropy")
+
+
+class Metric:
+    direction = "max"  # whether larger is better, for callbacks in "auto" mode
+
+    def __init__(self, name: str, from_logits: bool = False):
+        self.name = name
+        self.from_logits = from_logits
+        self.reset()
+
+    def reset(self) -> None:
+        self.total = 0.0
+        self.count = 0
+
+    def update(self, y_true, y_pred) -> None:
+        self.total += float(self.batch_sum(y_true, y_pred))
+        self.count += self.batch_count(y_true, y_pred)
+
+    def batch_count(self, y_true, y_pred) -> int:
+        return len(y_pred)
+
+    def batch_sum(self, y_true, y_pred) -> float:
+        raise NotImplementedError
+
+    def result(self) -> float:
+        return self.total / self.count if self.count else math.nan
+
+
+class SparseCategoricalAccuracy(Metric):
+    def batch_sum(self, y_true, y_pred):
+        return np.count_nonzero(y_pred.argmax(axis=1) == y_true)
+
+
+class CategoricalAccuracy(Metric):
+    def batch_sum(self, y_true, y_pred):
+        return np.count_nonzero(y_pred.argmax(axis=1) == y_true.argmax(axis=1))
+
+
+def _positive(y_pred, from_logits):
+    return y_pred > (0.0 if from_logits else 0.5)
+
+
+class BinaryAccuracy(Metric):
+    """Fraction of output units whose thresholded prediction equals the 0/1 label."""
+
+    def batch_sum(self, y_true, y_pred):
+        return np.count_nonzero(_positive(y_pred, self.from_logits) == (y_true > 0.5))
+
+    def batch_count(self, y_true, y_pred):
+        return y_pred.size
+
+
+class MeanAbsoluteError(Metric):
+    direction = "min"
+
+    def batch_sum(self, y_true, y_pred):
+        return np.abs(y_pred - y_true).sum(dtype=np.float64)
+
+    def batch_count(self, y_true, y_pred):
+        return y_pred.size
+
+
+class MeanSquaredError(MeanAbsoluteError):
+    def batch_sum(self, y_true, y_pred):
+        d = (y_pred - y_true).astype(np.float64)
+        return np.vdot(d, d)
+
+
+class RootMeanSquaredError(MeanSquaredError):
+    def result(self):
+        return math.sqrt(super().result()) if self.count else math.nan
+
+
+class Precision(Metric):
+    """True positives over predicted positives, over all 0/1 output units (threshold 0.5)."""
+
+    def reset(self):
+        self.tp = self.fp = self.fn = 0
+
+    def update(self, y_true, y_pred):
+        pred = _positive(y_pred, self.from_logits)
+        true = y_true > 0.5
+        self.tp += int(np.count_nonzero(pred & true))
+        self.fp += int(np.count_nonzero(pred & ~true))
+        self.fn += int(np.count_nonzero(~pred & true))
+
+    def result(self):
+        return self.tp / (self.tp + self.fp) if self.tp + self.fp else 0.0
+
+
+class Recall(Precision):
+    def result(self):
+        return self.tp / (self.tp + self.fn) if self.tp + self.fn else 0.0
+
+
+# name -> (class, losses it needs or None for any)
+_ACCURACY = {
+    "binary_crossentropy": BinaryAccuracy,
+    "categorical_crossentropy": CategoricalAccuracy,
+    "sparse_categorical_crossentropy": SparseCategoricalAccuracy,
+}
+METRICS = {
+    "accuracy": (None, CLASSIFICATION_LOSSES),
+    "binary_accuracy": (BinaryAccuracy, ("binary_crossentropy",)),
+    "categorical_accuracy": (None, ("categorical_crossentropy", "sparse_categorical_crossentropy")),
+    "sparse_categorical_accuracy": (SparseCategoricalAccuracy, ("sparse_categorical_crossentropy",)),
+    "mean_absolute_error": (MeanAbsoluteError, None),
+    "mean_squared_error": (MeanSquaredError, None),
+    "root_mean_squared_error": (RootMeanSquaredError, None),
+    "precision": (Precision, ("binary_crossentropy",)),
+    "recall": (Recall, ("binary_crossentropy",)),
+}
+ALIASES = {
+    "acc": "accuracy",
+    "mae": "mean_absolute_error",
+    "mse": "mean_squared_error",
+    "rmse": "root_mean_squared_error",
+}
+
+
+def _check(name, loss_name, index):
+    canonical = ALIASES.get(name, name)
+    if not isinstance(name, str) or canonical not in METRICS:
+        names = list(METRICS) + list(ALIASES)
+        raise DnnError(
+            f"unknown metric {name!r}.{suggest(str(name), names)} Known: {', '.join(METRICS)}.", ("metrics", index)
+        )
+    needs = METRICS[canonical][1]
+    if needs is not None and loss_name not in needs:
+        raise DnnError(
+            f"metric {name!r} needs one of the losses {', '.join(needs)}. Received: loss {loss_name!r}",
+            ("metrics", index),
+        )
+    if canonical in ("mean_absolute_error", "mean_squared_error", "root_mean_squared_error") and (
+        loss_name == "sparse_categorical_crossentropy"
+    ):
+        raise DnnError(
+            f"metric {name!r} needs targets shaped like the output; the sparse loss gives labels.", ("metrics", index)
+        )
+    return canonical
+
+
+def resolve_names(names, loss, n_outputs: int) -> list[str]:
+    """Validate the ``metrics`` list against the loss; return it unchanged (names as the user wrote them)."""
+    if names is None:
+        return []
+    if isinstance(names, str):
+        names = [names]
+    if not isinstance(names, list):
+        raise DnnError(f"metrics must be a list of names. Received: {names!r}", ("metrics",))
+    for i, name in enumerate(names):
+        _check(name, loss.name, i)
+    if len(set(names)) != len(names):
+        raise DnnError(f"metrics lists a name twice. Received: {names}", ("metrics",))
+    return list(names)
+
+
+def get(name: str, loss) -> Metric:
+    """A fresh metric object for ``name``, adapted to the loss's target layout."""
+    canonical = _check(name, loss.name, 0)
+    cls = METRICS[canonical][0]
+    if cls is None:
+        cls = _ACCURACY[loss.name]
+        if canonical == "categorical_accuracy" and loss.name == "sparse_categorical_crossentropy":
+            cls = SparseCategoricalAccuracy
+    return cls(name, from_logits=getattr(loss, "from_logits", False))
+
+
+def direction(name: str) -> str:
+    """'max' if larger is better for this log key (``val_`` prefix allowed), else 'min'."""
+    base = name[4:] if name.startswith("val_") else name
+    if base in ("loss", "data_loss", "penalty"):
+        return "min"
+    canonical = ALIASES.get(base, base)
+    cls = METRICS.get(canonical, (None,))[0]
+    return cls.direction if cls is not None else "max"
+
+
+def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, n_classes: int) -> np.ndarray:
+    """Counts: rows are true classes, columns predicted classes."""
+    cm = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(cm, (labels, predicted), 1)
+    return cm
+
+
+def per_class_report(cm: np.ndarray) -> list[dict]:
+    """Precision, recall, F1 and support of each class from a confusion matrix."""
+    rows = []
+    for k in range(len(cm)):
+        tp = cm[k, k]
+        predicted = cm[:, k].sum()
+        actual = cm[k, :].sum()
+        precision = tp / predicted if predicted else 0.0
+        recall = tp / actual if actual else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        rows.append(
+            {
+                "class": k,
+                "precision": float(precision),
+                "recall": float(recall),
+                "f1": float(f1),
+                "support": int(actual),
+            }
+        )
+    return rows

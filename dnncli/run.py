@@ -1,0 +1,657 @@
+"""Run directories: train from a config, checkpoint every epoch, resume, evaluate, predict.
+
+A run directory holds the resolved ``config.yaml``, ``history.csv``,
+``gradients.csv``, ``preprocessing.npz``, ``checkpoint.npz`` (everything a
+resume needs) and, once training ends, ``model.npz``. Every file is written to
+a temporary name and renamed, so an interruption never leaves a half-written
+file, and nothing the user had is overwritten.
+
+The core never prints: progress goes to a ``Reporter`` that the CLI supplies.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from dnncli import callbacks as callbacks_mod
+from dnncli import config as config_mod
+from dnncli import data as data_mod
+from dnncli import metrics as metrics_mod
+from dnncli.errors import DnnError
+from dnncli.model import atomic_savez
+from dnncli.training import Callback, EpochPosition, Interrupted, NonFiniteLoss, Trainer
+
+RUN_FILES = ("config.yaml", "checkpoint.npz", "model.npz")
+
+
+# files ----------------------------------------------------------------------------
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def csv_text(rows: list[dict], columns: list[str]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _fmt(row.get(k)) for k in columns})
+    return buf.getvalue()
+
+
+def _fmt(value):
+    if isinstance(value, float):
+        return repr(value)
+    return "" if value is None else value
+
+
+def new_run_dir(name: str, out: str | None, runs_root: str = "runs") -> Path:
+    """Create the run directory: ``--out DIR`` (refused if it holds a run) or ``runs/<name>-<time>``."""
+    if out is not None:
+        path = Path(out)
+        if path.exists() and not path.is_dir():
+            raise DnnError(f"--out {path}: exists and is not a directory.")
+        held = [f for f in RUN_FILES if (path / f).exists()]
+        if held:
+            raise DnnError(
+                f"--out {path}: holds a run already ({held[0]}); resume it with --resume {path},"
+                " or choose another directory."
+            )
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    root = Path(runs_root)
+    root.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 1000):
+        path = root / (f"{name}-{stamp}" if n == 1 else f"{name}-{stamp}-{n}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise DnnError(f"{root}: cannot find a free run directory name for {name}-{stamp}.")
+
+
+# data -------------------------------------------------------------------------------
+@dataclass
+class PreparedData:
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray | None
+    y_val: np.ndarray | None
+    x_test: np.ndarray
+    y_test: np.ndarray
+    classes: int | None
+    preprocessor: data_mod.Preprocessor
+    raw_test_labels: np.ndarray | None = None
+
+
+def to_targets(y, loss, n_outputs: int, dtype) -> np.ndarray:
+    """Labels in the layout the loss needs: integer classes become one-hot rows for categorical_crossentropy."""
+    y = np.asarray(y)
+    if loss.name == "categorical_crossentropy" and y.ndim == 1 and np.issubdtype(y.dtype, np.integer):
+        if len(y) and (y.min() < 0 or y.max() >= n_outputs):
+            bad = y[(y < 0) | (y >= n_outputs)][0]
+            raise DnnError(f"label {bad} is outside the output layer's {n_outputs} classes (0..{n_outputs - 1}).")
+        y = np.eye(n_outputs, dtype=dtype)[y]
+    return loss.prepare_targets(y, n_outputs, dtype)
+
+
+def prepare_data(config, model, loss, preprocessor=None) -> PreparedData:
+    """Load the config's data, scale it (fitting on the training split unless given), split validation."""
+    source = data_mod.build_source(config["data"])
+    ds = source.load(config["seed"])
+    if preprocessor is None:
+        preprocessor = data_mod.Preprocessor.fit(source.scale, ds.x_train)
+    dtype = model.dtype
+    n_out = int(np.prod(model.output_shape))
+    x_all = model.check_inputs(preprocessor.transform(ds.x_train, dtype))
+    y_all = to_targets(ds.y_train, loss, n_out, dtype)
+    x_test = model.check_inputs(preprocessor.transform(ds.x_test, dtype))
+    y_test = to_targets(ds.y_test, loss, n_out, dtype)
+    split = config["training"]["validation_split"]
+    x_val = y_val = None
+    if split > 0:
+        rng = np.random.default_rng([config["seed"], 0x5A11])
+        labels = ds.y_train if ds.classes is not None else None
+        train, val = data_mod.stratified_split(labels, len(x_all), split, rng)
+        if len(val) == 0 or len(train) == 0:
+            raise DnnError(f"training.validation_split {split} leaves an empty split of {len(x_all)} samples.")
+        x_all, y_all, x_val, y_val = x_all[train], y_all[train], x_all[val], y_all[val]
+    labels = ds.y_test if ds.classes is not None else None
+    return PreparedData(x_all, y_all, x_val, y_val, x_test, y_test, ds.classes, preprocessor, labels)
+
+
+def evaluate_arrays(model, loss, metric_names, x, y, batch_size=1024) -> dict:
+    """Loss and metrics over (x, y) in inference mode."""
+    ms = [metrics_mod.get(name, loss) for name in metric_names]
+    total = 0.0
+    for start in range(0, len(x), batch_size):
+        xb, yb = x[start : start + batch_size], y[start : start + batch_size]
+        total += model.loss_value(xb, yb, loss) * len(xb)
+        for m in ms:
+            m.update(yb, model.last_output)
+    result = {"loss": total / max(len(x), 1)}
+    result.update({m.name: m.result() for m in ms})
+    return result
+
+
+# callbacks of a run -----------------------------------------------------------------
+class TrainMetrics(Callback):
+    """Running metrics over the epoch's training batches (as Keras reports them)."""
+
+    def __init__(self, names, loss):
+        self.metrics = [metrics_mod.get(n, loss) for n in names]
+
+    def on_epoch_begin(self, trainer, epoch):
+        for m in self.metrics:
+            m.reset()
+
+    def on_gradients(self, trainer, x, y, loss):
+        out = trainer.model.last_output
+        for m in self.metrics:
+            m.update(y, out)
+
+    def on_epoch_end(self, trainer, epoch, logs):
+        for m in self.metrics:
+            logs[m.name] = m.result()
+
+    def get_state(self):
+        return {m.name: dict(vars(m)) for m in self.metrics}, {}
+
+    def set_state(self, scalars, arrays):
+        for m in self.metrics:
+            vars(m).update(scalars[m.name])
+
+
+class Validation(Callback):
+    """val_loss and val_ metrics at the end of each epoch, in inference mode."""
+
+    def __init__(self, x, y, loss, names):
+        self.x, self.y, self.loss, self.names = x, y, loss, names
+
+    def on_epoch_end(self, trainer, epoch, logs):
+        result = evaluate_arrays(trainer.model, self.loss, self.names, self.x, self.y)
+        logs.update({f"val_{k}": v for k, v in result.items()})
+
+
+class GradientNorms(Callback):
+    """Mean L2 norm of each dense layer's kernel gradient over the epoch's steps, and weight norms."""
+
+    def __init__(self, model):
+        self.kernels = [(i, layer) for i, layer in enumerate(model.layers) if "kernel" in layer.grads]
+        self.sums = np.zeros(len(self.kernels))
+        self.count = 0
+        self.rows: list[dict] = []
+
+    def on_epoch_begin(self, trainer, epoch):
+        self.sums[:] = 0.0
+        self.count = 0
+
+    def on_gradients(self, trainer, x, y, loss):
+        for j, (_, layer) in enumerate(self.kernels):
+            g = layer.grads["kernel"]
+            self.sums[j] += math.sqrt(float(np.vdot(g, g)))
+        self.count += 1
+
+    def on_epoch_end(self, trainer, epoch, logs):
+        for j, (i, layer) in enumerate(self.kernels):
+            mean = self.sums[j] / max(self.count, 1)
+            w = layer.params["kernel"]
+            logs[f"grad_norm.{layer.name}"] = mean
+            self.rows.append(
+                {
+                    "epoch": epoch + 1,
+                    "layer_index": i,
+                    "layer": layer.name,
+                    "grad_norm": mean,
+                    "weight_norm": math.sqrt(float(np.vdot(w, w))),
+                }
+            )
+
+    def get_state(self):
+        return {"sums": self.sums.tolist(), "count": self.count, "rows": self.rows}, {}
+
+    def set_state(self, scalars, arrays):
+        self.sums[:] = scalars["sums"]
+        self.count, self.rows = scalars["count"], scalars["rows"]
+
+
+# reporting --------------------------------------------------------------------------
+class Reporter:
+    """What a training run tells its user; the CLI's display implements it. Silent by default."""
+
+    def train_begin(self, info: dict) -> None: ...
+    def batch_end(self, epoch: int, done: int, total: int, loss: float) -> None: ...
+    def epoch_end(self, row: dict) -> None: ...
+    def train_end(self, result: RunResult) -> None: ...
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    status: str  # completed | early_stopped | interrupted | nonfinite
+    epochs: int
+    history: list[dict] = field(default_factory=list)
+    test: dict | None = None
+    message: str = ""
+
+
+class _Progress(Callback):
+    def __init__(self, reporter, run):
+        self.reporter, self.run = reporter, run
+        self.started = time.perf_counter()
+
+    def on_epoch_begin(self, trainer, epoch):
+        self.started = time.perf_counter()
+
+    def on_batch_end(self, trainer, step, logs):
+        done = trainer.position.next_start if trainer.position else logs["n"]
+        self.reporter.batch_end(trainer.epoch, done, logs["n"], logs["loss"])
+
+    def on_epoch_end(self, trainer, epoch, logs):
+        logs["learning_rate"] = trainer.last_learning_rate
+        logs["time"] = time.perf_counter() - self.started
+
+
+class _Checkpointer(Callback):
+    """Last at epoch end: write history, gradients and the checkpoint, then report the row."""
+
+    def __init__(self, run):
+        self.run = run
+
+    def on_epoch_end(self, trainer, epoch, logs):
+        row = {"epoch": epoch + 1, **logs}
+        self.run.history.append(row)
+        self.run.write_epoch_files()
+        self.run.reporter.epoch_end(row)
+
+
+# the run --------------------------------------------------------------------------
+class TrainingRun:
+    """Everything one ``dnn train`` needs, built from a resolved config.
+
+    Use ``TrainingRun.create(config, ...)`` for a new run and
+    ``TrainingRun.open(run_dir)`` to resume one, then ``train()``.
+    """
+
+    def __init__(self, config, run_dir: Path, reporter: Reporter | None = None):
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.reporter = reporter or Reporter()
+        self.model = config.build_model()
+        self.loss = config.build_loss()
+        self.history: list[dict] = []
+        self.data: PreparedData | None = None
+        t = config["training"]
+        self.trainer = None
+        self.epochs = t["epochs"]
+
+    # construction ------------------------------------------------------------------
+    @classmethod
+    def create(cls, config, out=None, runs_root="runs", init_weights=None, epochs=None, reporter=None):
+        if epochs is not None:
+            config.raw["training"]["epochs"] = epochs
+        # everything that can fail on the user's input fails before the directory exists
+        probe = cls(config, Path("."), reporter)
+        if init_weights is not None:
+            probe.model.load_weights(init_weights)
+        probe.data = prepare_data(config, probe.model, probe.loss)
+        run_dir = new_run_dir(config.name, out, runs_root)
+        probe.run_dir = run_dir
+        atomic_write_text(run_dir / "config.yaml", config.to_yaml())
+        atomic_savez(run_dir / "preprocessing.npz", probe.data.preprocessor.arrays())
+        probe._build_trainer()
+        return probe
+
+    @classmethod
+    def open(cls, run_dir, epochs=None, reporter=None):
+        run_dir = Path(run_dir)
+        if not run_dir.is_dir():
+            raise DnnError(f"--resume {run_dir}: no such run directory.")
+        if not (run_dir / "checkpoint.npz").exists():
+            raise DnnError(f"--resume {run_dir}: no checkpoint.npz to resume from.")
+        config = config_mod.load(run_dir / "config.yaml")
+        if epochs is not None:
+            config.raw["training"]["epochs"] = epochs
+            atomic_write_text(run_dir / "config.yaml", config.to_yaml())
+        run = cls(config, run_dir, reporter)
+        pre = data_mod.Preprocessor.from_arrays(np.load(run_dir / "preprocessing.npz", allow_pickle=False))
+        run.data = prepare_data(config, run.model, run.loss, pre)
+        run._build_trainer()
+        run.load_checkpoint()
+        return run
+
+    def _build_trainer(self):
+        cfg = self.config
+        t = cfg["training"]
+        self.trainer = Trainer(
+            self.model,
+            self.loss,
+            cfg.build_optimizer(),
+            batch_size=cfg.batch_size(len(self.data.x_train)),
+            shuffle=t["shuffle"],
+            seed=cfg["seed"],
+        )
+        names = cfg["metrics"]
+        self.train_metrics = TrainMetrics(names, self.loss)
+        self.grad_norms = GradientNorms(self.model)
+        self.user_callbacks = callbacks_mod.build(t["callbacks"])
+        for cb in self.user_callbacks:
+            monitor = cb.monitor
+            known = ["loss", *names]
+            if self.data.x_val is not None:
+                known += ["val_loss", *[f"val_{n}" for n in names]]
+            if monitor not in known:
+                raise DnnError(
+                    f"training.callbacks.{cb.name}.monitor: {monitor!r} is not logged by this run."
+                    f" Logged: {', '.join(known)}"
+                    + ("; set training.validation_split to get val_ values." if monitor.startswith("val_") else "")
+                )
+        callbacks = [self.train_metrics]
+        if self.data.x_val is not None:
+            callbacks.append(Validation(self.data.x_val, self.data.y_val, self.loss, names))
+        callbacks += [self.grad_norms, _Progress(self.reporter, self), *self.user_callbacks, _Checkpointer(self)]
+        self.callbacks = callbacks
+
+    # checkpoints ---------------------------------------------------------------------
+    def _stateful(self):
+        return {
+            "train_metrics": self.train_metrics,
+            "grad_norms": self.grad_norms,
+            **{cb.name: cb for cb in self.user_callbacks},
+        }
+
+    def write_epoch_files(self):
+        columns = _history_columns(self.history)
+        atomic_write_text(self.run_dir / "history.csv", csv_text(self.history, columns))
+        atomic_write_text(
+            self.run_dir / "gradients.csv",
+            csv_text(self.grad_norms.rows, ["epoch", "layer_index", "layer", "grad_norm", "weight_norm"]),
+        )
+        self.save_checkpoint()
+
+    def save_checkpoint(self):
+        tr = self.trainer
+        arrays = {f"weights.{k}": v for k, v in self.model.weights_dict().items()}
+        arrays.update({f"optimizer.{k}": v for k, v in tr.optimizer.get_state().items()})
+        meta = {
+            "epoch": tr.epoch,
+            "step": tr.step,
+            "history": self.history,
+            "shuffle_rng": tr.rng.bit_generator.state,
+            "generators": {k: g.bit_generator.state for k, g in self.model.generators().items()},
+            "learning_rate": None,
+            "position": None,
+            "callbacks": {},
+        }
+        if not isinstance(self.config["optimizer"]["learning_rate"], dict):
+            meta["learning_rate"] = tr.optimizer.learning_rate
+        pos = tr.position
+        if pos is not None:
+            meta["position"] = {
+                "next_start": pos.next_start,
+                "data_sum": pos.data_sum,
+                "penalty_sum": pos.penalty_sum,
+                "shuffled": pos.perm is not None,
+            }
+            if pos.perm is not None:
+                arrays["position.perm"] = pos.perm
+        for name, cb in self._stateful().items():
+            scalars, cb_arrays = cb.get_state()
+            meta["callbacks"][name] = scalars
+            arrays.update({f"callback.{name}.{k}": v for k, v in cb_arrays.items()})
+        arrays["meta"] = np.array(json.dumps(meta))
+        atomic_savez(self.run_dir / "checkpoint.npz", arrays)
+
+    def load_checkpoint(self):
+        path = self.run_dir / "checkpoint.npz"
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+            meta = json.loads(str(arrays.pop("meta")))
+        except (OSError, ValueError, KeyError) as err:
+            raise DnnError(f"{path}: not a readable checkpoint ({err}).") from None
+        tr = self.trainer
+        self.model.set_weights_dict(
+            {k[len("weights.") :]: v for k, v in arrays.items() if k.startswith("weights.")}, source=str(path)
+        )
+        opt_state = {k[len("optimizer.") :]: v for k, v in arrays.items() if k.startswith("optimizer.")}
+        variables, _ = tr._variables()
+        tr.optimizer.set_state(opt_state, variables)
+        if meta["learning_rate"] is not None:
+            tr.optimizer.learning_rate = meta["learning_rate"]
+        tr.epoch, tr.step = meta["epoch"], meta["step"]
+        tr.rng.bit_generator.state = meta["shuffle_rng"]
+        for k, g in self.model.generators().items():
+            g.bit_generator.state = meta["generators"][k]
+        self.history = meta["history"]
+        pos = meta["position"]
+        if pos is not None:
+            perm = arrays.get("position.perm") if pos["shuffled"] else None
+            tr.position = EpochPosition(perm, pos["next_start"], pos["data_sum"], pos["penalty_sum"])
+        for name, cb in self._stateful().items():
+            prefix = f"callback.{name}."
+            cb.set_state(
+                meta["callbacks"][name], {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+            )
+
+    # training ----------------------------------------------------------------------
+    def train(self) -> RunResult:
+        """Train to the configured number of epochs; the result says how it ended."""
+        d = self.data
+        tr = self.trainer
+        self.reporter.train_begin(
+            {
+                "run_dir": self.run_dir,
+                "name": self.config.name,
+                "samples": len(d.x_train),
+                "validation": 0 if d.x_val is None else len(d.x_val),
+                "batch_size": tr.batch_size,
+                "steps": math.ceil(len(d.x_train) / tr.batch_size),
+                "epochs": self.epochs,
+                "start_epoch": tr.epoch,
+                "metrics": self.config["metrics"],
+                "layers": [layer.name for _, layer in self.grad_norms.kernels],
+                "params": self.model.count_params(),
+                "resumed": bool(self.history),
+            }
+        )
+        status, message = "completed", ""
+        try:
+            tr.fit(d.x_train, d.y_train, epochs=self.epochs, callbacks=self.callbacks, prepared=True)
+            if tr.stop_training:
+                status = "early_stopped"
+        except Interrupted:
+            self.save_checkpoint()
+            status = "interrupted"
+            message = (
+                f"Interrupted at epoch {tr.epoch + 1}, step {tr.step}. Resume with: dnn train --resume {self.run_dir}"
+            )
+        except NonFiniteLoss as err:
+            status = "nonfinite"
+            message = (
+                f"The loss became {err.value} at epoch {err.epoch + 1}, step {err.step + 1} (samples"
+                f" {err.batch_start}..{err.batch_start + err.batch_size - 1} of that epoch's order). Training stopped;"
+                f" {self.run_dir / 'checkpoint.npz'} keeps the last finite state."
+                " Try a smaller learning rate, gradient clipping (clipnorm) or batch normalization."
+            )
+        result = RunResult(self.run_dir, status, tr.epoch, self.history, message=message)
+        if status in ("completed", "early_stopped"):
+            self.model.save_weights(self.run_dir / "model.npz")
+            result.test = evaluate_arrays(self.model, self.loss, self.config["metrics"], d.x_test, d.y_test)
+            if status == "early_stopped":
+                es = next(cb for cb in self.user_callbacks if cb.name == "early_stopping")
+                result.message = (
+                    f"Early stopping after epoch {tr.epoch}: {es.monitor} did not improve for {es.patience} epochs."
+                )
+        self.reporter.train_end(result)
+        return result
+
+
+def _history_columns(history: list[dict]) -> list[str]:
+    if not history:
+        return ["epoch"]
+    keys = list(history[0])
+    order = ["epoch", "loss"]
+    order += [
+        k
+        for k in keys
+        if k not in ("epoch", "loss", "data_loss", "penalty", "learning_rate", "time")
+        and not k.startswith("val_")
+        and not k.startswith("grad_norm.")
+    ]
+    order += [k for k in keys if k.startswith("val_")]
+    order += ["data_loss", "penalty", "learning_rate", "time"]
+    order += [k for k in keys if k.startswith("grad_norm.")]
+    return [k for k in order if k in keys]
+
+
+# eval and predict ---------------------------------------------------------------------
+def load_run(run_dir):
+    """(config, model with model.npz loaded, loss, preprocessor) of a finished run."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise DnnError(f"{run_dir}: no such run directory.")
+    for f in ("config.yaml", "model.npz", "preprocessing.npz"):
+        if not (run_dir / f).exists():
+            hint = " (training did not finish; resume it with dnn train --resume)" if f == "model.npz" else ""
+            raise DnnError(f"{run_dir}: no {f}{hint}.")
+    config = config_mod.load(run_dir / "config.yaml")
+    model = config.build_model()
+    model.load_weights(run_dir / "model.npz")
+    with np.load(run_dir / "preprocessing.npz", allow_pickle=False) as npz:
+        pre = data_mod.Preprocessor.from_arrays(npz)
+    return config, model, config.build_loss(), pre
+
+
+def evaluate_run(run_dir, data_path=None) -> dict:
+    """Loss, metrics and, for classification, the confusion matrix and per-class report."""
+    config, model, loss, pre = load_run(run_dir)
+    if data_path is None:
+        d = prepare_data(config, model, loss, pre)
+        x, y = d.x_test, d.y_test
+        source = "test split"
+    else:
+        x_raw, y_raw = read_labelled(data_path)
+        n_out = int(np.prod(model.output_shape))
+        x = model.check_inputs(pre.transform(x_raw, model.dtype))
+        y = to_targets(y_raw, loss, n_out, model.dtype)
+        source = str(data_path)
+    result = evaluate_arrays(model, loss, config["metrics"], x, y)
+    report = {"run_dir": str(run_dir), "data": source, "samples": len(x), **result}
+    if loss.name in metrics_mod.CLASSIFICATION_LOSSES:
+        probs = model.predict(x)
+        from_logits = getattr(loss, "from_logits", False)
+        if probs.shape[1] == 1 or loss.name == "binary_crossentropy":
+            if probs.shape[1] != 1:
+                return report  # several independent labels: no single confusion matrix
+            pred = (probs[:, 0] > (0.0 if from_logits else 0.5)).astype(int)
+            labels = y[:, 0].astype(int)
+            k = 2
+        else:
+            pred = probs.argmax(axis=1)
+            labels = y if y.ndim == 1 else y.argmax(axis=1)
+            k = probs.shape[1]
+        cm = metrics_mod.confusion_matrix(labels, pred, k)
+        report["confusion_matrix"] = cm.tolist()
+        report["per_class"] = metrics_mod.per_class_report(cm)
+    return report
+
+
+def read_labelled(path) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs and labels from an NPZ file with arrays ``x`` and ``y``."""
+    path = Path(path)
+    if path.suffix != ".npz":
+        raise DnnError(f"--data {path}: expected an .npz file with arrays 'x' and 'y'.")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            if "x" not in npz.files or "y" not in npz.files:
+                raise DnnError(f"--data {path}: needs arrays 'x' and 'y'; it holds {', '.join(npz.files)}.")
+            return npz["x"], npz["y"]
+    except FileNotFoundError:
+        raise DnnError(f"--data {path}: no such file.") from None
+    except (OSError, ValueError) as err:
+        raise DnnError(f"--data {path}: not a readable NPZ file ({err}).") from None
+
+
+def read_inputs(path) -> np.ndarray:
+    """Inputs for prediction: ``.npy``, or ``.csv`` of numbers (a header line is skipped)."""
+    path = Path(path)
+    if not path.exists():
+        raise DnnError(f"{path}: no such file.")
+    if path.suffix == ".npy":
+        try:
+            return np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as err:
+            raise DnnError(f"{path}: not a readable .npy file ({err}).") from None
+    if path.suffix != ".csv":
+        raise DnnError(f"{path}: expected a .csv or .npy file.")
+    rows = []
+    with open(path, newline="") as f:
+        for lineno, row in enumerate(csv.reader(f), start=1):
+            if not row or all(not c.strip() for c in row):
+                continue
+            try:
+                rows.append([float(c) for c in row])
+            except ValueError:
+                if lineno == 1 and not rows:
+                    continue  # a header
+                bad = next(c for c in row if not _is_float(c))
+                raise DnnError(f"{path}:{lineno}: {bad!r} is not a number.") from None
+    if not rows:
+        raise DnnError(f"{path}: no data rows.")
+    width = len(rows[0])
+    for i, r in enumerate(rows):
+        if len(r) != width:
+            raise DnnError(f"{path}: row {i + 1} has {len(r)} values, the first has {width}.")
+    return np.array(rows)
+
+
+def _is_float(text) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def predict_run(run_dir, input_path) -> tuple[list[str], np.ndarray]:
+    """(column names, rows) of predictions for the inputs in ``input_path``."""
+    config, model, loss, pre = load_run(run_dir)
+    x = model.check_inputs(pre.transform(read_inputs(input_path), model.dtype))
+    out = model.predict(x)
+    from_logits = getattr(loss, "from_logits", False)
+    if loss.name in ("categorical_crossentropy", "sparse_categorical_crossentropy"):
+        probs = out if not from_logits else np.exp(out - out.max(1, keepdims=True))
+        if from_logits:
+            probs /= probs.sum(1, keepdims=True)
+        cols = ["class"] + [f"p_{k}" for k in range(out.shape[1])]
+        return cols, np.column_stack([probs.argmax(1), probs])
+    if loss.name == "binary_crossentropy":
+        probs = out if not from_logits else 1 / (1 + np.exp(-out))
+        if out.shape[1] == 1:
+            return ["class", "p_1"], np.column_stack([(probs[:, 0] > 0.5).astype(int), probs])
+        return [f"p_{k}" for k in range(out.shape[1])], probs
+    return [f"y_{k}" for k in range(out.shape[1])], out

@@ -639,7 +639,7 @@ def _is_float(text) -> bool:
 
 def predict_run(run_dir, input_path) -> tuple[list[str], np.ndarray]:
     """(column names, rows) of predictions for the inputs in ``input_path``."""
-    config, model, loss, pre = load_run(run_dir)
+    _config, model, loss, pre = load_run(run_dir)
     x = model.check_inputs(pre.transform(read_inputs(input_path), model.dtype))
     out = model.predict(x)
     from_logits = getattr(loss, "from_logits", False)

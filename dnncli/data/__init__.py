@@ -218,13 +218,13 @@ def stratified_split(labels, n: int, fraction: float, rng) -> tuple[np.ndarray, 
         return rng.permutation(n), np.arange(0)
     if labels is None:
         perm = rng.permutation(n)
-        k = int(round(n * fraction))
+        k = round(n * fraction)
         return np.sort(perm[k:]), np.sort(perm[:k])
     held = []
     for c in np.unique(labels):
         members = np.flatnonzero(labels == c)
         members = members[rng.permutation(len(members))]
-        held.append(members[: int(round(len(members) * fraction))])
+        held.append(members[: round(len(members) * fraction)])
     held = np.sort(np.concatenate(held))
     mask = np.ones(n, bool)
     mask[held] = False

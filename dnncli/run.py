@@ -107,6 +107,11 @@ class PreparedData:
     raw_test_labels: np.ndarray | None = None
 
 
+def model_inputs(model, preprocessor, raw) -> np.ndarray:
+    """Raw inputs checked against the model's input shape, then scaled as in training."""
+    return preprocessor.transform(model.check_inputs(raw), model.dtype)
+
+
 def to_targets(y, loss, n_outputs: int, dtype) -> np.ndarray:
     """Labels in the layout the loss needs: integer classes become one-hot rows for categorical_crossentropy."""
     y = np.asarray(y)
@@ -126,9 +131,9 @@ def prepare_data(config, model, loss, preprocessor=None) -> PreparedData:
         preprocessor = data_mod.Preprocessor.fit(source.scale, ds.x_train)
     dtype = model.dtype
     n_out = int(np.prod(model.output_shape))
-    x_all = model.check_inputs(preprocessor.transform(ds.x_train, dtype))
+    x_all = model_inputs(model, preprocessor, ds.x_train)
     y_all = to_targets(ds.y_train, loss, n_out, dtype)
-    x_test = model.check_inputs(preprocessor.transform(ds.x_test, dtype))
+    x_test = model_inputs(model, preprocessor, ds.x_test)
     y_test = to_targets(ds.y_test, loss, n_out, dtype)
     split = config["training"]["validation_split"]
     x_val = y_val = None
@@ -480,7 +485,9 @@ class TrainingRun:
         )
         status, message = "completed", ""
         try:
-            tr.fit(d.x_train, d.y_train, epochs=self.epochs, callbacks=self.callbacks, prepared=True)
+            # overflow shows up as a non-finite loss, reported with its epoch and step: no numpy warnings
+            with np.errstate(all="ignore"):
+                tr.fit(d.x_train, d.y_train, epochs=self.epochs, callbacks=self.callbacks, prepared=True)
             if tr.stop_training:
                 status = "early_stopped"
         except Interrupted:
@@ -556,7 +563,7 @@ def evaluate_run(run_dir, data_path=None) -> dict:
     else:
         x_raw, y_raw = read_labelled(data_path)
         n_out = int(np.prod(model.output_shape))
-        x = model.check_inputs(pre.transform(x_raw, model.dtype))
+        x = model_inputs(model, pre, x_raw)
         y = to_targets(y_raw, loss, n_out, model.dtype)
         source = str(data_path)
     result = evaluate_arrays(model, loss, config["metrics"], x, y)
@@ -640,7 +647,7 @@ def _is_float(text) -> bool:
 def predict_run(run_dir, input_path) -> tuple[list[str], np.ndarray]:
     """(column names, rows) of predictions for the inputs in ``input_path``."""
     _config, model, loss, pre = load_run(run_dir)
-    x = model.check_inputs(pre.transform(read_inputs(input_path), model.dtype))
+    x = model_inputs(model, pre, read_inputs(input_path))
     out = model.predict(x)
     from_logits = getattr(loss, "from_logits", False)
     if loss.name in ("categorical_crossentropy", "sparse_categorical_crossentropy"):

@@ -9,7 +9,15 @@
 """
 
 from dnncli.errors import DnnError
-from dnncli.model import BatchLoss, Sequential, build_model
 
 __version__ = "0.1.0"
 __all__ = ["BatchLoss", "DnnError", "Sequential", "__version__", "build_model"]
+
+
+def __getattr__(name):
+    # the model (and numpy) load on first use, so that `dnn --help` starts fast
+    if name in ("BatchLoss", "Sequential", "build_model"):
+        from dnncli import model
+
+        return getattr(model, name)
+    raise AttributeError(f"module 'dnncli' has no attribute {name!r}")

@@ -73,8 +73,16 @@ def test_validate_prints_a_resolved_config_that_is_itself_valid(tmp_path, cfg):
 
 
 def test_set_overrides_values_and_list_items(cfg):
-    r = run("validate", cfg, "--set", "optimizer.learning_rate=0.5", "--set", "model.layers.0.units=7",
-            "--set", "training.callbacks={early_stopping: {patience: 2}}")
+    r = run(
+        "validate",
+        cfg,
+        "--set",
+        "optimizer.learning_rate=0.5",
+        "--set",
+        "model.layers.0.units=7",
+        "--set",
+        "training.callbacks={early_stopping: {patience: 2}}",
+    )
     assert r.exit_code == 0, r.output
     resolved = yaml.safe_load(r.output)
     assert resolved["optimizer"]["learning_rate"] == 0.5
@@ -86,11 +94,20 @@ def test_set_overrides_values_and_list_items(cfg):
 @pytest.mark.parametrize(
     "text,message",
     [
-        ("optimizer:\n  name: adam\n  learning_rte: 0.01\n", r":3: optimizer.learning_rte: .*Did you mean 'learning_rate'\?"),
+        (
+            "optimizer:\n  name: adam\n  learning_rte: 0.01\n",
+            r":3: optimizer.learning_rte: .*Did you mean 'learning_rate'\?",
+        ),
         ("training:\n  epochs: 0\n", r":2: training.epochs: training.epochs must be a positive integer. Received: 0"),
-        ("training:\n  batching: minibatch\n", r":2: training.batching: .*Received: 'minibatch'.*Did you mean 'mini-batch'"),
+        (
+            "training:\n  batching: minibatch\n",
+            r":2: training.batching: .*Received: 'minibatch'.*Did you mean 'mini-batch'",
+        ),
         ("modle: {}\n", r":1: modle: unknown key 'modle'. Did you mean 'model'\?"),
-        ("loss: binary_crossentropyy\n", r":1: loss.name: Unknown loss 'binary_crossentropyy'. Did you mean 'binary_crossentropy'"),
+        (
+            "loss: binary_crossentropyy\n",
+            r":1: loss.name: Unknown loss 'binary_crossentropyy'. Did you mean 'binary_crossentropy'",
+        ),
         ("optimizer: {name: sgd, momentum: 2}\n", r":1: optimizer.momentum: sgd.momentum must be .*Received: 2"),
     ],
 )
@@ -257,10 +274,13 @@ def test_init_weights_warm_start(tmp_path, cfg):
 
 
 def test_restore_best_weights_writes_the_best_epoch(tmp_path):
-    spec = SMALL | {"training": SMALL["training"] | {
-        "epochs": 12,
-        "callbacks": {"early_stopping": {"monitor": "val_loss", "patience": 3, "restore_best_weights": True}},
-    }}
+    spec = SMALL | {
+        "training": SMALL["training"]
+        | {
+            "epochs": 12,
+            "callbacks": {"early_stopping": {"monitor": "val_loss", "patience": 3, "restore_best_weights": True}},
+        }
+    }
     out = tmp_path / "run"
     r = run("train", write(tmp_path / "c.yaml", spec), "--out", out)
     assert r.exit_code == 0, r.output
@@ -288,7 +308,10 @@ def test_nonfinite_loss_stops_with_exit_code_3(tmp_path):
     spec = {
         "name": "diverge",
         "data": {"source": "synthetic", "generator": "regression", "n_samples": 400},
-        "model": {"input_shape": [2], "layers": [{"type": "dense", "units": 16, "activation": "relu"}, {"type": "dense", "units": 1}]},
+        "model": {
+            "input_shape": [2],
+            "layers": [{"type": "dense", "units": 16, "activation": "relu"}, {"type": "dense", "units": 1}],
+        },
         "loss": "mse",
         "optimizer": {"name": "sgd", "learning_rate": 50.0},
         "training": {"epochs": 5, "batch_size": 8},
@@ -319,7 +342,9 @@ def test_resume_after_ctrl_c_is_bit_identical(tmp_path):
     cut = tmp_path / "cut"
     proc = subprocess.Popen(
         [sys.executable, "-m", "dnncli", "train", str(cfg), "--out", str(cut)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     lines = []
     for line in proc.stdout:

@@ -1,0 +1,39 @@
+"""README's promises: the two commands, and a config reference that names every key and default."""
+
+from pathlib import Path
+
+import pytest
+
+from dnncli import activations, callbacks, data, initializers, layers, losses, optimizers, regularizers, schedules
+from dnncli.config import TRAINING
+
+README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+CI = (Path(__file__).resolve().parents[1] / ".ci" / "run").read_text()
+REGISTRIES = [activations, callbacks, data, initializers, layers, losses, optimizers, regularizers, schedules]
+
+
+def test_two_commands():
+    assert "pip install . && dnn train configs/quickstart.yaml" in README
+    marker = README.index("<!-- test-command -->")
+    command = README[marker:].splitlines()[2].strip()
+    assert command.startswith("python -m pip install") and "pytest" in command
+    assert "test-command" in CI
+
+
+@pytest.mark.parametrize("module", REGISTRIES, ids=lambda m: m.__name__)
+def test_reference_documents_every_name_argument_and_default(module):
+    reg = module.REGISTRY
+    for name in reg.entries:
+        assert f"| `{name}` |" in README, name
+        for arg, p in reg.parameters(name).items():
+            default = "required" if p.default is p.empty else p.default
+            if default is None:
+                default = "null"
+            elif isinstance(default, bool):
+                default = str(default).lower()
+            assert f"`{arg}` ({default})" in README, (name, arg)
+
+
+def test_reference_documents_training_keys():
+    for key, field in TRAINING.items():
+        assert f"| `{key}` |" in README, key

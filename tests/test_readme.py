@@ -35,5 +35,5 @@ def test_reference_documents_every_name_argument_and_default(module):
 
 
 def test_reference_documents_training_keys():
-    for key, field in TRAINING.items():
+    for key in TRAINING:
         assert f"| `{key}` |" in README, key

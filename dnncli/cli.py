@@ -173,7 +173,7 @@ def summary(
     from dnncli import config as config_mod
     from dnncli.display import summary_lines, summary_table
 
-    cfg = config_mod.load(config_mod.find_config(config), set_ or [])
+    cfg = config_mod.load(config_mod.find_config(config), set_ or [], check_paths=False)
     s = cfg.build_model().summary()
     console = _console()
     console.print(summary_table(s, f'Model: "{cfg.name}"'))
@@ -208,15 +208,17 @@ def predict(
 
     Example: dnn predict runs/quickstart-20260101-120000 new_points.csv --out predictions.csv
     """
+    import csv
+    import io
+
     from dnncli.run import atomic_write_text, predict_run
 
     columns, rows = predict_run(run_dir, input_)
-    lines = [",".join(columns)]
-    for row in rows:
-        lines.append(
-            ",".join(str(int(v)) if j == 0 and columns[0] == "class" else repr(float(v)) for j, v in enumerate(row))
-        )
-    text = "\n".join(lines) + "\n"
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows(rows)
+    text = buf.getvalue()
     if out is None:
         typer.echo(text, nl=False)
     else:

@@ -13,8 +13,6 @@ into ``file:line`` using the YAML node tree.
 from __future__ import annotations
 
 import copy
-import numbers
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from dnncli import callbacks, data, layers, losses, metrics, optimizers
+from dnncli import callbacks, data, losses, metrics, optimizers
 from dnncli.errors import DnnError, check_bool, check_choice, check_float, check_int, suggest
 from dnncli.model import DTYPES, Sequential
 
@@ -176,12 +174,16 @@ def _index(target, part: str, parts: list[str]):
     return part
 
 
-def load(path, overrides: list[str] | None = None) -> Config:
-    """Read, override, validate and resolve a config file; errors point at file and line."""
+def load(path, overrides: list[str] | None = None, check_paths: bool = True) -> Config:
+    """Read, override, validate and resolve a config file; errors point at file and line.
+
+    ``check_paths=False`` accepts data paths with unset ``$VARIABLES``, for
+    commands (predict, summary) that do not read the data.
+    """
     mapping, lines = read_config_file(path)
     mapping = apply_overrides(mapping, overrides or [])
     try:
-        raw = resolve(mapping, default_name=Path(path).stem, base_dir=Path(path).parent)
+        raw = resolve(mapping, default_name=Path(path).stem, check_paths=check_paths)
     except DnnError as err:
         raise locate(err, path, lines, overrides or []) from None
     return Config(raw, Path(path))
@@ -229,11 +231,7 @@ def _section(mapping, fields: Mapping[str, Field], name: str) -> dict:
     return out
 
 
-def _spec_config(obj) -> dict | str:
-    return obj.get_config()
-
-
-def resolve(mapping: Mapping, default_name: str = "experiment", base_dir: Path | None = None) -> dict:
+def resolve(mapping: Mapping, default_name: str = "experiment", check_paths: bool = True) -> dict:
     """Validate a config mapping and return it with every default filled in."""
     for key in mapping:
         if key not in TOP_KEYS:
@@ -255,7 +253,7 @@ def resolve(mapping: Mapping, default_name: str = "experiment", base_dir: Path |
         raise DnnError(f"dtype must be one of {', '.join(DTYPES)}. Received: {dtype!r}", ("dtype",))
     raw["dtype"] = dtype
 
-    raw["data"] = data.resolve_spec(mapping.get("data"), base_dir)
+    raw["data"] = data.resolve_spec(mapping.get("data"), check_paths)
 
     if "model" not in mapping:
         raise DnnError("the config needs a 'model' section (input_shape and layers).", ("model",))
@@ -289,12 +287,7 @@ def resolve(mapping: Mapping, default_name: str = "experiment", base_dir: Path |
     raw["training"] = training
     if "monitor" in mapping:
         raw["monitor"] = mapping["monitor"]
-    layers.get  # noqa: B018  (layers are resolved through Sequential above)
     return raw
-
-
-def as_number(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def find_config(path) -> Path:
@@ -303,13 +296,3 @@ def find_config(path) -> Path:
     if p.is_dir():
         return p / "config.yaml"
     return p
-
-
-def env_path(text: str) -> str:
-    """Expand ``$VAR`` and ``~`` in a path; an unset variable is an error that names it."""
-    import re
-
-    for var in re.findall(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?", text):
-        if var not in os.environ:
-            raise DnnError(f"the path {text!r} uses ${var}, which is not set.")
-    return os.path.expanduser(os.path.expandvars(text))

@@ -161,8 +161,9 @@ def summary_lines(summary) -> list[str]:
 
 
 def eval_tables(report: dict) -> list:
-    out = []
-    t = Table(title=f"{report['run_dir']}  on {report['data']} ({report['samples']} samples)", title_justify="left")
+    """Headings and tables for ``dnn eval``: metrics, then confusion matrix and per-class scores."""
+    out = [f"{report['run_dir']} on {report['data']} ({report['samples']} samples)"]
+    t = Table()
     t.add_column("metric")
     t.add_column("value", justify="right")
     for k, v in report.items():
@@ -172,17 +173,19 @@ def eval_tables(report: dict) -> list:
     out.append(t)
     if "confusion_matrix" in report:
         cm = report["confusion_matrix"]
-        c = Table(title="Confusion matrix (rows: true class, columns: predicted)", title_justify="left")
-        c.add_column("true\\pred", justify="right")
-        for k in range(len(cm)):
-            c.add_column(str(k), justify="right")
+        names = [r.get("name", str(r["class"])) for r in report["per_class"]]
+        out.append("Confusion matrix (rows: true class, columns: predicted class)")
+        c = Table()
+        c.add_column("true \\ predicted", justify="right")
+        for name in names:
+            c.add_column(name, justify="right")
         for k, row in enumerate(cm):
-            c.add_row(str(k), *(f"[bold]{v}[/bold]" if j == k else str(v) for j, v in enumerate(row)))
+            c.add_row(names[k], *(f"[bold]{v}[/bold]" if j == k else str(v) for j, v in enumerate(row)))
         out.append(c)
-        p = Table(title="Per class", title_justify="left")
+        p = Table()
         for h in ("class", "precision", "recall", "f1", "support"):
             p.add_column(h, justify="right")
-        for r in report["per_class"]:
-            p.add_row(str(r["class"]), fmt(r["precision"]), fmt(r["recall"]), fmt(r["f1"]), str(r["support"]))
+        for r, name in zip(report["per_class"], names):
+            p.add_row(name, fmt(r["precision"]), fmt(r["recall"]), fmt(r["f1"]), str(r["support"]))
         out.append(p)
     return out

@@ -103,16 +103,20 @@ class PreparedData:
     x_test: np.ndarray
     y_test: np.ndarray
     classes: int | None
-    preprocessor: data_mod.Preprocessor
-    raw_test_labels: np.ndarray | None = None
+    preparation: data_mod.Preparation
 
 
-def model_inputs(model, preprocessor, raw) -> np.ndarray:
-    """Raw inputs checked against the model's input shape, then scaled as in training."""
-    return preprocessor.transform(model.check_inputs(raw), model.dtype)
+def model_inputs(model, preparation, raw, where: str) -> np.ndarray:
+    """Raw inputs checked (shape, finiteness) and scaled as in training; errors name ``where``."""
+    try:
+        x = model.check_inputs(raw)
+    except DnnError as err:
+        raise DnnError(f"{where}: {err.message}") from None
+    data_mod.check_finite(x, where)
+    return preparation.inputs.transform(x, model.dtype)
 
 
-def to_targets(y, loss, n_outputs: int, dtype) -> np.ndarray:
+def to_targets(y, loss, n_outputs: int, dtype, preparation=None) -> np.ndarray:
     """Labels in the layout the loss needs: integer classes become one-hot rows for categorical_crossentropy."""
     y = np.asarray(y)
     if loss.name == "categorical_crossentropy" and y.ndim == 1 and np.issubdtype(y.dtype, np.integer):
@@ -120,21 +124,37 @@ def to_targets(y, loss, n_outputs: int, dtype) -> np.ndarray:
             bad = y[(y < 0) | (y >= n_outputs)][0]
             raise DnnError(f"label {bad} is outside the output layer's {n_outputs} classes (0..{n_outputs - 1}).")
         y = np.eye(n_outputs, dtype=dtype)[y]
+    if preparation is not None and preparation.targets is not None:
+        y = preparation.targets.transform(y, np.float64)
     return loss.prepare_targets(y, n_outputs, dtype)
 
 
-def prepare_data(config, model, loss, preprocessor=None) -> PreparedData:
-    """Load the config's data, scale it (fitting on the training split unless given), split validation."""
+def prepare_data(config, model, loss, preparation=None) -> PreparedData:
+    """Load the config's data, fit (or reuse) its preparation, scale it and split off validation."""
     source = data_mod.build_source(config["data"])
+    where = source.describe()
     ds = source.load(config["seed"])
-    if preprocessor is None:
-        preprocessor = data_mod.Preprocessor.fit(source.scale, ds.x_train)
-    dtype = model.dtype
+    regression = loss.name not in metrics_mod.CLASSIFICATION_LOSSES
+    if preparation is None:
+        x_fit = model.check_inputs(ds.x_train) if ds.x_train.shape[1:] != model.input_shape else ds.x_train
+        targets = None
+        if regression and source.target_scale != "none":
+            targets = data_mod.Preprocessor.fit(
+                source.target_scale, np.asarray(ds.y_train, np.float64).reshape(len(ds.y_train), -1)
+            )
+        preparation = data_mod.Preparation(
+            data_mod.Preprocessor.fit(source.scale, x_fit), targets, ds.encoder, ds.class_names
+        )
     n_out = int(np.prod(model.output_shape))
-    x_all = model_inputs(model, preprocessor, ds.x_train)
-    y_all = to_targets(ds.y_train, loss, n_out, dtype)
-    x_test = model_inputs(model, preprocessor, ds.x_test)
-    y_test = to_targets(ds.y_test, loss, n_out, dtype)
+    try:
+        x_all = model_inputs(model, preparation, ds.x_train, where)
+        y_all = to_targets(ds.y_train, loss, n_out, model.dtype, preparation)
+        x_test = model_inputs(model, preparation, ds.x_test, f"{where}, test split")
+        y_test = to_targets(ds.y_test, loss, n_out, model.dtype, preparation)
+    except DnnError as err:
+        if err.message.startswith(where):
+            raise
+        raise DnnError(f"{where}: {err.message}") from None
     split = config["training"]["validation_split"]
     x_val = y_val = None
     if split > 0:
@@ -144,8 +164,7 @@ def prepare_data(config, model, loss, preprocessor=None) -> PreparedData:
         if len(val) == 0 or len(train) == 0:
             raise DnnError(f"training.validation_split {split} leaves an empty split of {len(x_all)} samples.")
         x_all, y_all, x_val, y_val = x_all[train], y_all[train], x_all[val], y_all[val]
-    labels = ds.y_test if ds.classes is not None else None
-    return PreparedData(x_all, y_all, x_val, y_val, x_test, y_test, ds.classes, preprocessor, labels)
+    return PreparedData(x_all, y_all, x_val, y_val, x_test, y_test, ds.classes, preparation)
 
 
 def evaluate_arrays(model, loss, metric_names, x, y, batch_size=1024) -> dict:
@@ -326,7 +345,7 @@ class TrainingRun:
         run_dir = new_run_dir(config.name, out, runs_root)
         probe.run_dir = run_dir
         atomic_write_text(run_dir / "config.yaml", config.to_yaml())
-        atomic_savez(run_dir / "preprocessing.npz", probe.data.preprocessor.arrays())
+        probe.data.preparation.save(run_dir / "preprocessing.npz")
         probe._build_trainer()
         return probe
 
@@ -342,8 +361,7 @@ class TrainingRun:
             config.raw["training"]["epochs"] = epochs
             atomic_write_text(run_dir / "config.yaml", config.to_yaml())
         run = cls(config, run_dir, reporter)
-        pre = data_mod.Preprocessor.from_arrays(np.load(run_dir / "preprocessing.npz", allow_pickle=False))
-        run.data = prepare_data(config, run.model, run.loss, pre)
+        run.data = prepare_data(config, run.model, run.loss, data_mod.Preparation.load(run_dir / "preprocessing.npz"))
         run._build_trainer()
         run.load_checkpoint()
         return run
@@ -545,33 +563,34 @@ def load_run(run_dir):
         if not (run_dir / f).exists():
             hint = " (training did not finish; resume it with dnn train --resume)" if f == "model.npz" else ""
             raise DnnError(f"{run_dir}: no {f}{hint}.")
-    config = config_mod.load(run_dir / "config.yaml")
+    config = config_mod.load(run_dir / "config.yaml", check_paths=False)
     model = config.build_model()
     model.load_weights(run_dir / "model.npz")
-    with np.load(run_dir / "preprocessing.npz", allow_pickle=False) as npz:
-        pre = data_mod.Preprocessor.from_arrays(npz)
-    return config, model, config.build_loss(), pre
+    return config, model, config.build_loss(), data_mod.Preparation.load(run_dir / "preprocessing.npz")
 
 
 def evaluate_run(run_dir, data_path=None) -> dict:
     """Loss, metrics and, for classification, the confusion matrix and per-class report."""
-    config, model, loss, pre = load_run(run_dir)
+    config, model, loss, prep = load_run(run_dir)
     if data_path is None:
-        d = prepare_data(config, model, loss, pre)
+        d = prepare_data(config, model, loss, prep)
         x, y = d.x_test, d.y_test
         source = "test split"
     else:
-        x_raw, y_raw = read_labelled(data_path)
+        x_raw, y_raw = read_labelled(data_path, config, prep)
         n_out = int(np.prod(model.output_shape))
-        x = model_inputs(model, pre, x_raw)
-        y = to_targets(y_raw, loss, n_out, model.dtype)
+        x = model_inputs(model, prep, x_raw, str(data_path))
+        try:
+            y = to_targets(y_raw, loss, n_out, model.dtype, prep)
+        except DnnError as err:
+            raise DnnError(f"{data_path}: {err.message}") from None
         source = str(data_path)
     result = evaluate_arrays(model, loss, config["metrics"], x, y)
     report = {"run_dir": str(run_dir), "data": source, "samples": len(x), **result}
     if loss.name in metrics_mod.CLASSIFICATION_LOSSES:
         probs = model.predict(x)
         from_logits = getattr(loss, "from_logits", False)
-        if probs.shape[1] == 1 or loss.name == "binary_crossentropy":
+        if loss.name == "binary_crossentropy":
             if probs.shape[1] != 1:
                 return report  # several independent labels: no single confusion matrix
             pred = (probs[:, 0] > (0.0 if from_logits else 0.5)).astype(int)
@@ -584,14 +603,23 @@ def evaluate_run(run_dir, data_path=None) -> dict:
         cm = metrics_mod.confusion_matrix(labels, pred, k)
         report["confusion_matrix"] = cm.tolist()
         report["per_class"] = metrics_mod.per_class_report(cm)
+        if prep.class_names is not None and len(prep.class_names) == k:
+            for row in report["per_class"]:
+                row["name"] = prep.class_names[row["class"]]
     return report
 
 
-def read_labelled(path) -> tuple[np.ndarray, np.ndarray]:
-    """Inputs and labels from an NPZ file with arrays ``x`` and ``y``."""
+def read_labelled(path, config, prep) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs and labels: an NPZ file with arrays ``x`` and ``y``, or a CSV like the training one."""
     path = Path(path)
+    if path.suffix == ".csv" and prep.encoder is not None:
+        source = data_mod.build_source(config["data"])
+        p, names, rows, lines = source.read(str(path))
+        y, _ = data_mod.parse_targets(names, rows, lines, p, source.targets, prep.class_names)
+        return prep.encoder.transform(names, rows, lines, p), y
     if path.suffix != ".npz":
-        raise DnnError(f"--data {path}: expected an .npz file with arrays 'x' and 'y'.")
+        kind = "an .npz file with arrays 'x' and 'y'" + (", or a .csv like the training file" if prep.encoder else "")
+        raise DnnError(f"--data {path}: expected {kind}.")
     try:
         with np.load(path, allow_pickle=False) as npz:
             if "x" not in npz.files or "y" not in npz.files:
@@ -644,21 +672,37 @@ def _is_float(text) -> bool:
         return False
 
 
-def predict_run(run_dir, input_path) -> tuple[list[str], np.ndarray]:
+def predict_run(run_dir, input_path) -> tuple[list[str], list[list]]:
     """(column names, rows) of predictions for the inputs in ``input_path``."""
-    _config, model, loss, pre = load_run(run_dir)
-    x = model_inputs(model, pre, read_inputs(input_path))
-    out = model.predict(x)
+    config, model, loss, prep = load_run(run_dir)
+    path = Path(input_path)
+    if path.suffix == ".csv" and prep.encoder is not None:
+        source = data_mod.build_source(config["data"])
+        columns = None
+        if not source.header:
+            columns = [c for c in source.columns if c not in source.targets]
+        names, rows, lines = data_mod.read_csv(path, source.header, columns, source.delimiter)
+        raw = prep.encoder.transform(names, rows, lines, path)
+    else:
+        raw = read_inputs(path)
+    out = model.predict(model_inputs(model, prep, raw, str(path)))
     from_logits = getattr(loss, "from_logits", False)
+    names = prep.class_names
     if loss.name in ("categorical_crossentropy", "sparse_categorical_crossentropy"):
-        probs = out if not from_logits else np.exp(out - out.max(1, keepdims=True))
+        probs = out
         if from_logits:
+            probs = np.exp(out - out.max(1, keepdims=True))
             probs /= probs.sum(1, keepdims=True)
-        cols = ["class"] + [f"p_{k}" for k in range(out.shape[1])]
-        return cols, np.column_stack([probs.argmax(1), probs])
+        classes = probs.argmax(1)
+        head = ["class"] + (["label"] if names else []) + [f"p_{k}" for k in range(out.shape[1])]
+        return head, [[int(c)] + ([names[c]] if names else []) + list(map(float, p)) for c, p in zip(classes, probs)]
     if loss.name == "binary_crossentropy":
-        probs = out if not from_logits else 1 / (1 + np.exp(-out))
+        probs = 1 / (1 + np.exp(-out)) if from_logits else out
         if out.shape[1] == 1:
-            return ["class", "p_1"], np.column_stack([(probs[:, 0] > 0.5).astype(int), probs])
-        return [f"p_{k}" for k in range(out.shape[1])], probs
-    return [f"y_{k}" for k in range(out.shape[1])], out
+            classes = (probs[:, 0] > 0.5).astype(int)
+            head = ["class"] + (["label"] if names else []) + ["p_1"]
+            return head, [[int(c)] + ([names[c]] if names else []) + [float(p[0])] for c, p in zip(classes, probs)]
+        return [f"p_{k}" for k in range(out.shape[1])], probs.tolist()
+    if prep.targets is not None:
+        out = prep.targets.inverse(out.astype(np.float64))
+    return [f"y_{k}" for k in range(out.shape[1])], out.tolist()

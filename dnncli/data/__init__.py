@@ -8,6 +8,7 @@ seeded, stratified validation set.
 
 from __future__ import annotations
 
+import json
 import numbers
 import os
 import re
@@ -18,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from dnncli.data import idx, synthetic
-from dnncli.errors import DnnError, check_choice, check_float, check_int
+from dnncli.data.table import MISSING, TableEncoder, parse_targets, read_csv
+from dnncli.errors import DnnError, check_bool, check_choice, check_float, check_int, suggest
 from dnncli.registry import Registry
 
 SCALES = ("none", "standardize", "minmax")
@@ -33,6 +35,8 @@ class Dataset:
     x_test: np.ndarray
     y_test: np.ndarray
     classes: int | None
+    class_names: list[str] | None = None
+    encoder: TableEncoder | None = None
 
 
 def expand_path(text, base_dir: Path | None) -> Path:
@@ -55,19 +59,36 @@ class Source:
         (IDX's t10k files) or 0.2.
     scale : {"none", "standardize", "minmax"} or float, default="none"
         Input scaling fitted on the training split; a number divides by it (255 for images).
+    target_scale : {"none", "standardize", "minmax"} or float, default="none"
+        The same for regression targets; predictions are scaled back.
     """
 
     name = "source"
-    has_test_set = False
 
-    def __init__(self, test_split: float | None = None, scale="none"):
+    def __init__(self, test_split: float | None = None, scale="none", target_scale="none"):
         self.test_split = (
             None if test_split is None else check_float(test_split, "data.test_split", 0.0, 1.0, True, True)
         )
-        if isinstance(scale, numbers.Real) and not isinstance(scale, bool):
-            self.scale = check_float(scale, "data.scale", 0.0, low_open=True)
-        else:
-            self.scale = check_choice(scale, "data.scale", SCALES)
+        self.scale = _check_scale(scale, "data.scale")
+        self.target_scale = _check_scale(target_scale, "data.target_scale")
+
+    def describe(self) -> str:
+        """Where the data comes from, for messages."""
+        return f"data ({self.name})"
+
+    def check_paths(self) -> None:
+        """Expand every path argument now, so an unset ``$VARIABLE`` is reported with its key."""
+        for key in REGISTRY.parameters(self.name):
+            value = getattr(self, key, None)
+            if (
+                key == "path"
+                or key.endswith("_path")
+                or key in ("train_images", "train_labels", "test_images", "test_labels")
+            ) and value is not None:
+                try:
+                    expand_path(value, None)
+                except DnnError as err:
+                    raise DnnError(err.message, (key,)) from None
 
     def get_config(self) -> dict:
         return {"source": self.name, **{k: getattr(self, k) for k in REGISTRY.parameters(self.name)}}
@@ -87,11 +108,21 @@ class Source:
             else:  # an explicit test_split re-splits the source's own train + test
                 x, y = np.concatenate([got[0], got[2]]), np.concatenate([got[1], got[3]])
             split = 0.2 if self.test_split is None else self.test_split
-            labels = y if count_classes(y) is not None else None
-            train, test = stratified_split(labels, len(x), split, rng)
-            x_train, y_train, x_test, y_test = x[train], y[train], x[test], y[test]
+            x_train, y_train, x_test, y_test = _split_arrays(x, y, split, rng)
         classes = count_classes(np.concatenate([y_train, y_test]))
         return Dataset(x_train, y_train, x_test, y_test, classes)
+
+
+def _check_scale(value, name):
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return check_float(value, name, 0.0, low_open=True)
+    return check_choice(value, name, SCALES)
+
+
+def _split_arrays(x, y, fraction, rng):
+    labels = y if count_classes(y) is not None else None
+    train, test = stratified_split(labels, len(x), fraction, rng)
+    return x[train], y[train], x[test], y[test]
 
 
 def count_classes(y) -> int | None:
@@ -167,12 +198,6 @@ class IdxSource(Source):
         }
         if path is None and None in named.values():
             raise DnnError("data.path (a directory of the four IDX files) or all four file keys are needed.", ("path",))
-        for key, value in {"path": path, **named}.items():
-            if value is not None:
-                try:
-                    expand_path(value, None)  # an unset $VARIABLE fails here, with the config's line
-                except DnnError as err:
-                    raise DnnError(err.message, (key,)) from None
 
     def _file(self, key: str) -> Path:
         explicit = getattr(self, key)
@@ -186,6 +211,7 @@ class IdxSource(Source):
     def arrays(self, rng):
         out = []
         for images, labels in (("train_images", "train_labels"), ("test_images", "test_labels")):
+            # a directory without the test files is fine when test_split says to split the training files
             ipath, lpath = self._file(images), self._file(labels)
             x, y = idx.read_idx(ipath), idx.read_idx(lpath)
             if len(x) != len(y):
@@ -193,19 +219,222 @@ class IdxSource(Source):
             out += [x, y.astype(np.int64)]
         return tuple(out)
 
+    def describe(self):
+        return f"data ({self.path or self.train_images})"
 
-SOURCES = {cls.name: cls for cls in (SyntheticSource, IdxSource)}
+
+class CsvSource(Source):
+    """A CSV table: named target column(s), numeric features, optional one-hot categorical columns.
+
+    ``header: false`` reads files without a header line; ``columns`` names
+    their columns (else they are "0", "1", ...). Statistics (categories, fill
+    values, scaling) come from the training split only.
+    """
+
+    name = "csv"
+
+    def __init__(
+        self,
+        path: str,
+        target,
+        test_path: str | None = None,
+        header: bool = True,
+        columns: list | None = None,
+        drop: list | None = None,
+        categorical: list | None = None,
+        missing: str = "error",
+        fill_value: float = 0.0,
+        missing_values: list | None = None,
+        class_names: list | None = None,
+        delimiter: str = ",",
+        **common,
+    ):
+        super().__init__(**common)
+        self.path, self.test_path = path, test_path
+        self.header = check_bool(header, "data.header")
+        self.columns = _names(columns, "columns")
+        if self.columns is None and not self.header:
+            raise DnnError(
+                "data.columns must name the columns of a file without a header (header: false).", ("columns",)
+            )
+        self.target = target
+        targets = _names([target] if isinstance(target, (str, int)) else target, "target")
+        if not targets:
+            raise DnnError("data.target must name the target column(s) of the CSV file.", ("target",))
+        self.targets = [str(t) for t in targets]
+        self.drop = _names(drop, "drop") or []
+        self.categorical = _names(categorical, "categorical") or []
+        self.missing = check_choice(missing, "data.missing", ("error", "mean", "median", "constant"))
+        self.fill_value = check_float(fill_value, "data.fill_value")
+        self.missing_values = list(MISSING) if missing_values is None else [str(v) for v in missing_values]
+        self.class_names = _names(class_names, "class_names")
+        if not isinstance(delimiter, str) or len(delimiter) != 1:
+            raise DnnError(f"data.delimiter must be one character. Received: {delimiter!r}", ("delimiter",))
+        self.delimiter = delimiter
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg["missing_values"] = self.missing_values
+        return cfg
+
+    def describe(self):
+        return f"data ({self.path})"
+
+    def read(self, path_text):
+        path = expand_path(path_text, None)
+        names, rows, lines = read_csv(path, self.header, self.columns, self.delimiter)
+        for key, cols in (("target", self.targets), ("drop", self.drop), ("categorical", self.categorical)):
+            for col in cols:
+                if str(col) not in names:
+                    raise DnnError(
+                        f"{path}: data.{key} names {col!r}, which is not a column.{suggest(str(col), names)}", (key,)
+                    )
+        return path, names, rows, lines
+
+    def encoder(self, names) -> TableEncoder:
+        features = [n for n in names if n not in self.targets and n not in self.drop]
+        return TableEncoder(
+            features, [str(c) for c in self.categorical], self.missing, self.fill_value, self.missing_values
+        )
+
+    def load(self, seed: int) -> Dataset:
+        rng = np.random.default_rng([seed, 0xDA7A])
+        path, names, rows, lines = self.read(self.path)
+        y, class_names = parse_targets(names, rows, lines, path, self.targets, self.class_names)
+        if self.test_path is not None:
+            tpath, tnames, trows, tlines = self.read(self.test_path)
+            y_test, _ = parse_targets(tnames, trows, tlines, tpath, self.targets, class_names)
+            if class_names is None and y.dtype != y_test.dtype:
+                y, y_test = y.astype(np.float64), y_test.astype(np.float64)
+            train = (names, rows, lines, path)
+            test = (tnames, trows, tlines, tpath)
+        else:
+            fraction = 0.2 if self.test_split is None else self.test_split
+            labels = y if count_classes(y) is not None else None
+            tr, te = stratified_split(labels, len(rows), fraction, rng)
+            train = (names, [rows[i] for i in tr], [lines[i] for i in tr], path)
+            test = (names, [rows[i] for i in te], [lines[i] for i in te], path)
+            y, y_test = y[tr], y[te]
+        enc = self.encoder(names).fit(*train)
+        x_train, x_test = enc.transform(*train), enc.transform(*test)
+        classes = count_classes(np.concatenate([y, y_test]))
+        if class_names is not None:
+            classes = len(class_names)
+        return Dataset(x_train, y, x_test, y_test, classes, class_names, enc)
+
+
+class NpzSource(Source):
+    """Arrays in an NPZ file (``x_key``, ``y_key``), with a test file or a test split."""
+
+    name = "npz"
+
+    def __init__(self, path: str, x_key: str = "x", y_key: str = "y", test_path: str | None = None, **common):
+        super().__init__(**common)
+        self.path, self.x_key, self.y_key, self.test_path = path, x_key, y_key, test_path
+
+    def describe(self):
+        return f"data ({self.path})"
+
+    def _read(self, text):
+        path = expand_path(text, None)
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                for key in (self.x_key, self.y_key):
+                    if key not in npz.files:
+                        raise DnnError(f"{path}: no array {key!r}; it holds {', '.join(npz.files) or 'none'}.")
+                x, y = npz[self.x_key], npz[self.y_key]
+        except FileNotFoundError:
+            raise DnnError(f"{path}: no such file.") from None
+        except (OSError, ValueError, EOFError) as err:
+            raise DnnError(f"{path}: not a readable NPZ file ({err}).") from None
+        return _checked_pair(path, x, y)
+
+    def arrays(self, rng):
+        x, y = self._read(self.path)
+        if self.test_path is None:
+            return x, y
+        return (x, y, *self._read(self.test_path))
+
+
+class NpySource(Source):
+    """A pair of .npy files (inputs, targets), memory-mapped when larger than 64 MiB."""
+
+    name = "npy"
+    MMAP_BYTES = 64 << 20
+
+    def __init__(
+        self,
+        x_path: str,
+        y_path: str,
+        test_x_path: str | None = None,
+        test_y_path: str | None = None,
+        **common,
+    ):
+        super().__init__(**common)
+        self.x_path, self.y_path, self.test_x_path, self.test_y_path = x_path, y_path, test_x_path, test_y_path
+        if (test_x_path is None) != (test_y_path is None):
+            raise DnnError("data.test_x_path and data.test_y_path go together.", ("test_x_path",))
+
+    def describe(self):
+        return f"data ({self.x_path})"
+
+    def _load(self, text):
+        path = expand_path(text, None)
+        try:
+            mode = "r" if path.stat().st_size > self.MMAP_BYTES else None
+            return path, np.load(path, mmap_mode=mode, allow_pickle=False)
+        except FileNotFoundError:
+            raise DnnError(f"{path}: no such file.") from None
+        except (OSError, ValueError) as err:
+            raise DnnError(f"{path}: not a readable .npy file ({err}).") from None
+
+    def arrays(self, rng):
+        (xp, x), (_, y) = self._load(self.x_path), self._load(self.y_path)
+        x, y = _checked_pair(xp, x, y)
+        if self.test_x_path is None:
+            return x, y
+        (tp, tx), (_, ty) = self._load(self.test_x_path), self._load(self.test_y_path)
+        return (x, y, *_checked_pair(tp, tx, ty))
+
+
+def _checked_pair(path, x, y):
+    if len(x) != len(y):
+        raise DnnError(f"{path}: {len(x)} inputs but {len(y)} targets.")
+    if len(x) == 0:
+        raise DnnError(f"{path}: no samples.")
+    if not np.issubdtype(x.dtype, np.number):
+        raise DnnError(f"{path}: inputs must be numbers. Received: dtype {x.dtype}")
+    return x, y
+
+
+def _names(value, key):
+    if value is None:
+        return None
+    if isinstance(value, (str, int)) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in value):
+        raise DnnError(f"data.{key} must be a list of column names. Received: {value!r}", (key,))
+    return [str(v) for v in value]
+
+
+SOURCES = {cls.name: cls for cls in (SyntheticSource, IdxSource, CsvSource, NpzSource, NpySource)}
 REGISTRY = Registry("data source", SOURCES, key_field="source")
 
 
-def resolve_spec(spec, base_dir=None) -> dict:
+def resolve_spec(spec, check_paths: bool = True) -> dict:
     """Validate the ``data:`` section and fill in every default (synthetic spirals if absent)."""
     if spec is None:
         spec = {"source": "synthetic"}
     if not isinstance(spec, Mapping):
         raise DnnError(f"data must be a mapping with a 'source'. Received: {spec!r}", ("data",))
     spec = {"source": "synthetic", **spec}
-    return REGISTRY.get(spec, "data").get_config()
+    source = REGISTRY.get(spec, "data")
+    if check_paths:
+        try:
+            source.check_paths()
+        except DnnError as err:
+            raise err.at("data") from None
+    return source.get_config()
 
 
 def build_source(spec: Mapping) -> Source:
@@ -229,6 +458,16 @@ def stratified_split(labels, n: int, fraction: float, rng) -> tuple[np.ndarray, 
     mask = np.ones(n, bool)
     mask[held] = False
     return np.flatnonzero(mask), held
+
+
+def check_finite(x: np.ndarray, where: str) -> None:
+    """Raise if ``x`` holds NaN or infinity, naming the first sample and feature."""
+    if np.issubdtype(x.dtype, np.floating):
+        bad = ~np.isfinite(x.reshape(len(x), -1))
+        if bad.any():
+            row, col = np.argwhere(bad)[0]
+            value = x.reshape(len(x), -1)[row, col]
+            raise DnnError(f"{where}: sample {row}, feature {col} is {value}; inputs must be finite.")
 
 
 class Preprocessor:
@@ -262,10 +501,53 @@ class Preprocessor:
         out /= self.scale.astype(dtype)
         return out
 
-    def arrays(self) -> dict:
-        return {"kind": np.array(str(self.kind)), "offset": self.offset, "scale": self.scale}
+    def inverse(self, y: np.ndarray) -> np.ndarray:
+        return y * self.scale + self.offset if self.kind != "none" else y
+
+    def arrays(self, prefix: str) -> dict:
+        return {
+            f"{prefix}.kind": np.array(str(self.kind)),
+            f"{prefix}.offset": self.offset,
+            f"{prefix}.scale": self.scale,
+        }
 
     @classmethod
-    def from_arrays(cls, arrays) -> Preprocessor:
-        kind = str(arrays["kind"])
-        return cls(kind, np.asarray(arrays["offset"]), np.asarray(arrays["scale"]))
+    def from_arrays(cls, arrays, prefix: str) -> Preprocessor:
+        kind = str(arrays[f"{prefix}.kind"])
+        return cls(kind, np.asarray(arrays[f"{prefix}.offset"]), np.asarray(arrays[f"{prefix}.scale"]))
+
+
+@dataclass
+class Preparation:
+    """Everything fitted on the training split that new data must go through again."""
+
+    inputs: Preprocessor
+    targets: Preprocessor | None = None
+    encoder: TableEncoder | None = None
+    class_names: list[str] | None = None
+
+    def save(self, path) -> None:
+        from dnncli.model import atomic_savez
+
+        arrays = self.inputs.arrays("x")
+        if self.targets is not None:
+            arrays.update(self.targets.arrays("y"))
+        if self.encoder is not None:
+            arrays["table"] = np.array(self.encoder.to_json())
+        if self.class_names is not None:
+            arrays["class_names"] = np.array(json.dumps(self.class_names))
+        atomic_savez(path, arrays)
+
+    @classmethod
+    def load(cls, path) -> Preparation:
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+        except (OSError, ValueError) as err:
+            raise DnnError(f"{path}: not a readable preprocessing file ({err}).") from None
+        return cls(
+            Preprocessor.from_arrays(arrays, "x"),
+            Preprocessor.from_arrays(arrays, "y") if "y.kind" in arrays else None,
+            TableEncoder.from_json(str(arrays["table"])) if "table" in arrays else None,
+            json.loads(str(arrays["class_names"])) if "class_names" in arrays else None,
+        )

@@ -244,10 +244,7 @@ def test_predict_csv_and_npy(tmp_path, cfg):
 
 
 def test_summary_counts_as_keras():
-    r = run("summary", ROOT / "configs" / "fashion_mnist.yaml")
-    if "DNN_DATASETS" not in os.environ:
-        assert r.exit_code == 2  # the data path names an unset variable
-        r = run("summary", ROOT / "configs" / "fashion_mnist.yaml", "--set", "data.path=/nowhere")
+    r = run("summary", ROOT / "configs" / "fashion_mnist.yaml")  # reads no data: $DNN_DATASETS may be unset
     assert r.exit_code == 0, r.output
     assert "Total params: 271,346" in r.output
     assert "Trainable params: 268,978" in r.output and "Non-trainable params: 2,368" in r.output

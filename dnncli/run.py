@@ -133,10 +133,13 @@ def prepare_data(config, model, loss, preparation=None) -> PreparedData:
     """Load the config's data, fit (or reuse) its preparation, scale it and split off validation."""
     source = data_mod.build_source(config["data"])
     where = source.describe()
-    ds = source.load(config["seed"])
     regression = loss.name not in metrics_mod.CLASSIFICATION_LOSSES
+    ds = source.load(config["seed"], regression)
     if preparation is None:
-        x_fit = model.check_inputs(ds.x_train) if ds.x_train.shape[1:] != model.input_shape else ds.x_train
+        try:
+            x_fit = model.check_inputs(ds.x_train)
+        except DnnError as err:
+            raise DnnError(f"{where}: {err.message}") from None
         targets = None
         if regression and source.target_scale != "none":
             targets = data_mod.Preprocessor.fit(

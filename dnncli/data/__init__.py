@@ -97,9 +97,12 @@ class Source:
         """(x, y) of the whole source, or (x_train, y_train, x_test, y_test) if it has a test set."""
         raise NotImplementedError
 
-    def load(self, seed: int) -> Dataset:
+    def load(self, seed: int, regression: bool = False) -> Dataset:
+        """Train and test arrays; ``regression`` makes targets float and the test split unstratified."""
         rng = np.random.default_rng([seed, 0xDA7A])
         got = self.arrays(rng)
+        if regression:
+            got = tuple(a.astype(np.float64) if i % 2 else a for i, a in enumerate(got))
         if len(got) == 4 and self.test_split is None:
             x_train, y_train, x_test, y_test = got
         else:
@@ -109,7 +112,7 @@ class Source:
                 x, y = np.concatenate([got[0], got[2]]), np.concatenate([got[1], got[3]])
             split = 0.2 if self.test_split is None else self.test_split
             x_train, y_train, x_test, y_test = _split_arrays(x, y, split, rng)
-        classes = count_classes(np.concatenate([y_train, y_test]))
+        classes = None if regression else count_classes(np.concatenate([y_train, y_test]))
         return Dataset(x_train, y_train, x_test, y_test, classes)
 
 
@@ -297,14 +300,16 @@ class CsvSource(Source):
             features, [str(c) for c in self.categorical], self.missing, self.fill_value, self.missing_values
         )
 
-    def load(self, seed: int) -> Dataset:
+    def load(self, seed: int, regression: bool = False) -> Dataset:
         rng = np.random.default_rng([seed, 0xDA7A])
         path, names, rows, lines = self.read(self.path)
         y, class_names = parse_targets(names, rows, lines, path, self.targets, self.class_names)
+        if regression and class_names is None:
+            y = y.astype(np.float64)
         if self.test_path is not None:
             tpath, tnames, trows, tlines = self.read(self.test_path)
             y_test, _ = parse_targets(tnames, trows, tlines, tpath, self.targets, class_names)
-            if class_names is None and y.dtype != y_test.dtype:
+            if class_names is None and (regression or y.dtype != y_test.dtype):
                 y, y_test = y.astype(np.float64), y_test.astype(np.float64)
             train = (names, rows, lines, path)
             test = (tnames, trows, tlines, tpath)
@@ -317,7 +322,7 @@ class CsvSource(Source):
             y, y_test = y[tr], y[te]
         enc = self.encoder(names).fit(*train)
         x_train, x_test = enc.transform(*train), enc.transform(*test)
-        classes = count_classes(np.concatenate([y, y_test]))
+        classes = None if regression else count_classes(np.concatenate([y, y_test]))
         if class_names is not None:
             classes = len(class_names)
         return Dataset(x_train, y, x_test, y_test, classes, class_names, enc)

@@ -12,7 +12,6 @@ from typer.testing import CliRunner
 
 from dnncli import data
 from dnncli.cli import app
-from dnncli.data import idx
 from dnncli.errors import DnnError
 
 
@@ -147,7 +146,7 @@ BAD_IDX = [
 
 @pytest.mark.parametrize("case,name,mutate,message", BAD_IDX, ids=[c[0] for c in BAD_IDX])
 def test_bad_idx_files_are_one_line_naming_the_file(tmp_path, case, name, mutate, message):
-    d, f = _break(tmp_path, name, mutate)
+    d, _f = _break(tmp_path, name, mutate)
     r = run("train", idx_config(tmp_path, d), "--out", tmp_path / "run")
     assert r.exit_code == 2, r.output
     assert str(d) in r.output and len(r.output.strip().splitlines()) == 1
@@ -339,7 +338,7 @@ def test_npz_and_npy_sources(tmp_path, monkeypatch):
     src = data.build_source(
         data.resolve_spec({"source": "npy", "x_path": str(tmp_path / "x.npy"), "y_path": str(tmp_path / "y.npy")})
     )
-    (xp, arr) = src._load(str(tmp_path / "x.npy"))
+    (_xp, arr) = src._load(str(tmp_path / "x.npy"))
     assert isinstance(arr, np.memmap)  # large files are memory-mapped, not read
     assert len(src.load(0).x_train) == 40
     np.save(tmp_path / "y_short.npy", y[:-1])
@@ -428,6 +427,6 @@ def test_real_tables_load_as_their_configs_say(config, n_features, n_rows):
         assert (
             ds.classes is None
             and ds.y_train.dtype == np.float64
-            and 14999 <= ds.y_train.min()
+            and ds.y_train.min() >= 14999
             and ds.y_train.max() <= 500001
         )

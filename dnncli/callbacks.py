@@ -67,10 +67,11 @@ class EarlyStopping(Callback):
 
     def on_epoch_end(self, trainer, epoch, logs):
         current = logs.get(self.monitor)
-        if current is None or epoch < self.start_from_epoch or not math.isfinite(current):
+        if current is None or epoch < self.start_from_epoch:
             return
         self.wait += 1
-        if self._improved(current, self.best):
+        # NaN never improves (as in Keras), so a diverging run still stops
+        if math.isfinite(current) and self._improved(current, self.best):
             self.best, self.best_epoch = current, epoch
             if self.restore_best_weights:
                 self.best_weights = trainer.model.get_weights()
@@ -136,14 +137,15 @@ class ReduceLROnPlateau(Callback):
 
     def on_epoch_end(self, trainer, epoch, logs):
         current = logs.get(self.monitor)
-        if current is None or not math.isfinite(current):
+        if current is None:
             return
         if self.cooldown_counter > 0:
             self.cooldown_counter -= 1
             self.wait = 0
         minimize = _mode(self.mode, self.monitor) == "min"
-        if self.best is None or (
-            current < self.best - self.min_delta if minimize else current > self.best + self.min_delta
+        if math.isfinite(current) and (
+            self.best is None
+            or (current < self.best - self.min_delta if minimize else current > self.best + self.min_delta)
         ):
             self.best, self.wait = current, 0
         elif self.cooldown_counter <= 0:
@@ -191,6 +193,10 @@ def resolve_specs(mapping, optimizer_config: dict) -> dict:
             args = {}
         if not isinstance(args, Mapping):
             raise DnnError(f"training.callbacks.{name} must be a mapping or true. Received: {args!r}", (*key, name))
+        if "name" in args:
+            raise DnnError(
+                f"training.callbacks.{name}: the key names the callback; remove 'name'.", (*key, name, "name")
+            )
         cb = REGISTRY.get({"name": canonical, **args}, (*key, name))
         if canonical == "reduce_lr_on_plateau" and isinstance(optimizer_config.get("learning_rate"), Mapping):
             raise DnnError(

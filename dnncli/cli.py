@@ -126,6 +126,9 @@ def train(
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:
         result = run.train()
+    except KeyboardInterrupt:
+        typer.echo(f"Stopped at once; resume from the last checkpoint with: dnn train --resume {run.run_dir}", err=True)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     finally:
         signal.signal(signal.SIGINT, previous)
     if result.status == "interrupted":
@@ -211,7 +214,7 @@ def predict(
     import csv
     import io
 
-    from dnncli.run import atomic_write_text, predict_run
+    from dnncli.run import create_new_file, predict_run
 
     columns, rows = predict_run(run_dir, input_)
     buf = io.StringIO()
@@ -222,10 +225,56 @@ def predict(
     if out is None:
         typer.echo(text, nl=False)
     else:
-        if out.exists():
-            _fail(f"--out {out}: exists already; choose another file.")
-        atomic_write_text(out, text)
+        create_new_file(out, text)
         typer.echo(f"Wrote {len(rows)} predictions to {out}", err=True)
+
+
+data_app = typer.Typer(help="Datasets: download the classic ones.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("fetch")
+@handles_errors
+def data_fetch(
+    name: Annotated[str, typer.Argument(help="mnist or fashion-mnist.")],
+    dir_: Annotated[Path | None, typer.Option("--dir", help="Where the files go (default data/<name>).")] = None,
+    url: Annotated[
+        str | None, typer.Option("--url", help="Download from this base URL instead of the public mirrors.")
+    ] = None,
+):
+    """Download a dataset's four IDX files, check their md5, resume a broken download.
+
+    Example: dnn data fetch fashion-mnist --dir data/fashion-mnist
+    """
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+    from dnncli.fetch import fetch
+
+    directory = dir_ or Path("data") / name
+    tasks = {}
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=_console_err(),
+        transient=False,
+    ) as bar:
+
+        def progress(file, done, total):
+            if file not in tasks:
+                tasks[file] = bar.add_task(file, total=total)
+            bar.update(tasks[file], completed=done, total=total)
+
+        report = fetch(name, directory, base_url=url, progress=progress)
+    for file, status in report:
+        typer.echo(f"{directory / file}: {status}, md5 verified")
+
+
+def _console_err():
+    from rich.console import Console
+
+    return Console(stderr=True)
 
 
 def main():

@@ -13,6 +13,7 @@ into ``file:line`` using the YAML node tree.
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +25,23 @@ from dnncli import callbacks, data, losses, metrics, optimizers
 from dnncli.errors import DnnError, check_bool, check_choice, check_float, check_int, suggest
 from dnncli.model import DTYPES, Sequential
 
-TOP_KEYS = ("name", "seed", "dtype", "data", "model", "loss", "metrics", "optimizer", "training", "monitor")
+TOP_KEYS = ("name", "seed", "dtype", "data", "model", "loss", "metrics", "optimizer", "training")
 BATCHING = ("batch", "stochastic", "mini-batch")
+
+
+class Loader(yaml.SafeLoader):
+    """YAML with 1.2's floats: ``1e-3`` is a number (PyYAML's 1.1 rules read it as a string)."""
+
+
+Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def parse_yaml(text: str):
+    return yaml.load(text, Loader=Loader)
 
 
 @dataclass
@@ -107,8 +123,8 @@ def read_config_file(path) -> tuple[dict, dict]:
     except OSError as err:
         raise DnnError(f"{path}: cannot read ({err.strerror}).") from None
     try:
-        node = yaml.compose(text)
-        mapping = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=Loader)
+        mapping = parse_yaml(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
@@ -130,9 +146,8 @@ def _walk(node, path: tuple, lines: dict) -> None:
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
             k = key.value
-            lines[(*path, k)] = key.start_mark.line + 1
             _walk(value, (*path, k), lines)
-            lines[(*path, k)] = key.start_mark.line + 1
+            lines[(*path, k)] = key.start_mark.line + 1  # the key's line, not its value's
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
             _walk(item, (*path, i), lines)
@@ -149,7 +164,7 @@ def apply_overrides(mapping: dict, overrides: list[str]) -> dict:
         if not all(parts):
             raise DnnError(f"--set: bad key path {dotted!r}.")
         try:
-            value = yaml.safe_load(text) if text.strip() else None
+            value = parse_yaml(text) if text.strip() else None
         except yaml.YAMLError:
             raise DnnError(f"--set {dotted}: the value {text!r} is not valid YAML.") from None
         target = mapping
@@ -285,8 +300,6 @@ def resolve(mapping: Mapping, default_name: str = "experiment", check_paths: boo
     training = _section(mapping.get("training"), TRAINING, "training")
     training["callbacks"] = callbacks.resolve_specs(training["callbacks"], raw["optimizer"])
     raw["training"] = training
-    if "monitor" in mapping:
-        raw["monitor"] = mapping["monitor"]
     return raw
 
 

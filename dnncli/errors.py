@@ -77,7 +77,10 @@ def check_float(
     high_open: bool = False,
 ) -> float:
     """Return ``value`` as float, or raise if it is not a finite number in range."""
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    try:
+        ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    except OverflowError:  # an integer too large for a float
+        ok = False
     if ok:
         value = float(value)
         if low is not None and (value < low or (low_open and value == low)):

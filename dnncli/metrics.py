@@ -136,8 +136,8 @@ ALIASES = {
 
 
 def _check(name, loss_name, index):
-    canonical = ALIASES.get(name, name)
-    if not isinstance(name, str) or canonical not in METRICS:
+    canonical = ALIASES.get(name, name) if isinstance(name, str) else None
+    if canonical not in METRICS:
         names = list(METRICS) + list(ALIASES)
         raise DnnError(
             f"unknown metric {name!r}.{suggest(str(name), names)} Known: {', '.join(METRICS)}.", ("metrics", index)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,8 +117,11 @@ class Sequential:
 
         specs = [(layer, s) for layer in self.layers for s in layer.specs]
         n_train = sum(int(np.prod(s.shape)) for _, s in specs if s.trainable)
-        self.flat_weights = np.zeros(n_train, self.dtype)
-        self.flat_gradients = np.zeros(n_train, self.dtype)
+        try:
+            self.flat_weights = np.zeros(n_train, self.dtype)
+            self.flat_gradients = np.zeros(n_train, self.dtype)
+        except (MemoryError, ValueError):
+            raise DnnError(f"the model has {n_train:,} trainable parameters: too many to allocate.") from None
         self.trainable_weights: list[np.ndarray] = []
         self.gradients: list[np.ndarray] = []
         self.variable_names: list[str] = []
@@ -242,6 +246,8 @@ class Sequential:
     def check_inputs(self, x) -> np.ndarray:
         """Return ``x`` as a C-contiguous array of the model's dtype, or raise if its shape is wrong."""
         x = np.asarray(x)
+        if x.dtype.kind not in "biuf":
+            raise DnnError(f"inputs must be numbers. Received: an array of dtype {x.dtype}")
         if x.shape[1:] != self.input_shape:
             if x.ndim == 2 and x.shape[1] == int(np.prod(self.input_shape)):
                 x = x.reshape((len(x),) + self.input_shape)
@@ -299,7 +305,7 @@ class Sequential:
                 stored = {k: npz[k] for k in npz.files}
         except FileNotFoundError:
             raise DnnError(f"{path}: no such weights file.") from None
-        except (OSError, ValueError) as err:
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
             raise DnnError(f"{path}: not a readable NPZ weights file ({err}).") from None
         self.set_weights_dict(stored, source=str(path))
 

@@ -45,6 +45,11 @@ class Optimizer:
         n = self.name
         if isinstance(learning_rate, numbers.Real) and not isinstance(learning_rate, bool):
             self._learning_rate = check_float(learning_rate, f"{n}.learning_rate", 0.0)
+        elif not isinstance(learning_rate, (dict, schedules.Schedule)):
+            raise DnnError(
+                f"{n}.learning_rate must be a number or a schedule mapping. Received: {learning_rate!r}",
+                ("learning_rate",),
+            )
         else:
             self._learning_rate = schedules.get(learning_rate, "learning_rate")
         self.clipnorm = None if clipnorm is None else check_float(clipnorm, f"{n}.clipnorm", 0.0, low_open=True)

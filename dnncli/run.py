@@ -18,6 +18,7 @@ import math
 import os
 import tempfile
 import time
+import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -28,11 +29,12 @@ from dnncli import callbacks as callbacks_mod
 from dnncli import config as config_mod
 from dnncli import data as data_mod
 from dnncli import metrics as metrics_mod
+from dnncli.data import augment as augment_mod
 from dnncli.errors import DnnError
 from dnncli.model import atomic_savez
 from dnncli.training import Callback, EpochPosition, Interrupted, NonFiniteLoss, Trainer
 
-RUN_FILES = ("config.yaml", "checkpoint.npz", "model.npz")
+RUN_FILES = ("config.yaml", "history.csv", "gradients.csv", "preprocessing.npz", "checkpoint.npz", "model.npz")
 
 
 # files ----------------------------------------------------------------------------
@@ -49,6 +51,22 @@ def atomic_write_text(path: Path, text: str) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def create_new_file(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically, refusing (without a race) if ``path`` exists."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise DnnError(f"{path}: the directory {path.parent} does not exist.")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            f.write(text)
+        os.link(tmp, path)  # fails if path exists, unlike a rename
+    except FileExistsError:
+        raise DnnError(f"{path}: exists already; choose another file.") from None
+    finally:
+        os.unlink(tmp)
 
 
 def csv_text(rows: list[dict], columns: list[str]) -> str:
@@ -134,7 +152,7 @@ def prepare_data(config, model, loss, preparation=None) -> PreparedData:
     source = data_mod.build_source(config["data"])
     where = source.describe()
     regression = loss.name not in metrics_mod.CLASSIFICATION_LOSSES
-    ds = source.load(config["seed"], regression)
+    ds = source.load(config["seed"], regression, config["training"]["validation_split"])
     if preparation is None:
         try:
             x_fit = model.check_inputs(ds.x_train)
@@ -154,19 +172,14 @@ def prepare_data(config, model, loss, preparation=None) -> PreparedData:
         y_all = to_targets(ds.y_train, loss, n_out, model.dtype, preparation)
         x_test = model_inputs(model, preparation, ds.x_test, f"{where}, test split")
         y_test = to_targets(ds.y_test, loss, n_out, model.dtype, preparation)
+        x_val = y_val = None
+        if ds.x_val is not None:
+            x_val = model_inputs(model, preparation, ds.x_val, f"{where}, validation split")
+            y_val = to_targets(ds.y_val, loss, n_out, model.dtype, preparation)
     except DnnError as err:
         if err.message.startswith(where):
             raise
         raise DnnError(f"{where}: {err.message}") from None
-    split = config["training"]["validation_split"]
-    x_val = y_val = None
-    if split > 0:
-        rng = np.random.default_rng([config["seed"], 0x5A11])
-        labels = ds.y_train if ds.classes is not None else None
-        train, val = data_mod.stratified_split(labels, len(x_all), split, rng)
-        if len(val) == 0 or len(train) == 0:
-            raise DnnError(f"training.validation_split {split} leaves an empty split of {len(x_all)} samples.")
-        x_all, y_all, x_val, y_val = x_all[train], y_all[train], x_all[val], y_all[val]
     return PreparedData(x_all, y_all, x_val, y_val, x_test, y_test, ds.classes, preparation)
 
 
@@ -345,11 +358,12 @@ class TrainingRun:
         if init_weights is not None:
             probe.model.load_weights(init_weights)
         probe.data = prepare_data(config, probe.model, probe.loss)
+        probe._build_trainer()
         run_dir = new_run_dir(config.name, out, runs_root)
         probe.run_dir = run_dir
         atomic_write_text(run_dir / "config.yaml", config.to_yaml())
         probe.data.preparation.save(run_dir / "preprocessing.npz")
-        probe._build_trainer()
+        probe.save_checkpoint()  # epoch 0: a run is resumable, and has a finite state, from the start
         return probe
 
     @classmethod
@@ -362,11 +376,19 @@ class TrainingRun:
         config = config_mod.load(run_dir / "config.yaml")
         if epochs is not None:
             config.raw["training"]["epochs"] = epochs
-            atomic_write_text(run_dir / "config.yaml", config.to_yaml())
         run = cls(config, run_dir, reporter)
         run.data = prepare_data(config, run.model, run.loss, data_mod.Preparation.load(run_dir / "preprocessing.npz"))
         run._build_trainer()
-        run.load_checkpoint()
+        status = run.load_checkpoint()
+        done = run.trainer.epoch
+        if status == "early_stopped":
+            raise DnnError(f"--resume {run_dir}: the run stopped early after epoch {done}; there is nothing to resume.")
+        if status == "completed" and run.epochs <= done:
+            raise DnnError(
+                f"--resume {run_dir}: the run finished its {done} epochs; give --epochs with more to train further."
+            )
+        if epochs is not None:
+            atomic_write_text(run_dir / "config.yaml", config.to_yaml())
         return run
 
     def _build_trainer(self):
@@ -380,6 +402,14 @@ class TrainingRun:
             shuffle=t["shuffle"],
             seed=cfg["seed"],
         )
+        augmenter = augment_mod.build(cfg["data"].get("augment"))
+        if augmenter.active:
+            if augmenter.needs_images and len(self.model.input_shape) < 2:
+                raise DnnError(
+                    "data.augment: shift and horizontal_flip need image inputs (input_shape [height, width]);"
+                    f" this model's input_shape is {list(self.model.input_shape)}."
+                )
+            self.trainer.augment = augmenter
         names = cfg["metrics"]
         self.train_metrics = TrainMetrics(names, self.loss)
         self.grad_norms = GradientNorms(self.model)
@@ -418,15 +448,17 @@ class TrainingRun:
         )
         self.save_checkpoint()
 
-    def save_checkpoint(self):
+    def save_checkpoint(self, status: str = "running"):
         tr = self.trainer
         arrays = {f"weights.{k}": v for k, v in self.model.weights_dict().items()}
         arrays.update({f"optimizer.{k}": v for k, v in tr.optimizer.get_state().items()})
         meta = {
+            "status": status,
             "epoch": tr.epoch,
             "step": tr.step,
             "history": self.history,
             "shuffle_rng": tr.rng.bit_generator.state,
+            "augment_rng": tr.augment_rng.bit_generator.state,
             "generators": {k: g.bit_generator.state for k, g in self.model.generators().items()},
             "learning_rate": None,
             "position": None,
@@ -441,6 +473,7 @@ class TrainingRun:
                 "data_sum": pos.data_sum,
                 "penalty_sum": pos.penalty_sum,
                 "shuffled": pos.perm is not None,
+                "augment_state": pos.augment_state,
             }
             if pos.perm is not None:
                 arrays["position.perm"] = pos.perm
@@ -457,8 +490,15 @@ class TrainingRun:
             with np.load(path, allow_pickle=False) as npz:
                 arrays = {k: npz[k] for k in npz.files}
             meta = json.loads(str(arrays.pop("meta")))
-        except (OSError, ValueError, KeyError) as err:
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
             raise DnnError(f"{path}: not a readable checkpoint ({err}).") from None
+        try:
+            self._restore(meta, arrays, path)
+        except (KeyError, ValueError) as err:
+            raise DnnError(f"{path} does not match {self.run_dir / 'config.yaml'} (no state for {err}).") from None
+        return meta.get("status", "running")
+
+    def _restore(self, meta, arrays, path):
         tr = self.trainer
         self.model.set_weights_dict(
             {k[len("weights.") :]: v for k, v in arrays.items() if k.startswith("weights.")}, source=str(path)
@@ -470,13 +510,16 @@ class TrainingRun:
             tr.optimizer.learning_rate = meta["learning_rate"]
         tr.epoch, tr.step = meta["epoch"], meta["step"]
         tr.rng.bit_generator.state = meta["shuffle_rng"]
+        tr.augment_rng.bit_generator.state = meta["augment_rng"]
         for k, g in self.model.generators().items():
             g.bit_generator.state = meta["generators"][k]
         self.history = meta["history"]
         pos = meta["position"]
         if pos is not None:
             perm = arrays.get("position.perm") if pos["shuffled"] else None
-            tr.position = EpochPosition(perm, pos["next_start"], pos["data_sum"], pos["penalty_sum"])
+            tr.position = EpochPosition(
+                perm, pos["next_start"], pos["data_sum"], pos["penalty_sum"], pos["augment_state"]
+            )
         for name, cb in self._stateful().items():
             prefix = f"callback.{name}."
             cb.set_state(
@@ -527,6 +570,7 @@ class TrainingRun:
             )
         result = RunResult(self.run_dir, status, tr.epoch, self.history, message=message)
         if status in ("completed", "early_stopped"):
+            self.save_checkpoint(status)
             self.model.save_weights(self.run_dir / "model.npz")
             result.test = evaluate_arrays(self.model, self.loss, self.config["metrics"], d.x_test, d.y_test)
             if status == "early_stopped":
@@ -630,7 +674,7 @@ def read_labelled(path, config, prep) -> tuple[np.ndarray, np.ndarray]:
             return npz["x"], npz["y"]
     except FileNotFoundError:
         raise DnnError(f"--data {path}: no such file.") from None
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
         raise DnnError(f"--data {path}: not a readable NPZ file ({err}).") from None
 
 

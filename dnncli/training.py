@@ -58,6 +58,7 @@ class EpochPosition:
     next_start: int = 0
     data_sum: float = 0.0
     penalty_sum: float = 0.0
+    augment_state: dict | None = None  # the augmentation generator's state when the epoch began
 
 
 class Trainer:
@@ -93,6 +94,8 @@ class Trainer:
         self.stop_requested = False
         self.last_learning_rate = self.optimizer.learning_rate
         self.callbacks: list[Callback] = []
+        self.augment = None  # callable(x_epoch_buffer, rng), applied in place each epoch
+        self.augment_rng = np.random.default_rng([0 if seed is None else seed, 0xA06])
         self._buffers: dict = {}
 
     def prepare(self, x, y) -> tuple[np.ndarray, np.ndarray]:
@@ -112,15 +115,21 @@ class Trainer:
         return [self.model.flat_weights], [self.model.flat_gradients]
 
     def _ordered(self, x, y, perm):
-        if perm is None:
+        if perm is None and self.augment is None:
             return x, y
+        if perm is None:
+            perm = slice(None)
         xb = self._buffers.get("x")
         if xb is None or xb.shape != x.shape:
             xb = self._buffers["x"] = np.empty_like(x)
             self._buffers["y"] = np.empty_like(y)
         yb = self._buffers["y"]
-        np.take(x, perm, axis=0, out=xb)
-        np.take(y, perm, axis=0, out=yb)
+        if isinstance(perm, slice):
+            np.copyto(xb, x)
+            np.copyto(yb, y)
+        else:
+            np.take(x, perm, axis=0, out=xb)
+            np.take(y, perm, axis=0, out=yb)
         return xb, yb
 
     def train_step(self, xb, yb, batch_start: int = 0) -> tuple[float, float]:
@@ -141,10 +150,16 @@ class Trainer:
         n = len(x)
         if self.position is None:
             self.position = EpochPosition(self.rng.permutation(n) if self.shuffle else None)
+            if self.augment is not None:
+                self.position.augment_state = self.augment_rng.bit_generator.state
             for cb in self.callbacks:
                 cb.on_epoch_begin(self, self.epoch)
         pos = self.position
         xs, ys = self._ordered(x, y, pos.perm)
+        if self.augment is not None:
+            # from the state the epoch began with, so that a resumed epoch sees the same inputs
+            self.augment_rng.bit_generator.state = pos.augment_state
+            self.augment(xs, self.augment_rng)
         for start in range(pos.next_start, n, self.batch_size):
             xb, yb = xs[start : start + self.batch_size], ys[start : start + self.batch_size]
             data, penalty = self.train_step(xb, yb, start)
@@ -185,18 +200,8 @@ class Trainer:
             cb.on_train_begin(self)
         while self.epoch < epochs and not self.stop_training:
             history.append(self.run_epoch(x, y))
-            if self.stop_requested and self.epoch < epochs:
+            if self.stop_requested and self.epoch < epochs and not self.stop_training:
                 raise Interrupted()
         for cb in self.callbacks:
             cb.on_train_end(self)
         return history
-
-    def evaluate(self, x, y, batch_size: int = 1024, prepared: bool = False) -> float:
-        """Mean data loss in inference mode (no dropout, moving batch-norm statistics)."""
-        if not prepared:
-            x, y = self.prepare(x, y)
-        total = 0.0
-        for start in range(0, len(x), batch_size):
-            xb, yb = x[start : start + batch_size], y[start : start + batch_size]
-            total += self.model.loss_value(xb, yb, self.loss) * len(xb)
-        return total / max(len(x), 1)

@@ -410,3 +410,98 @@ def test_every_shipped_config_runs_one_short_epoch(path, tmp_path):
 def test_python_dash_m_and_console_script_agree():
     r = dnn("--help")
     assert r.returncode == 0 and "train" in r.stdout
+
+
+def test_resume_with_augmentation_mid_epoch_is_bit_identical(tmp_path):
+    from dnncli import config as config_mod
+    from dnncli.run import TrainingRun
+    from dnncli.training import Callback
+
+    spec = RESUME | {
+        "data": RESUME["data"] | {"augment": {"gaussian_noise": 0.1}},
+        "training": RESUME["training"] | {"epochs": 2},
+    }
+    cfg_path = write(tmp_path / "aug.yaml", spec)
+    straight = TrainingRun.create(config_mod.load(cfg_path), out=tmp_path / "a")
+    straight.train()
+
+    class StopAt(Callback):
+        def on_batch_end(self, trainer, step, logs):
+            if step == 400:
+                trainer.request_stop()
+
+    cut = TrainingRun.create(config_mod.load(cfg_path), out=tmp_path / "b")
+    cut.callbacks.insert(0, StopAt())
+    assert cut.train().status == "interrupted"
+    resumed = TrainingRun.open(tmp_path / "b")
+    resumed.train()
+    for a, b in zip(straight.model.get_weights(), resumed.model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_scientific_notation_is_a_number(tmp_path, cfg):
+    r = run("validate", cfg, "--set", "optimizer.learning_rate=1e-3")
+    assert r.exit_code == 0 and yaml.safe_load(r.output)["optimizer"]["learning_rate"] == 0.001
+    text = cfg.read_text().replace("learning_rate: 0.01", "learning_rate: 5e-4")
+    (tmp_path / "sci.yaml").write_text(text)
+    r = run("validate", tmp_path / "sci.yaml")
+    assert r.exit_code == 0 and yaml.safe_load(r.output)["optimizer"]["learning_rate"] == 0.0005
+    r = run("validate", cfg, "--set", "optimizer.learning_rate=fast")
+    assert r.exit_code == 2 and "must be a number or a schedule mapping" in r.output
+
+
+def test_finished_runs_are_not_resumed_unless_extended(tmp_path, cfg):
+    out = tmp_path / "run"
+    assert run("train", cfg, "--out", out, "--quiet").exit_code == 0
+    r = run("train", "--resume", out)
+    assert r.exit_code == 2 and "finished its 3 epochs" in r.output
+    r = run("train", "--resume", out, "--epochs", "5", "--quiet")
+    assert r.exit_code == 0, r.output
+    assert len((out / "history.csv").read_text().strip().splitlines()) == 1 + 5
+    spec = SMALL | {
+        "training": SMALL["training"]
+        | {"epochs": 30, "callbacks": {"early_stopping": {"monitor": "loss", "min_delta": 10}}}
+    }
+    es = tmp_path / "es"
+    assert run("train", write(tmp_path / "es.yaml", spec), "--out", es, "--quiet").exit_code == 0
+    r = run("train", "--resume", es, "--epochs", "40")
+    assert r.exit_code == 2 and "stopped early" in r.output
+
+
+def test_bad_inputs_never_show_a_traceback(tmp_path, cfg):
+    out = tmp_path / "run"
+    assert run("train", cfg, "--out", out, "--quiet").exit_code == 0
+    np.save(tmp_path / "in.npy", np.zeros((2, 2)))
+    r = run("predict", out, tmp_path / "in.npy", "--out", tmp_path / "missing_dir" / "p.csv")
+    assert r.exit_code == 2 and "does not exist" in r.output
+    np.save(tmp_path / "s.npy", np.array([["a", "b"]]))
+    r = run("predict", out, tmp_path / "s.npy")
+    assert r.exit_code == 2 and "inputs must be numbers" in r.output
+    r = run("validate", cfg, "--set", "metrics=[[acc]]")
+    assert r.exit_code == 2 and "unknown metric" in r.output
+    r = run("validate", cfg, "--set", "model.layers.0.units=" + "9" * 400)
+    assert r.exit_code == 2
+    (out / "checkpoint.npz").write_bytes(b"garbage")
+    r = run("train", "--resume", out, "--epochs", "9")
+    assert r.exit_code == 2 and "not a readable checkpoint" in r.output
+    (out / "model.npz").write_bytes(b"garbage")
+    r = run("eval", out)
+    assert r.exit_code == 2 and "not a readable NPZ weights file" in r.output
+
+
+def test_nonfinite_run_keeps_a_finite_checkpoint_from_epoch_zero(tmp_path):
+    spec = {
+        "name": "diverge",
+        "data": {"source": "synthetic", "generator": "regression", "n_samples": 400},
+        "model": {
+            "input_shape": [2],
+            "layers": [{"type": "dense", "units": 16, "activation": "relu"}, {"type": "dense", "units": 1}],
+        },
+        "loss": "mse",
+        "optimizer": {"name": "sgd", "learning_rate": 50.0},
+        "training": {"epochs": 5, "batch_size": 8},
+    }
+    out = tmp_path / "run"
+    assert run("train", write(tmp_path / "c.yaml", spec), "--out", out).exit_code == 3
+    with np.load(out / "checkpoint.npz") as ck:
+        assert all(np.isfinite(ck[k]).all() for k in ck.files if k.startswith("weights."))

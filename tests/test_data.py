@@ -430,3 +430,54 @@ def test_real_tables_load_as_their_configs_say(config, n_features, n_rows):
             and ds.y_train.min() >= 14999
             and ds.y_train.max() <= 500001
         )
+
+
+# augmentation -------------------------------------------------------------------------------------
+def test_augment_shift_flip_and_noise():
+    from dnncli.data.augment import Augmenter, _shifted
+
+    img = np.arange(16, dtype=np.float32).reshape(1, 4, 4)
+    down_right = _shifted(img, 1, 2)
+    np.testing.assert_array_equal(down_right[0, 1:, 2:], img[0, :3, :2])
+    assert (down_right[0, 0] == 0).all() and (down_right[0, :, :2] == 0).all()
+    x = np.tile(img, (400, 1, 1))
+    a, b = x.copy(), x.copy()
+    aug = Augmenter(shift=1, horizontal_flip=True)
+    aug(a, np.random.default_rng(5))
+    aug(b, np.random.default_rng(5))
+    np.testing.assert_array_equal(a, b)  # seeded
+    flipped = (a == img[..., ::-1]).all(axis=(1, 2)).mean()
+    unchanged = (a == img).all(axis=(1, 2)).mean()
+    assert 0.02 < flipped < 0.2 and 0.02 < unchanged < 0.2  # 1/2 flip x 1/9 no shift
+    n = np.zeros((1000, 10), np.float32)
+    Augmenter(gaussian_noise=0.5)(n, np.random.default_rng(0))
+    assert n.dtype == np.float32 and abs(n.std() - 0.5) < 0.02
+
+
+def test_augment_needs_images_and_known_keys(tmp_path):
+    d = make_idx_dir(tmp_path / "d")
+    cfg = idx_config(tmp_path, d)
+    r = run("validate", cfg, "--set", "data.augment={shfit: 2}")
+    assert r.exit_code == 2 and "Did you mean 'shift'" in r.output
+    r = run(
+        "train",
+        cfg,
+        "--set",
+        "data.augment={shift: 1, horizontal_flip: true, gaussian_noise: 0.05}",
+        "--out",
+        tmp_path / "run",
+        "--quiet",
+    )
+    assert r.exit_code == 0, r.output
+    flat = tmp_path / "flat.yaml"
+    flat.write_text(
+        yaml.safe_dump(
+            {
+                "data": {"source": "synthetic", "augment": {"shift": 1}},
+                "model": {"input_shape": [2], "layers": [{"type": "dense", "units": 2, "activation": "softmax"}]},
+                "loss": "sparse_categorical_crossentropy",
+            }
+        )
+    )
+    r = run("train", flat, "--out", tmp_path / "run2")
+    assert r.exit_code == 2 and "need image inputs" in r.output

@@ -12,12 +12,14 @@ import json
 import numbers
 import os
 import re
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from dnncli.data import augment as augment_mod
 from dnncli.data import idx, synthetic
 from dnncli.data.table import MISSING, TableEncoder, parse_targets, read_csv
 from dnncli.errors import DnnError, check_bool, check_choice, check_float, check_int, suggest
@@ -37,6 +39,8 @@ class Dataset:
     classes: int | None
     class_names: list[str] | None = None
     encoder: TableEncoder | None = None
+    x_val: np.ndarray | None = None
+    y_val: np.ndarray | None = None
 
 
 def expand_path(text, base_dir: Path | None) -> Path:
@@ -61,16 +65,20 @@ class Source:
         Input scaling fitted on the training split; a number divides by it (255 for images).
     target_scale : {"none", "standardize", "minmax"} or float, default="none"
         The same for regression targets; predictions are scaled back.
+    augment : mapping or None, default=None
+        Training-split augmentation: ``gaussian_noise`` (stddev), ``shift``
+        (pixels) and ``horizontal_flip`` (images), redrawn every epoch, seeded.
     """
 
     name = "source"
 
-    def __init__(self, test_split: float | None = None, scale="none", target_scale="none"):
+    def __init__(self, test_split: float | None = None, scale="none", target_scale="none", augment=None):
         self.test_split = (
             None if test_split is None else check_float(test_split, "data.test_split", 0.0, 1.0, True, True)
         )
         self.scale = _check_scale(scale, "data.scale")
         self.target_scale = _check_scale(target_scale, "data.target_scale")
+        self.augment = augment_mod.build(augment).get_config() if augment is not None else None
 
     def describe(self) -> str:
         """Where the data comes from, for messages."""
@@ -97,8 +105,13 @@ class Source:
         """(x, y) of the whole source, or (x_train, y_train, x_test, y_test) if it has a test set."""
         raise NotImplementedError
 
-    def load(self, seed: int, regression: bool = False) -> Dataset:
-        """Train and test arrays; ``regression`` makes targets float and the test split unstratified."""
+    def load(self, seed: int, regression: bool = False, validation_split: float = 0.0) -> Dataset:
+        """Train, validation and test arrays.
+
+        ``regression`` makes targets float and the splits unstratified;
+        ``validation_split`` holds out that fraction of the training split,
+        stratified by class and seeded.
+        """
         rng = np.random.default_rng([seed, 0xDA7A])
         got = self.arrays(rng)
         if regression:
@@ -111,9 +124,15 @@ class Source:
             else:  # an explicit test_split re-splits the source's own train + test
                 x, y = np.concatenate([got[0], got[2]]), np.concatenate([got[1], got[3]])
             split = 0.2 if self.test_split is None else self.test_split
-            x_train, y_train, x_test, y_test = _split_arrays(x, y, split, rng)
+            x_train, y_train, x_test, y_test = _split_arrays(x, y, split, rng, "data.test_split")
+        x_val = y_val = None
+        if validation_split > 0:
+            vrng = np.random.default_rng([seed, 0x5A11])
+            x_train, y_train, x_val, y_val = _split_arrays(
+                x_train, y_train, validation_split, vrng, "training.validation_split", regression
+            )
         classes = None if regression else count_classes(np.concatenate([y_train, y_test]))
-        return Dataset(x_train, y_train, x_test, y_test, classes)
+        return Dataset(x_train, y_train, x_test, y_test, classes, x_val=x_val, y_val=y_val)
 
 
 def _check_scale(value, name):
@@ -122,10 +141,16 @@ def _check_scale(value, name):
     return check_choice(value, name, SCALES)
 
 
-def _split_arrays(x, y, fraction, rng):
-    labels = y if count_classes(y) is not None else None
+def _split_arrays(x, y, fraction, rng, key, regression=False):
+    labels = y if not regression and count_classes(y) is not None else None
     train, test = stratified_split(labels, len(x), fraction, rng)
+    check_split(len(train), len(test), key, fraction)
     return x[train], y[train], x[test], y[test]
+
+
+def check_split(n_kept: int, n_held: int, key: str, fraction: float) -> None:
+    if n_kept == 0 or n_held == 0:
+        raise DnnError(f"{key} {fraction} of {n_kept + n_held} samples leaves an empty split.")
 
 
 def count_classes(y) -> int | None:
@@ -178,7 +203,6 @@ class IdxSource(Source):
     """MNIST-style IDX files: a directory holding the four standard files, or each file named."""
 
     name = "idx"
-    has_test_set = True
 
     def __init__(
         self,
@@ -214,7 +238,6 @@ class IdxSource(Source):
     def arrays(self, rng):
         out = []
         for images, labels in (("train_images", "train_labels"), ("test_images", "test_labels")):
-            # a directory without the test files is fine when test_split says to split the training files
             ipath, lpath = self._file(images), self._file(labels)
             x, y = idx.read_idx(ipath), idx.read_idx(lpath)
             if len(x) != len(y):
@@ -300,9 +323,10 @@ class CsvSource(Source):
             features, [str(c) for c in self.categorical], self.missing, self.fill_value, self.missing_values
         )
 
-    def load(self, seed: int, regression: bool = False) -> Dataset:
+    def load(self, seed: int, regression: bool = False, validation_split: float = 0.0) -> Dataset:
         rng = np.random.default_rng([seed, 0xDA7A])
         path, names, rows, lines = self.read(self.path)
+        self.encoder(names).validate(names, rows, lines, path)  # bad cells first, whatever the split
         y, class_names = parse_targets(names, rows, lines, path, self.targets, self.class_names)
         if regression and class_names is None:
             y = y.astype(np.float64)
@@ -315,17 +339,32 @@ class CsvSource(Source):
             test = (tnames, trows, tlines, tpath)
         else:
             fraction = 0.2 if self.test_split is None else self.test_split
-            labels = y if count_classes(y) is not None else None
-            tr, te = stratified_split(labels, len(rows), fraction, rng)
-            train = (names, [rows[i] for i in tr], [lines[i] for i in tr], path)
-            test = (names, [rows[i] for i in te], [lines[i] for i in te], path)
-            y, y_test = y[tr], y[te]
+            train, test, y, y_test = _split_rows((names, rows, lines, path), y, fraction, rng, "data.test_split")
+        val = y_val = x_val = None
+        if validation_split > 0:
+            vrng = np.random.default_rng([seed, 0x5A11])
+            train, val, y, y_val = _split_rows(train, y, validation_split, vrng, "training.validation_split")
+        # categories and fill values come from the training rows alone
         enc = self.encoder(names).fit(*train)
         x_train, x_test = enc.transform(*train), enc.transform(*test)
+        if val is not None:
+            x_val = enc.transform(*val)
         classes = None if regression else count_classes(np.concatenate([y, y_test]))
         if class_names is not None:
             classes = len(class_names)
-        return Dataset(x_train, y, x_test, y_test, classes, class_names, enc)
+        return Dataset(x_train, y, x_test, y_test, classes, class_names, enc, x_val, y_val)
+
+
+def _split_rows(table, y, fraction, rng, key):
+    names, rows, lines, path = table
+    labels = y if y.dtype.kind == "i" else None
+    kept, held = stratified_split(labels, len(rows), fraction, rng)
+    check_split(len(kept), len(held), key, fraction)
+
+    def pick(idx):
+        return (names, [rows[i] for i in idx], [lines[i] for i in idx], path)
+
+    return pick(kept), pick(held), y[kept], y[held]
 
 
 class NpzSource(Source):
@@ -350,7 +389,7 @@ class NpzSource(Source):
                 x, y = npz[self.x_key], npz[self.y_key]
         except FileNotFoundError:
             raise DnnError(f"{path}: no such file.") from None
-        except (OSError, ValueError, EOFError) as err:
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
             raise DnnError(f"{path}: not a readable NPZ file ({err}).") from None
         return _checked_pair(path, x, y)
 
@@ -467,7 +506,7 @@ def stratified_split(labels, n: int, fraction: float, rng) -> tuple[np.ndarray, 
 
 def check_finite(x: np.ndarray, where: str) -> None:
     """Raise if ``x`` holds NaN or infinity, naming the first sample and feature."""
-    if np.issubdtype(x.dtype, np.floating):
+    if np.issubdtype(x.dtype, np.floating) and x.size:
         bad = ~np.isfinite(x.reshape(len(x), -1))
         if bad.any():
             row, col = np.argwhere(bad)[0]
@@ -548,7 +587,7 @@ class Preparation:
         try:
             with np.load(path, allow_pickle=False) as npz:
                 arrays = {k: npz[k] for k in npz.files}
-        except (OSError, ValueError) as err:
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
             raise DnnError(f"{path}: not a readable preprocessing file ({err}).") from None
         return cls(
             Preprocessor.from_arrays(arrays, "x"),

@@ -64,4 +64,3 @@ def regression(rng, n_samples, n_features=2, noise=0.1, **_unused):
 
 
 GENERATORS = {f.__name__: f for f in (spirals, moons, circles, xor, blobs, regression)}
-CLASSES = {"spirals": None, "moons": 2, "circles": 2, "xor": 2, "blobs": None, "regression": 0}

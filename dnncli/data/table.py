@@ -123,6 +123,10 @@ class TableEncoder:
             out[col] = values
         return out
 
+    def validate(self, names, rows, lines, path) -> None:
+        """Raise on the first bad cell of the whole table."""
+        self._parse(names, rows, lines, path)
+
     def fit(self, names, rows, lines, path) -> TableEncoder:
         cols = self._parse(names, rows, lines, path)
         for col, values in cols.items():

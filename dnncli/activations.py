@@ -80,9 +80,13 @@ class LeakyReLU(Activation):
         return np.maximum(Z, scaled, out=out)
 
     def backward(self, Z, A, dA, out=None):
-        # slope >= 0 keeps the sign of A equal to the sign of Z
-        factor = np.where(A > 0, 1.0, self.negative_slope).astype(dA.dtype, copy=False)
-        return np.multiply(dA, factor, out=out)
+        # slope >= 0 keeps the sign of A equal to the sign of Z: scale dA where A <= 0
+        if out is None:
+            out = dA.copy()
+        elif out is not dA:
+            np.copyto(out, dA)
+        np.multiply(out, self.negative_slope, out=out, where=A <= 0)
+        return out
 
     def get_config(self):
         return {"name": self.name, "negative_slope": self.negative_slope}
@@ -214,22 +218,33 @@ class GELU(Activation):
 
     _C = math.sqrt(2.0 / math.pi)
 
-    def forward(self, Z, out=None):
+    _cache = (None, None)  # (Z, cdf or tanh term) of the last forward, reused by backward
+
+    def _term(self, Z):
+        if self._cache[0] is Z:
+            return self._cache[1]
         if self.approximate:
-            inner = np.tanh(self._C * (Z + 0.044715 * Z**3))
-            return np.multiply(0.5 * Z, 1.0 + inner, out=out)
-        cdf = 0.5 * (1.0 + _erf(Z / math.sqrt(2.0)))
-        return np.multiply(Z, cdf, out=out)
+            term = np.tanh(self._C * (Z + 0.044715 * Z**3))
+        else:
+            term = 0.5 * (1.0 + _erf(Z / math.sqrt(2.0)))
+        self._cache = (Z, term)
+        return term
+
+    def forward(self, Z, out=None):
+        self._cache = (None, None)  # Z may be a reused buffer holding new values
+        term = self._term(Z)
+        if self.approximate:
+            return np.multiply(0.5 * Z, 1.0 + term, out=out)
+        return np.multiply(Z, term, out=out)
 
     def backward(self, Z, A, dA, out=None):
+        term = self._term(Z)
         if self.approximate:
-            inner = np.tanh(self._C * (Z + 0.044715 * Z**3))
-            dinner = (1.0 - inner**2) * self._C * (1.0 + 3 * 0.044715 * Z**2)
-            grad = 0.5 * (1.0 + inner) + 0.5 * Z * dinner
+            dinner = (1.0 - term**2) * self._C * (1.0 + 3 * 0.044715 * Z**2)
+            grad = 0.5 * (1.0 + term) + 0.5 * Z * dinner
         else:
-            cdf = 0.5 * (1.0 + _erf(Z / math.sqrt(2.0)))
             pdf = np.exp(-0.5 * Z**2) / math.sqrt(2.0 * math.pi)
-            grad = cdf + Z * pdf
+            grad = term + Z * pdf
         return np.multiply(dA, grad.astype(dA.dtype, copy=False), out=out)
 
     def get_config(self):

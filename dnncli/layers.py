@@ -200,6 +200,8 @@ class ActivationLayer(Layer):
         return A
 
     def backward(self, dA, skip_activation=False):
+        if not self.needs_input_grad:
+            return None
         if skip_activation:
             return dA
         return self.activation.backward(self.X, self.A, dA, out=self._buffer("dX", dA.shape))
@@ -221,7 +223,7 @@ class Flatten(Layer):
         return X.reshape(len(X), -1)
 
     def backward(self, dY):
-        return dY.reshape(self.in_shape)
+        return dY.reshape(self.in_shape) if self.needs_input_grad else None
 
 
 class Dropout(Layer):
@@ -249,11 +251,20 @@ class Dropout(Layer):
             return X
         mask = self._buffer("mask", X.shape)
         self.rng.random(out=mask, dtype=mask.dtype)
-        np.multiply(mask >= self.rate, 1.0 / (1.0 - self.rate), out=mask)
+        keep = np.greater_equal(mask, self.rate, out=self._bool_buffer(X.shape))
+        np.multiply(keep, mask.dtype.type(1.0 / (1.0 - self.rate)), out=mask)
         self.mask = mask
         return np.multiply(X, mask, out=self._buffer("Y", X.shape))
 
+    def _bool_buffer(self, shape):
+        buf = self._buffers.get(("keep", shape))
+        if buf is None:
+            buf = self._buffers[("keep", shape)] = np.empty(shape, bool)
+        return buf
+
     def backward(self, dY):
+        if not self.needs_input_grad:
+            return None
         if self.mask is None:
             return dY
         return np.multiply(dY, self.mask, out=self._buffer("dX", dY.shape))

@@ -213,7 +213,8 @@ class Sequential:
             # softmax/sigmoid + cross-entropy: loss and dL/dZ straight from the logits
             Z = self.output_layer.logits
             data = loss.logits_forward(y, Z)
-            self.backward(loss.logits_backward(y, Z, out), skip_output_activation=True)
+            dZ = loss.logits_backward(y, Z, out, out=self.output_layer._buffer("dlogits", Z.shape))
+            self.backward(dZ, skip_output_activation=True)
         else:
             data = loss.forward(y, out)
             self.backward(loss.backward(y, out))

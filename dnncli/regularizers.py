@@ -34,10 +34,16 @@ class Regularizer:
 
     def add_gradient(self, W: np.ndarray, dW: np.ndarray) -> None:
         """Add d(penalty)/dW to ``dW`` in place."""
+        tmp = getattr(self, "_scratch", None)
+        if tmp is None or tmp.shape != W.shape or tmp.dtype != W.dtype:
+            tmp = self._scratch = np.empty_like(W)
         if self.l1:
-            dW += self.l1 * np.sign(W)
+            np.sign(W, out=tmp)
+            tmp *= self.l1
+            dW += tmp
         if self.l2:
-            dW += (2.0 * self.l2) * W
+            np.multiply(W, 2.0 * self.l2, out=tmp)
+            dW += tmp
 
     def get_config(self) -> dict:
         return {"name": self.name, "l1": self.l1, "l2": self.l2}

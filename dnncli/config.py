@@ -24,8 +24,9 @@ import yaml
 from dnncli import callbacks, data, losses, metrics, optimizers
 from dnncli.errors import DnnError, check_bool, check_choice, check_float, check_int, suggest
 from dnncli.model import DTYPES, Sequential
+from dnncli.monitor import MonitorConfig
 
-TOP_KEYS = ("name", "seed", "dtype", "data", "model", "loss", "metrics", "optimizer", "training")
+TOP_KEYS = ("name", "seed", "dtype", "data", "model", "loss", "metrics", "optimizer", "training", "monitor")
 BATCHING = ("batch", "stochastic", "mini-batch")
 
 
@@ -71,7 +72,11 @@ TRAINING = {
         lambda v, n: check_float(v, n, 0.0, 1.0, high_open=True),
         "fraction of the training set held out for val_ metrics",
     ),
-    "on_nonfinite": Field("stop", lambda v, n: check_choice(v, n, ("stop",)), "what a NaN or infinite loss does"),
+    "on_nonfinite": Field(
+        "stop",
+        lambda v, n: check_choice(v, n, ("stop", "skip_batch")),
+        "a NaN or infinity in a batch's loss or gradients: stop (exit 3), or skip_batch (no update; counted)",
+    ),
     "callbacks": Field({}, None, "early_stopping, reduce_lr_on_plateau"),
 }
 
@@ -300,6 +305,7 @@ def resolve(mapping: Mapping, default_name: str = "experiment", check_paths: boo
     training = _section(mapping.get("training"), TRAINING, "training")
     training["callbacks"] = callbacks.resolve_specs(training["callbacks"], raw["optimizer"])
     raw["training"] = training
+    raw["monitor"] = MonitorConfig.resolve(mapping.get("monitor"))
     return raw
 
 

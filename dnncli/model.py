@@ -7,6 +7,7 @@ whole-array passes instead of a Python loop over variables.
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 import zipfile
@@ -147,6 +148,7 @@ class Sequential:
         for layer in self.layers:
             layer.needs_input_grad = below_trainable
             below_trainable = below_trainable or bool(layer.grads)
+        self.outputs: list[np.ndarray | None] = [None] * len(self.layers)
         self.output_layer = self.layers[-1]
         self.output_activation = getattr(self.output_layer, "activation", None)
         if self.output_activation is not None:
@@ -169,9 +171,31 @@ class Sequential:
     # maths -------------------------------------------------------------------
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         """Run every layer; the result is a buffer reused by the next call."""
-        for layer in self.layers:
-            x = layer.forward(x, training)
+        outputs = self.outputs
+        for i, layer in enumerate(self.layers):
+            x = outputs[i] = layer.forward(x, training)
         return x
+
+    def find_nonfinite(self, loss_value: float) -> tuple[str, int | None]:
+        """After a batch went wrong: (stage, layer index) of the first NaN or infinity.
+
+        Looks, in order, at the weights (a previous update), each layer's
+        output of this batch (forward activation), the loss, and the
+        gradients from the last layer down. Returns ("unknown", None) if all
+        of them are finite.
+        """
+        for i, layer in enumerate(self.layers):
+            if any(not np.isfinite(w).all() for w in layer.params.values()):
+                return "update", i
+        for i, out in enumerate(self.outputs):
+            if out is not None and not np.isfinite(out).all():
+                return "forward activation", i
+        if not math.isfinite(loss_value):
+            return "loss", None
+        for i in range(len(self.layers) - 1, -1, -1):
+            if any(not np.isfinite(g).all() for g in self.layers[i].grads.values()):
+                return "gradient", i
+        return "unknown", None
 
     def backward(self, dy: np.ndarray, skip_output_activation: bool = False) -> None:
         """Back-propagate ``dL/d(output)`` (or ``dL/dZ`` of the output layer) and fill the gradients."""

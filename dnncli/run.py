@@ -32,6 +32,7 @@ from dnncli import metrics as metrics_mod
 from dnncli.data import augment as augment_mod
 from dnncli.errors import DnnError
 from dnncli.model import atomic_savez
+from dnncli.monitor import STEP_FIELDS, GradientMonitor
 from dnncli.training import Callback, EpochPosition, Interrupted, NonFiniteLoss, Trainer
 
 RUN_FILES = ("config.yaml", "history.csv", "gradients.csv", "preprocessing.npz", "checkpoint.npz", "model.npz")
@@ -236,48 +237,6 @@ class Validation(Callback):
         logs.update({f"val_{k}": v for k, v in result.items()})
 
 
-class GradientNorms(Callback):
-    """Mean L2 norm of each dense layer's kernel gradient over the epoch's steps, and weight norms."""
-
-    def __init__(self, model):
-        self.kernels = [(i, layer) for i, layer in enumerate(model.layers) if "kernel" in layer.grads]
-        self.sums = np.zeros(len(self.kernels))
-        self.count = 0
-        self.rows: list[dict] = []
-
-    def on_epoch_begin(self, trainer, epoch):
-        self.sums[:] = 0.0
-        self.count = 0
-
-    def on_gradients(self, trainer, x, y, loss):
-        for j, (_, layer) in enumerate(self.kernels):
-            g = layer.grads["kernel"]
-            self.sums[j] += math.sqrt(float(np.vdot(g, g)))
-        self.count += 1
-
-    def on_epoch_end(self, trainer, epoch, logs):
-        for j, (i, layer) in enumerate(self.kernels):
-            mean = self.sums[j] / max(self.count, 1)
-            w = layer.params["kernel"]
-            logs[f"grad_norm.{layer.name}"] = mean
-            self.rows.append(
-                {
-                    "epoch": epoch + 1,
-                    "layer_index": i,
-                    "layer": layer.name,
-                    "grad_norm": mean,
-                    "weight_norm": math.sqrt(float(np.vdot(w, w))),
-                }
-            )
-
-    def get_state(self):
-        return {"sums": self.sums.tolist(), "count": self.count, "rows": self.rows}, {}
-
-    def set_state(self, scalars, arrays):
-        self.sums[:] = scalars["sums"]
-        self.count, self.rows = scalars["count"], scalars["rows"]
-
-
 # reporting --------------------------------------------------------------------------
 class Reporter:
     """What a training run tells its user; the CLI's display implements it. Silent by default."""
@@ -313,6 +272,8 @@ class _Progress(Callback):
     def on_epoch_end(self, trainer, epoch, logs):
         logs["learning_rate"] = trainer.last_learning_rate
         logs["time"] = time.perf_counter() - self.started
+        if trainer.on_nonfinite == "skip_batch":
+            logs["skipped_batches"] = sum(1 for e in trainer.skipped if e.epoch == epoch)
 
 
 class _Checkpointer(Callback):
@@ -412,7 +373,8 @@ class TrainingRun:
             self.trainer.augment = augmenter
         names = cfg["metrics"]
         self.train_metrics = TrainMetrics(names, self.loss)
-        self.grad_norms = GradientNorms(self.model)
+        self.monitor = GradientMonitor(self.model, cfg["monitor"])
+        self.trainer.on_nonfinite = t["on_nonfinite"]
         self.user_callbacks = callbacks_mod.build(t["callbacks"])
         for cb in self.user_callbacks:
             monitor = cb.monitor
@@ -428,23 +390,24 @@ class TrainingRun:
         callbacks = [self.train_metrics]
         if self.data.x_val is not None:
             callbacks.append(Validation(self.data.x_val, self.data.y_val, self.loss, names))
-        callbacks += [self.grad_norms, _Progress(self.reporter, self), *self.user_callbacks, _Checkpointer(self)]
+        callbacks += [self.monitor, _Progress(self.reporter, self), *self.user_callbacks, _Checkpointer(self)]
         self.callbacks = callbacks
 
     # checkpoints ---------------------------------------------------------------------
     def _stateful(self):
         return {
             "train_metrics": self.train_metrics,
-            "grad_norms": self.grad_norms,
+            "monitor": self.monitor,
             **{cb.name: cb for cb in self.user_callbacks},
         }
 
-    def write_epoch_files(self):
-        columns = _history_columns(self.history)
-        atomic_write_text(self.run_dir / "history.csv", csv_text(self.history, columns))
+    def write_epoch_files(self, history: bool = True):
+        if history:
+            columns = _history_columns(self.history)
+            atomic_write_text(self.run_dir / "history.csv", csv_text(self.history, columns))
         atomic_write_text(
             self.run_dir / "gradients.csv",
-            csv_text(self.grad_norms.rows, ["epoch", "layer_index", "layer", "grad_norm", "weight_norm"]),
+            csv_text(self.monitor.records, list(STEP_FIELDS)),
         )
         self.save_checkpoint()
 
@@ -520,11 +483,32 @@ class TrainingRun:
             tr.position = EpochPosition(
                 perm, pos["next_start"], pos["data_sum"], pos["penalty_sum"], pos["augment_state"]
             )
+        self.monitor.records = read_step_records(self.run_dir / "gradients.csv")
         for name, cb in self._stateful().items():
             prefix = f"callback.{name}."
             cb.set_state(
                 meta["callbacks"][name], {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
             )
+
+    def _nonfinite_report(self, err) -> str:
+        """Say where the first NaN or infinity appeared, and save the batch's sample indices."""
+        tr = self.trainer
+        pos = tr.position
+        order = pos.perm if pos is not None and pos.perm is not None else np.arange(len(self.data.x_train))
+        indices = order[err.batch_start : err.batch_start + err.batch_size]
+        atomic_savez(
+            self.run_dir / "nonfinite_batch.npz",
+            {"indices": indices, "epoch": np.array(err.epoch + 1), "step": np.array(err.step + 1)},
+        )
+        where = "" if err.layer is None else f" of layer {err.layer} ({self.model.layers[err.layer].name})"
+        stage = {"update": "the weights (after the previous update)", "loss": "the loss"}.get(err.stage, err.stage)
+        return (
+            f"Non-finite values first appeared in {stage}{where}, at epoch {err.epoch + 1}, step {err.step + 1}"
+            f" (the batch of samples {err.batch_start}..{err.batch_start + err.batch_size - 1} in that epoch's order;"
+            f" their indices in the training split are in {self.run_dir / 'nonfinite_batch.npz'}). Training stopped;"
+            f" {self.run_dir / 'checkpoint.npz'} keeps the last finite state. Try a smaller learning rate, gradient"
+            " clipping (clipnorm) or batch normalization; dnn inspect-gradients shows which layers grow."
+        )
 
     # training ----------------------------------------------------------------------
     def train(self) -> RunResult:
@@ -542,7 +526,7 @@ class TrainingRun:
                 "epochs": self.epochs,
                 "start_epoch": tr.epoch,
                 "metrics": self.config["metrics"],
-                "layers": [layer.name for _, layer in self.grad_norms.kernels],
+                "layers": [layer.name for _, layer in self.monitor.layers],
                 "params": self.model.count_params(),
                 "resumed": bool(self.history),
             }
@@ -555,19 +539,14 @@ class TrainingRun:
             if tr.stop_training:
                 status = "early_stopped"
         except Interrupted:
-            self.save_checkpoint()
+            self.write_epoch_files(history=False)
             status = "interrupted"
             message = (
                 f"Interrupted at epoch {tr.epoch + 1}, step {tr.step}. Resume with: dnn train --resume {self.run_dir}"
             )
         except NonFiniteLoss as err:
             status = "nonfinite"
-            message = (
-                f"The loss became {err.value} at epoch {err.epoch + 1}, step {err.step + 1} (samples"
-                f" {err.batch_start}..{err.batch_start + err.batch_size - 1} of that epoch's order). Training stopped;"
-                f" {self.run_dir / 'checkpoint.npz'} keeps the last finite state."
-                " Try a smaller learning rate, gradient clipping (clipnorm) or batch normalization."
-            )
+            message = self._nonfinite_report(err)
         result = RunResult(self.run_dir, status, tr.epoch, self.history, message=message)
         if status in ("completed", "early_stopped"):
             self.save_checkpoint(status)
@@ -582,6 +561,18 @@ class TrainingRun:
         return result
 
 
+def read_step_records(path: Path) -> list[dict]:
+    """The monitor's rows back from ``gradients.csv``, numbers as numbers."""
+    if not path.exists():
+        return []
+    ints = ("epoch", "step", "layer_index")
+    with open(path, newline="") as f:
+        return [
+            {k: v if k == "layer" else int(v) if k in ints else float(v) if v else math.nan for k, v in row.items()}
+            for row in csv.DictReader(f)
+        ]
+
+
 def _history_columns(history: list[dict]) -> list[str]:
     if not history:
         return ["epoch"]
@@ -590,13 +581,14 @@ def _history_columns(history: list[dict]) -> list[str]:
     order += [
         k
         for k in keys
-        if k not in ("epoch", "loss", "data_loss", "penalty", "learning_rate", "time")
+        if k not in ("epoch", "loss", "data_loss", "penalty", "learning_rate", "time", "flags", "skipped_batches")
         and not k.startswith("val_")
         and not k.startswith("grad_norm.")
     ]
     order += [k for k in keys if k.startswith("val_")]
     order += ["data_loss", "penalty", "learning_rate", "time"]
     order += [k for k in keys if k.startswith("grad_norm.")]
+    order += ["skipped_batches", "flags"]
     return [k for k in order if k in keys]
 
 

@@ -33,17 +33,18 @@ class Callback:
 
 
 class NonFiniteLoss(Exception):
-    """The loss of a batch became NaN or infinite; raised before the optimizer step."""
+    """A batch's loss or gradients became NaN or infinite; raised before the optimizer step.
 
-    def __init__(self, epoch: int, step: int, batch_start: int, batch_size: int, value: float):
-        super().__init__(f"loss became {value} at epoch {epoch + 1}, step {step + 1}")
-        self.epoch, self.step, self.batch_start, self.batch_size, self.value = (
-            epoch,
-            step,
-            batch_start,
-            batch_size,
-            value,
-        )
+    ``stage`` is where the first non-finite value is: "update" (the weights,
+    from the previous step), "forward activation", "loss" or "gradient";
+    ``layer`` the index of the layer, or None.
+    """
+
+    def __init__(self, epoch, step, batch_start, batch_size, value, stage="loss", layer=None):
+        super().__init__(f"non-finite {stage} at epoch {epoch + 1}, step {step + 1}")
+        self.epoch, self.step, self.value = epoch, step, value
+        self.batch_start, self.batch_size = batch_start, batch_size
+        self.stage, self.layer = stage, layer
 
 
 class Interrupted(Exception):
@@ -59,6 +60,7 @@ class EpochPosition:
     data_sum: float = 0.0
     penalty_sum: float = 0.0
     augment_state: dict | None = None  # the augmentation generator's state when the epoch began
+    skipped_samples: int = 0
 
 
 class Trainer:
@@ -94,6 +96,8 @@ class Trainer:
         self.stop_requested = False
         self.last_learning_rate = self.optimizer.learning_rate
         self.callbacks: list[Callback] = []
+        self.on_nonfinite = "stop"  # or "skip_batch": leave the weights alone and go on
+        self.skipped: list[NonFiniteLoss] = []
         self.augment = None  # callable(x_epoch_buffer, rng), applied in place each epoch
         self.augment_rng = np.random.default_rng([0 if seed is None else seed, 0xA06])
         self._buffers: dict = {}
@@ -135,8 +139,15 @@ class Trainer:
     def train_step(self, xb, yb, batch_start: int = 0) -> tuple[float, float]:
         """One update; returns (data loss, penalty) of the batch before the update."""
         batch_loss, _ = self.model.compute_gradients(xb, yb, self.loss)
-        if not math.isfinite(batch_loss.total):
-            raise NonFiniteLoss(self.epoch, self.step, batch_start, len(xb), batch_loss.total)
+        g = self.model.flat_gradients
+        # one dot product catches a NaN or infinity anywhere in the gradients
+        if not (math.isfinite(batch_loss.total) and math.isfinite(float(np.vdot(g, g)))):
+            stage, layer = self.model.find_nonfinite(batch_loss.total)
+            err = NonFiniteLoss(self.epoch, self.step, batch_start, len(xb), batch_loss.total, stage, layer)
+            if self.on_nonfinite == "skip_batch" and stage != "update":
+                self.skipped.append(err)
+                return math.nan, math.nan
+            raise err
         for cb in self.callbacks:
             cb.on_gradients(self, xb, yb, batch_loss)
         self.last_learning_rate = self.optimizer.learning_rate
@@ -164,13 +175,16 @@ class Trainer:
             xb, yb = xs[start : start + self.batch_size], ys[start : start + self.batch_size]
             data, penalty = self.train_step(xb, yb, start)
             pos.next_start = start + len(xb)
-            pos.data_sum += data * len(xb)
-            pos.penalty_sum += penalty * len(xb)
+            if math.isnan(data):  # a skipped batch counts in neither the loss nor the sample count
+                pos.skipped_samples += len(xb)
+            else:
+                pos.data_sum += data * len(xb)
+                pos.penalty_sum += penalty * len(xb)
             for cb in self.callbacks:
                 cb.on_batch_end(self, self.step, {"loss": data + penalty, "batch_start": start, "n": n})
             if self.stop_requested and pos.next_start < n:
                 raise Interrupted()
-        m = max(n, 1)
+        m = max(n - pos.skipped_samples, 1)
         logs = {
             "loss": (pos.data_sum + pos.penalty_sum) / m,
             "data_loss": pos.data_sum / m,

@@ -175,8 +175,27 @@ def test_train_writes_the_run_directory(tmp_path, cfg):
     assert [r["epoch"] for r in rows] == ["1", "2", "3"]
     assert {"loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "time", "grad_norm.dense"} <= set(rows[0])
     grads = list(csv.DictReader((out / "gradients.csv").open()))
-    assert len(grads) == 3 * 2 and {"epoch", "layer_index", "layer", "grad_norm", "weight_norm"} <= set(grads[0])
+    # a small model: every statistic at every step (384 training samples / 16 = 24 steps), for both dense layers
+    assert len(grads) == 3 * 24 * 2
+    assert {
+        "epoch",
+        "step",
+        "layer_index",
+        "layer",
+        "grad_norm",
+        "grad_mean_abs",
+        "grad_max",
+        "weight_norm",
+        "update_ratio",
+        "act_mean",
+        "act_std",
+        "dead_fraction",
+        "saturated_fraction",
+    } == set(grads[0])
     assert grads[1]["layer_index"] == "3"  # the position in the config's layers list
+    assert float(grads[0]["update_ratio"]) == pytest.approx(
+        float(grads[0]["grad_norm"]) / float(grads[0]["weight_norm"])
+    )
     assert yaml.safe_load((out / "config.yaml").read_text())["optimizer"]["epsilon"] == 1e-7
     # the output is plain lines: no escape codes when stdout is not a terminal
     assert not ESC.search(r.output)
@@ -316,7 +335,9 @@ def test_nonfinite_loss_stops_with_exit_code_3(tmp_path):
     out = tmp_path / "run"
     r = run("train", write(tmp_path / "c.yaml", spec), "--out", out)
     assert r.exit_code == 3, r.output
-    assert re.search(r"The loss became (nan|inf) at epoch \d+, step \d+", r.output)
+    assert re.search(r"Non-finite values first appeared in .* at epoch \d+, step \d+", r.output), r.output
+    with np.load(out / "nonfinite_batch.npz") as nb:
+        assert len(nb["indices"]) == 8 and nb["indices"].max() < 320
     assert not (out / "model.npz").exists()
 
 

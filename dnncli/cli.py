@@ -229,6 +229,91 @@ def predict(
         typer.echo(f"Wrote {len(rows)} predictions to {out}", err=True)
 
 
+@app.command("inspect-gradients")
+@handles_errors
+def inspect_gradients(
+    target: Annotated[Path, typer.Argument(metavar="CONFIG|RUN_DIR", help="A config to probe, or a run to read.")],
+    steps: Annotated[
+        int | None, typer.Option("--steps", min=1, help="Training steps to record (default: one epoch).")
+    ] = None,
+    every: Annotated[int | None, typer.Option("--every", min=1, help="Record full statistics every K steps.")] = None,
+    set_: SetOption = None,
+    json_: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+):
+    """Is any layer's gradient vanishing, exploding, dead or saturated? Why, and what to change.
+
+    Example: dnn inspect-gradients configs/vanishing_sigmoid.yaml --steps 50
+    """
+    import json
+
+    from dnncli import config as config_mod
+    from dnncli.inspect import inspect_config, inspect_run
+
+    if target.is_dir():
+        if set_ or steps or every:
+            _fail("--steps, --every and --set apply to a CONFIG, not to a run directory.")
+        report = inspect_run(target)
+    else:
+        report = inspect_config(config_mod.load(target, set_ or []), steps=steps, every=every)
+    if json_:
+        typer.echo(json.dumps(report, indent=2, default=_json_default))
+        return
+    from dnncli.display import inspection_view
+
+    console = _console()
+    for part in inspection_view(report):
+        console.print(part)
+
+
+def _json_default(value):
+    return None if isinstance(value, float) and value != value else str(value)
+
+
+@app.command()
+@handles_errors
+def gradcheck(
+    config: Annotated[Path, typer.Argument(help="A YAML config.")],
+    samples: Annotated[int, typer.Option("--samples", min=1, help="Samples of the training data to check on.")] = 4,
+    entries: Annotated[
+        int, typer.Option("--entries", min=1, help="Entries checked per weight, chosen at random.")
+    ] = 20,
+    tolerance: Annotated[float, typer.Option("--tolerance", help="Largest relative error that passes.")] = 1e-6,
+    set_: SetOption = None,
+):
+    """Check the backward pass of your architecture and loss by central differences, in float64.
+
+    Exit code 0 when every layer and parameter passes, 1 when any fails.
+    Example: dnn gradcheck configs/binary_batchnorm.yaml --samples 8
+    """
+    from dnncli import config as config_mod
+    from dnncli.display import gradcheck_table
+    from dnncli.inspect import gradcheck_config
+
+    report = gradcheck_config(config_mod.load(config, set_ or []), samples, entries, tolerance)
+    _console().print(gradcheck_table(report))
+    typer.echo("All gradients match." if report["passed"] else "Some gradients do not match.")
+    if not report["passed"]:
+        raise typer.Exit(1)
+
+
+@app.command()
+@handles_errors
+def plot(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by dnn train.")],
+    out: Annotated[Path | None, typer.Option("--out", help="The PNG to write (default RUN_DIR/plot.png).")] = None,
+):
+    """Loss and metric curves, and a heat map of gradient norms (layers by epochs, log scale), as a PNG.
+
+    Needs matplotlib: pip install 'dnncli[plot]'. Example: dnn plot runs/quickstart-20260101-120000
+    """
+    from dnncli.inspect import plot_run
+
+    if out is not None and out.exists():
+        _fail(f"--out {out}: exists already; choose another file.")
+    path = plot_run(run_dir, out or Path(run_dir) / "plot.png")
+    typer.echo(f"Wrote {path}")
+
+
 data_app = typer.Typer(help="Datasets: download the classic ones.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 

@@ -39,10 +39,13 @@ def epoch_columns(metrics: list[str], layers: list[str], validation: bool) -> li
         cols += [("val_loss", "val_loss")] + [(f"val_{m}", f"val_{m}") for m in metrics]
     cols += [("learning_rate", "lr"), ("time", "time")]
     cols += [(f"grad_norm.{name}", f"|dW| {name}") for name in layers]
+    cols += [("flags", "flags")]
     return cols
 
 
 def _cell(key, value) -> str:
+    if key == "flags":
+        return value or ""
     if key == "time" and isinstance(value, float):
         return f"{value:.2f}s"
     if key == "epoch":
@@ -109,7 +112,8 @@ class LiveReporter(PlainReporter):
         self.columns = epoch_columns(info["metrics"], info["layers"], info["validation"] > 0)
         self.table = Table(title=f"{info['name']}  ({info['run_dir']})", title_justify="left")
         for key, header in self.columns:
-            self.table.add_column(header, justify="right", style="cyan" if key.startswith("grad_norm.") else None)
+            style = "cyan" if key.startswith("grad_norm.") else "bold red" if key == "flags" else None
+            self.table.add_column(header, justify="left" if key == "flags" else "right", style=style)
         self.progress = Progress(
             TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"),
             BarColumn(),
@@ -189,3 +193,66 @@ def eval_tables(report: dict) -> list:
             p.add_row(name, fmt(r["precision"]), fmt(r["recall"]), fmt(r["f1"]), str(r["support"]))
         out.append(p)
     return out
+
+
+def _norm_style(value) -> str:
+    if value is None or not math.isfinite(value):
+        return "bold red"
+    if value < 1e-5 or value > 1e2:
+        return "red"
+    if value < 1e-3 or value > 10:
+        return "yellow"
+    return "green"
+
+
+def inspection_view(report: dict, max_columns: int = 12) -> list:
+    """The layers-by-steps (or epochs) table of gradient norms, then the flags and the advice."""
+    steps = report["steps"]
+    keep = list(range(len(steps)))
+    if len(keep) > max_columns:  # evenly spaced columns, first and last included
+        keep = sorted({round(i * (len(steps) - 1) / (max_columns - 1)) for i in range(max_columns)})
+    unit = "step" if report["source"] == "steps" else "epoch"
+    t = Table(title=f"Kernel gradient norm by layer and {unit}", title_justify="left")
+    t.add_column("layer")
+    for k in keep:
+        t.add_column(f"{unit} {steps[k]}", justify="right")
+    t.add_column("flags", style="bold red")
+    for layer in report["layers"]:
+        values = layer["grad_norm"]
+        cells = []
+        for k in keep:
+            v = values[k] if k < len(values) else None
+            cells.append(f"[{_norm_style(v)}]{fmt(v)}[/]")
+        t.add_row(f"{layer['index']}: {layer['name']} ({layer['activation']})", *cells, ", ".join(layer["flags"]))
+    out = [t]
+    details = [f"  {layer['name']}: {d}" for layer in report["layers"] for d in layer["details"]]
+    if report.get("nonfinite"):
+        out.append(f"[bold red]Stopped: {report['nonfinite']['message']}[/]")
+    if details:
+        out.append("Flags:")
+        out.extend(details)
+        out.append("Advice:")
+        out.extend(f"  - {a}" for a in report["advice"])
+    else:
+        out.append("No flags: no layer is vanishing, exploding, dead or saturated.")
+    return out
+
+
+def gradcheck_table(report: dict) -> Table:
+    t = Table(
+        title=f"Gradient check, float64, {report['samples']} samples, tolerance {report['tolerance']:g}",
+        title_justify="left",
+    )
+    for h in ("layer", "param", "checked", "max rel. error", "max abs. error", ""):
+        t.add_column(h, justify="left" if h in ("layer", "param") else "right")
+    for r in report["rows"]:
+        mark = "[green]ok[/]" if r["passed"] else "[bold red]FAIL[/]"
+        t.add_row(
+            f"{r['layer_index']}: {r['layer']}",
+            r["param"],
+            str(r["checked"]),
+            f"{r['max_rel_error']:.2e}",
+            f"{r['max_abs_error']:.2e}",
+            mark,
+        )
+    return t

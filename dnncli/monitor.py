@@ -179,9 +179,15 @@ def advice(summaries: list[LayerSummary], config: Mapping) -> list[str]:
     def init_name(s):
         return layers[s.index].get("kernel_initializer", {}).get("name", "")
 
+    if "dead" in kinds:
+        out.append(
+            f"Dead units in {layer_list('dead')}: a relu unit whose input is negative for every sample outputs zero"
+            " and passes back no gradient, to its own weights or to the layers before it. Use leaky_relu or elu,"
+            " He initialization, a smaller learning rate, and check for large negative biases."
+        )
     if "vanishing" in kinds:
         flagged = [s for s in summaries if any(f.name == "vanishing" for f in s.flags)]
-        saturating = sorted({s.activation for s in summaries if s.activation in SATURATING})
+        saturating = sorted({s.activation for s in flagged if s.activation in SATURATING})
         if saturating:
             out.append(
                 f"Vanishing gradients in {layer_list('vanishing')}: {'/'.join(saturating)} derivatives are at most"
@@ -199,7 +205,7 @@ def advice(summaries: list[LayerSummary], config: Mapping) -> list[str]:
                 f"{', '.join(small)} start from a small random initializer: use glorot_uniform for sigmoid/tanh"
                 " layers and he_normal for relu layers, which keep the signal's variance from layer to layer."
             )
-        if not has_bn:
+        if not has_bn and "dead" not in kinds:
             out.append("Add batch_normalization layers after the hidden dense layers to keep activations in range.")
         if n_dense > 6:
             out.append(f"The model has {n_dense} dense layers: fewer layers shorten the path the gradient travels.")
@@ -216,12 +222,6 @@ def advice(summaries: list[LayerSummary], config: Mapping) -> list[str]:
             )
         if not has_bn:
             out.append("Batch normalization after the dense layers keeps activations, and so gradients, in range.")
-    if "dead" in kinds:
-        out.append(
-            f"Dead units in {layer_list('dead')}: a relu unit whose input is negative for every sample gets no"
-            " gradient. Use leaky_relu or elu, He initialization, a smaller learning rate, and check for large"
-            " negative biases."
-        )
     if "saturated" in kinds:
         out.append(
             f"Saturated outputs in {layer_list('saturated')}: use glorot_uniform (Glorot) initialization for sigmoid"

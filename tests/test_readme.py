@@ -37,3 +37,13 @@ def test_reference_documents_every_name_argument_and_default(module):
 def test_reference_documents_training_keys():
     for key in TRAINING:
         assert f"| `{key}` |" in README, key
+
+
+def test_reference_documents_monitor_keys():
+    import dataclasses
+
+    from dnncli.monitor import MonitorConfig
+
+    for f in dataclasses.fields(MonitorConfig):
+        default = "null" if f.default is None else repr(f.default)
+        assert f"| `{f.name}` | {default} |" in README, f.name

@@ -1,0 +1,69 @@
+"""Cost of the gradient monitor with its default settings, on the Fashion-MNIST network.
+
+Trains one epoch with the monitor and one without, interleaved (A B A B ...), in one process,
+and prints the median time of each and their ratio. Uses $DNN_DATASETS/fashion-mnist when set,
+else random data of the same shapes (the cost does not depend on the values).
+
+    python bench/monitor_overhead.py [--rounds 5] [--samples 60000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+from dnncli import config as config_mod
+from dnncli.monitor import GradientMonitor
+from dnncli.training import Trainer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def data(n):
+    if os.environ.get("DNN_DATASETS"):
+        from dnncli.data.idx import read_idx
+
+        d = Path(os.environ["DNN_DATASETS"]) / "fashion-mnist"
+        x = read_idx(d / "train-images-idx3-ubyte.gz")[:n].astype(np.float32) / 255
+        y = read_idx(d / "train-labels-idx1-ubyte.gz")[:n].astype(np.int64)
+        return x, y, "Fashion-MNIST"
+    rng = np.random.default_rng(0)
+    return rng.random((n, 28, 28), dtype=np.float32), rng.integers(0, 10, n), "random data"
+
+
+def epoch_time(cfg, x, y, monitored: bool) -> float:
+    model = cfg.build_model()
+    trainer = Trainer(model, cfg.build_loss(), cfg.build_optimizer(), 128, True, 0)
+    xs, ys = trainer.prepare(x, y)
+    callbacks = [GradientMonitor(model, cfg["monitor"])] if monitored else []
+    start = time.perf_counter()
+    trainer.fit(xs, ys, epochs=1, callbacks=callbacks, prepared=True)
+    return time.perf_counter() - start
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--samples", type=int, default=60000)
+    args = parser.parse_args()
+    cfg = config_mod.load(ROOT / "configs" / "fashion_mnist.yaml", check_paths=False)
+    x, y, what = data(args.samples)
+    off, on = [], []
+    for r in range(args.rounds):  # A B, then B A: neither arm always runs first
+        for monitored in (False, True) if r % 2 == 0 else (True, False):
+            (on if monitored else off).append(epoch_time(cfg, x, y, monitored))
+    every = GradientMonitor(cfg.build_model(), cfg["monitor"]).every
+    m_off, m_on = statistics.median(off), statistics.median(on)
+    print(f"{what}, {args.samples} samples, batch 128, monitor every={every}, {args.rounds} interleaved rounds")
+    print(f"epoch without monitor: median {m_off:.3f} s  {[round(t, 3) for t in off]}")
+    print(f"epoch with monitor:    median {m_on:.3f} s  {[round(t, 3) for t in on]}")
+    print(f"monitor overhead: {100 * (m_on / m_off - 1):+.1f}%")
+
+
+if __name__ == "__main__":
+    main()

@@ -36,7 +36,7 @@ RELU_FAMILY = ("relu", "leaky_relu", "elu", "selu", "gelu", "swish")
 SATURATING = ("sigmoid", "tanh")
 FLAGS = ("vanishing", "exploding", "dead", "saturated", "nonfinite")
 AUTO_EVERY_PARAMS = 50_000  # models up to this size record every statistic at every step
-AUTO_EVERY = 10
+AUTO_EVERY = 20
 STEP_FIELDS = (
     "epoch",
     "step",
@@ -58,7 +58,7 @@ STEP_FIELDS = (
 class MonitorConfig:
     """The ``monitor:`` section: how often to record, and the flags' thresholds."""
 
-    every: int | None = None  # record full statistics every K steps; None: 1 for small models, else 10
+    every: int | None = None  # record full statistics every K steps; None: 1 for small models, else 20
     vanishing_ratio: float = 1e-3
     vanishing_floor: float = 1e-7
     exploding_norm: float = 1e3
@@ -238,6 +238,8 @@ class GradientMonitor(Callback):
         self.cfg = cfg
         self.model = model
         self.layers = [(i, layer) for i, layer in enumerate(model.layers) if "kernel" in layer.grads]
+        # where each kernel's squared gradient norm sits in the trainer's grad_sq
+        self.kernel_slots = [model.variable_names.index(f"{layer.name}.kernel") for _, layer in self.layers]
         every = cfg.get("every")
         if every is None:
             every = 1 if model.count_params() <= AUTO_EVERY_PARAMS else AUTO_EVERY
@@ -254,7 +256,7 @@ class GradientMonitor(Callback):
         self._epoch_start = len(self.records)
 
     def on_gradients(self, trainer, x, y, loss):
-        norms = [math.sqrt(float(np.vdot(layer.grads["kernel"], layer.grads["kernel"]))) for _, layer in self.layers]
+        norms = np.sqrt(trainer.grad_sq[self.kernel_slots])
         self.sums += norms
         self.count += 1
         if trainer.step % self.every == 0:
@@ -272,7 +274,7 @@ class GradientMonitor(Callback):
                     "step": step + 1,
                     "layer_index": i,
                     "layer": layer.name,
-                    "grad_norm": norm,
+                    "grad_norm": float(norm),
                     "grad_mean_abs": float(np.abs(g).mean(dtype=np.float64)),
                     "grad_max": float(np.abs(g).max()),
                     "weight_norm": wn,
@@ -289,7 +291,7 @@ class GradientMonitor(Callback):
         for j, (i, layer) in enumerate(self.layers):
             rows = [r for r in records if r["layer_index"] == i]
             s = LayerSummary(i, layer.name, layer.activation.name)
-            s.grad_norm = mean_norms[j] if mean_norms is not None else _mean([r["grad_norm"] for r in rows])
+            s.grad_norm = float(mean_norms[j]) if mean_norms is not None else _mean([r["grad_norm"] for r in rows])
             if rows:
                 s.weight_norm = rows[-1]["weight_norm"]
                 s.dead_fraction = _mean([r["dead_fraction"] for r in rows])

@@ -80,8 +80,8 @@ def csv_text(rows: list[dict], columns: list[str]) -> str:
 
 
 def _fmt(value):
-    if isinstance(value, float):
-        return repr(value)
+    if isinstance(value, (float, np.floating)):
+        return repr(float(value))
     return "" if value is None else value
 
 

@@ -96,6 +96,7 @@ class Trainer:
         self.stop_requested = False
         self.last_learning_rate = self.optimizer.learning_rate
         self.callbacks: list[Callback] = []
+        self.grad_sq = np.zeros(len(model.gradients))  # squared L2 norm of each gradient, this step
         self.on_nonfinite = "stop"  # or "skip_batch": leave the weights alone and go on
         self.skipped: list[NonFiniteLoss] = []
         self.augment = None  # callable(x_epoch_buffer, rng), applied in place each epoch
@@ -138,10 +139,12 @@ class Trainer:
 
     def train_step(self, xb, yb, batch_start: int = 0) -> tuple[float, float]:
         """One update; returns (data loss, penalty) of the batch before the update."""
-        batch_loss, _ = self.model.compute_gradients(xb, yb, self.loss)
-        g = self.model.flat_gradients
-        # one dot product catches a NaN or infinity anywhere in the gradients
-        if not (math.isfinite(batch_loss.total) and math.isfinite(float(np.vdot(g, g)))):
+        batch_loss, grads = self.model.compute_gradients(xb, yb, self.loss)
+        sq = self.grad_sq
+        for j, g in enumerate(grads):
+            sq[j] = np.vdot(g, g)
+        # the squared norms catch a NaN or infinity anywhere, and serve the gradient monitor too
+        if not (math.isfinite(batch_loss.total) and math.isfinite(sq.sum())):
             stage, layer = self.model.find_nonfinite(batch_loss.total)
             err = NonFiniteLoss(self.epoch, self.step, batch_start, len(xb), batch_loss.total, stage, layer)
             if self.on_nonfinite == "skip_batch" and stage != "update":

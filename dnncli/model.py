@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ import numpy as np
 from dnncli import layers as layers_mod
 from dnncli import losses as losses_mod
 from dnncli.errors import DnnError, check_int, suggest
+from dnncli.files import atomic_savez
 
 DTYPES = ("float32", "float64")
 MODEL_KEYS = ("input_shape", "layers", "dtype", "seed")
@@ -372,22 +372,6 @@ class Sequential:
             "dtype": self.dtype.name,
             "layers": [layer.get_config() for layer in self.layers],
         }
-
-
-def atomic_savez(path, arrays: Mapping[str, np.ndarray]) -> None:
-    """``np.savez`` to a temporary file beside ``path``, then rename over it."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def build_model(spec, dtype: str | None = None, seed: int | None = None) -> Sequential:

@@ -31,7 +31,7 @@ from dnncli import data as data_mod
 from dnncli import metrics as metrics_mod
 from dnncli.data import augment as augment_mod
 from dnncli.errors import DnnError
-from dnncli.model import atomic_savez
+from dnncli.files import atomic_savez, atomic_write_text
 from dnncli.monitor import STEP_FIELDS, GradientMonitor
 from dnncli.training import Callback, EpochPosition, Interrupted, NonFiniteLoss, Trainer
 
@@ -39,21 +39,6 @@ RUN_FILES = ("config.yaml", "history.csv", "gradients.csv", "preprocessing.npz",
 
 
 # files ----------------------------------------------------------------------------
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def create_new_file(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically, refusing (without a race) if ``path`` exists."""
     path = Path(path)

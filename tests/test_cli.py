@@ -40,6 +40,20 @@ SMALL = {
 }
 
 
+# plain SGD with a step far too large: the loss overflows within the first epoch
+DIVERGE = {
+    "name": "diverge",
+    "data": {"source": "synthetic", "generator": "regression", "n_samples": 400},
+    "model": {
+        "input_shape": [2],
+        "layers": [{"type": "dense", "units": 16, "activation": "relu"}, {"type": "dense", "units": 1}],
+    },
+    "loss": "mse",
+    "optimizer": {"name": "sgd", "learning_rate": 50.0},
+    "training": {"epochs": 5, "batch_size": 8},
+}
+
+
 def run(*args):
     return CliRunner().invoke(app, [str(a) for a in args])
 
@@ -321,17 +335,7 @@ def test_monitor_must_be_logged(tmp_path):
 
 
 def test_nonfinite_loss_stops_with_exit_code_3(tmp_path):
-    spec = {
-        "name": "diverge",
-        "data": {"source": "synthetic", "generator": "regression", "n_samples": 400},
-        "model": {
-            "input_shape": [2],
-            "layers": [{"type": "dense", "units": 16, "activation": "relu"}, {"type": "dense", "units": 1}],
-        },
-        "loss": "mse",
-        "optimizer": {"name": "sgd", "learning_rate": 50.0},
-        "training": {"epochs": 5, "batch_size": 8},
-    }
+    spec = DIVERGE
     out = tmp_path / "run"
     r = run("train", write(tmp_path / "c.yaml", spec), "--out", out)
     assert r.exit_code == 3, r.output
@@ -514,17 +518,7 @@ def test_bad_inputs_never_show_a_traceback(tmp_path, cfg):
 
 
 def test_nonfinite_run_keeps_a_finite_checkpoint_from_epoch_zero(tmp_path):
-    spec = {
-        "name": "diverge",
-        "data": {"source": "synthetic", "generator": "regression", "n_samples": 400},
-        "model": {
-            "input_shape": [2],
-            "layers": [{"type": "dense", "units": 16, "activation": "relu"}, {"type": "dense", "units": 1}],
-        },
-        "loss": "mse",
-        "optimizer": {"name": "sgd", "learning_rate": 50.0},
-        "training": {"epochs": 5, "batch_size": 8},
-    }
+    spec = DIVERGE
     out = tmp_path / "run"
     assert run("train", write(tmp_path / "c.yaml", spec), "--out", out).exit_code == 3
     with np.load(out / "checkpoint.npz") as ck:

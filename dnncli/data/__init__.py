@@ -571,7 +571,7 @@ class Preparation:
     class_names: list[str] | None = None
 
     def save(self, path) -> None:
-        from dnncli.model import atomic_savez
+        from dnncli.files import atomic_savez
 
         arrays = self.inputs.arrays("x")
         if self.targets is not None:

@@ -314,6 +314,33 @@ def plot(
     typer.echo(f"Wrote {path}")
 
 
+@app.command()
+@handles_errors
+def bench(
+    config: Annotated[Path, typer.Argument(help="A YAML config.")],
+    steps: Annotated[int, typer.Option("--steps", min=1, help="Training steps to time (after 5 untimed).")] = 50,
+    set_: SetOption = None,
+    json_: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+):
+    """Samples/s of your config, its GFLOP/s against this machine's matrix-product peak, and where the time goes.
+
+    Example: dnn bench configs/fashion_mnist.yaml --steps 100
+    """
+    import json
+
+    from dnncli import config as config_mod
+    from dnncli.benchmark import bench_config
+    from dnncli.display import bench_view
+
+    report = bench_config(config_mod.load(config, set_ or []), steps=steps)
+    if json_:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    console = _console()
+    for part in bench_view(report):
+        console.print(part)
+
+
 data_app = typer.Typer(help="Datasets: download the classic ones.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 

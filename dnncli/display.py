@@ -256,3 +256,21 @@ def gradcheck_table(report: dict) -> Table:
             mark,
         )
     return t
+
+
+def bench_view(report: dict) -> list:
+    step = report["step_seconds"]
+    head = (
+        f"{report['config']}: batch {report['batch_size']}, median of {report['steps']} steps:"
+        f" {step * 1e3:.3f} ms per step, {report['samples_per_second']:,.0f} samples/s;"
+        f" {report['gflops_per_step']:.3f} GFLOP per step in matrix products, {report['achieved_gflops']:.1f} GFLOP/s"
+        f" achieved against {report['matmul_peak_gflops']:.1f} GFLOP/s for the same products alone;"
+        f" efficiency {report['efficiency']:.2f} (matrix-product time / step time)"
+    )
+    t = Table(title="Where a step's time goes", title_justify="left")
+    t.add_column("part")
+    t.add_column("ms", justify="right")
+    t.add_column("share", justify="right")
+    for part, seconds in report["split_seconds"].items():
+        t.add_row(part, f"{seconds * 1e3:.3f}", f"{seconds / step:.0%}")
+    return [head, t]

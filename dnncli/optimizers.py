@@ -280,23 +280,23 @@ class Adam(Optimizer):
         super().apply(variables, grads)
 
     def update_step(self, v, g, slots, lr, tmp):
+        # The moments are kept unscaled, m' = m / (1 - beta_1) and v' = v / (1 - beta_2), which saves two
+        # passes over the parameters per step; the constants fold into the step size and epsilon:
+        # w -= alpha * m / (sqrt(v) + eps)  ==  w -= c * m' / (sqrt(v') + eps / sqrt(1 - beta_2)).
         m, s = slots["m"], slots["v"]
-        # m += (g - m) * (1 - beta_1)
-        np.subtract(g, m, out=tmp)
-        tmp *= 1.0 - self.beta_1
-        m += tmp
-        # v += (g**2 - v) * (1 - beta_2)
+        m *= self.beta_1
+        m += g
         np.square(g, out=tmp)
-        tmp -= s
-        tmp *= 1.0 - self.beta_2
+        s *= self.beta_2
         s += tmp
         if self.amsgrad:
             np.maximum(slots["v_hat"], s, out=slots["v_hat"])
             s = slots["v_hat"]
+        root = math.sqrt(1.0 - self.beta_2)
         np.sqrt(s, out=tmp)
-        tmp += self.epsilon
+        tmp += self.epsilon / root
         np.divide(m, tmp, out=tmp)
-        tmp *= lr * self._alpha_factor
+        tmp *= lr * self._alpha_factor * (1.0 - self.beta_1) / root
         v -= tmp
 
 

@@ -406,7 +406,6 @@ class TrainingRun:
             "step": tr.step,
             "history": self.history,
             "shuffle_rng": tr.rng.bit_generator.state,
-            "augment_rng": tr.augment_rng.bit_generator.state,
             "generators": {k: g.bit_generator.state for k, g in self.model.generators().items()},
             "learning_rate": None,
             "position": None,
@@ -421,7 +420,6 @@ class TrainingRun:
                 "data_sum": pos.data_sum,
                 "penalty_sum": pos.penalty_sum,
                 "shuffled": pos.perm is not None,
-                "augment_state": pos.augment_state,
             }
             if pos.perm is not None:
                 arrays["position.perm"] = pos.perm
@@ -458,16 +456,13 @@ class TrainingRun:
             tr.optimizer.learning_rate = meta["learning_rate"]
         tr.epoch, tr.step = meta["epoch"], meta["step"]
         tr.rng.bit_generator.state = meta["shuffle_rng"]
-        tr.augment_rng.bit_generator.state = meta["augment_rng"]
         for k, g in self.model.generators().items():
             g.bit_generator.state = meta["generators"][k]
         self.history = meta["history"]
         pos = meta["position"]
         if pos is not None:
             perm = arrays.get("position.perm") if pos["shuffled"] else None
-            tr.position = EpochPosition(
-                perm, pos["next_start"], pos["data_sum"], pos["penalty_sum"], pos["augment_state"]
-            )
+            tr.position = EpochPosition(perm, pos["next_start"], pos["data_sum"], pos["penalty_sum"])
         self.monitor.records = read_step_records(self.run_dir / "gradients.csv")
         for name, cb in self._stateful().items():
             prefix = f"callback.{name}."

@@ -59,7 +59,6 @@ class EpochPosition:
     next_start: int = 0
     data_sum: float = 0.0
     penalty_sum: float = 0.0
-    augment_state: dict | None = None  # the augmentation generator's state when the epoch began
     skipped_samples: int = 0
 
 
@@ -99,8 +98,8 @@ class Trainer:
         self.grad_sq = np.zeros(len(model.gradients))  # squared L2 norm of each gradient, this step
         self.on_nonfinite = "stop"  # or "skip_batch": leave the weights alone and go on
         self.skipped: list[NonFiniteLoss] = []
-        self.augment = None  # callable(x_epoch_buffer, rng), applied in place each epoch
-        self.augment_rng = np.random.default_rng([0 if seed is None else seed, 0xA06])
+        self.augment = None  # callable(x_batch, rng), applied in place to each gathered batch
+        self.augment_seed = 0 if seed is None else seed
         self._buffers: dict = {}
 
     def prepare(self, x, y) -> tuple[np.ndarray, np.ndarray]:
@@ -119,22 +118,30 @@ class Trainer:
             return self.model.trainable_weights, self.model.gradients
         return [self.model.flat_weights], [self.model.flat_gradients]
 
-    def _ordered(self, x, y, perm):
+    def _batch(self, x, y, perm, start: int):
+        """The batch at ``start`` of this epoch's order: a view, or gathered into a reused buffer."""
+        end = min(start + self.batch_size, len(x))
         if perm is None and self.augment is None:
-            return x, y
+            return x[start:end], y[start:end]
+        shape = (end - start,)
+        xb = self._buffers.get(("x", shape))
+        if xb is None:
+            if len(self._buffers) > 8:
+                self._buffers.clear()
+            xb = self._buffers[("x", shape)] = np.empty(shape + x.shape[1:], x.dtype)
+            self._buffers[("y", shape)] = np.empty(shape + y.shape[1:], y.dtype)
+        yb = self._buffers[("y", shape)]
         if perm is None:
-            perm = slice(None)
-        xb = self._buffers.get("x")
-        if xb is None or xb.shape != x.shape:
-            xb = self._buffers["x"] = np.empty_like(x)
-            self._buffers["y"] = np.empty_like(y)
-        yb = self._buffers["y"]
-        if isinstance(perm, slice):
-            np.copyto(xb, x)
-            np.copyto(yb, y)
+            np.copyto(xb, x[start:end])
+            np.copyto(yb, y[start:end])
         else:
-            np.take(x, perm, axis=0, out=xb)
-            np.take(y, perm, axis=0, out=yb)
+            # one gather per batch from the epoch's permutation: the batch lands in cache, ready for the
+            # first matrix product, and no copy of the whole training set is ever made
+            np.take(x, perm[start:end], axis=0, out=xb)
+            np.take(y, perm[start:end], axis=0, out=yb)
+        if self.augment is not None:
+            # a generator per (epoch, batch): a resumed epoch sees exactly the same inputs
+            self.augment(xb, np.random.default_rng([self.augment_seed, 0xA06, self.epoch, start]))
         return xb, yb
 
     def train_step(self, xb, yb, batch_start: int = 0) -> tuple[float, float]:
@@ -163,19 +170,14 @@ class Trainer:
         """Finish the current epoch (or run a new one); return its logs."""
         n = len(x)
         if self.position is None:
-            self.position = EpochPosition(self.rng.permutation(n) if self.shuffle else None)
-            if self.augment is not None:
-                self.position.augment_state = self.augment_rng.bit_generator.state
+            # one batch of everything needs no order: its mean gradient is the same in any
+            shuffled = self.shuffle and self.batch_size < n
+            self.position = EpochPosition(self.rng.permutation(n) if shuffled else None)
             for cb in self.callbacks:
                 cb.on_epoch_begin(self, self.epoch)
         pos = self.position
-        xs, ys = self._ordered(x, y, pos.perm)
-        if self.augment is not None:
-            # from the state the epoch began with, so that a resumed epoch sees the same inputs
-            self.augment_rng.bit_generator.state = pos.augment_state
-            self.augment(xs, self.augment_rng)
         for start in range(pos.next_start, n, self.batch_size):
-            xb, yb = xs[start : start + self.batch_size], ys[start : start + self.batch_size]
+            xb, yb = self._batch(x, y, pos.perm, start)
             data, penalty = self.train_step(xb, yb, start)
             pos.next_start = start + len(xb)
             if math.isnan(data):  # a skipped batch counts in neither the loss nor the sample count

@@ -117,7 +117,8 @@ def model_inputs(model, preparation, raw, where: str) -> np.ndarray:
     except DnnError as err:
         raise DnnError(f"{where}: {err.message}") from None
     data_mod.check_finite(x, where)
-    return preparation.inputs.transform(x, model.dtype)
+    # check_inputs copied raw unless it already had the model's dtype and layout: scale the copy in place
+    return preparation.inputs.transform(x, model.dtype, in_place=not np.may_share_memory(x, raw))
 
 
 def to_targets(y, loss, n_outputs: int, dtype, preparation=None) -> np.ndarray:
@@ -141,9 +142,10 @@ def prepare_data(config, model, loss, preparation=None) -> PreparedData:
     ds = source.load(config["seed"], regression, config["training"]["validation_split"])
     if preparation is None:
         try:
-            x_fit = model.check_inputs(ds.x_train)
+            model.check_inputs(ds.x_train[:1])  # shape and type, before fitting anything on the data
         except DnnError as err:
             raise DnnError(f"{where}: {err.message}") from None
+        x_fit = ds.x_train.reshape((len(ds.x_train), *model.input_shape))
         targets = None
         if regression and source.target_scale != "none":
             targets = data_mod.Preprocessor.fit(
@@ -419,6 +421,7 @@ class TrainingRun:
                 "next_start": pos.next_start,
                 "data_sum": pos.data_sum,
                 "penalty_sum": pos.penalty_sum,
+                "skipped_samples": pos.skipped_samples,
                 "shuffled": pos.perm is not None,
             }
             if pos.perm is not None:
@@ -462,7 +465,9 @@ class TrainingRun:
         pos = meta["position"]
         if pos is not None:
             perm = arrays.get("position.perm") if pos["shuffled"] else None
-            tr.position = EpochPosition(perm, pos["next_start"], pos["data_sum"], pos["penalty_sum"])
+            tr.position = EpochPosition(
+                perm, pos["next_start"], pos["data_sum"], pos["penalty_sum"], pos["skipped_samples"]
+            )
         self.monitor.records = read_step_records(self.run_dir / "gradients.csv")
         for name, cb in self._stateful().items():
             prefix = f"callback.{name}."

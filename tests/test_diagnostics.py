@@ -151,3 +151,22 @@ def test_plot_writes_a_png(tmp_path):
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
     r = run("plot", out, "--out", out / "plot.png")
     assert r.exit_code == 2 and "exists already" in r.output
+
+
+def test_bench_reports_the_split_without_asserting_speed():
+    r = run("bench", ROOT / "configs" / "quickstart.yaml", "--steps", "5", "--json")
+    assert r.exit_code == 0, r.output
+    report = json.loads(r.output)
+    assert report["batch_size"] == 32 and report["samples_per_second"] > 0 and report["gflops_per_step"] > 0
+    assert set(report["split_seconds"]) == {
+        "data",
+        "matrix products",
+        "activations and other layer work",
+        "loss",
+        "optimizer",
+        "monitor",
+        "display",
+    }
+    assert report["efficiency"] > 0
+    r = run("bench", ROOT / "configs" / "quickstart.yaml", "--steps", "3")
+    assert r.exit_code == 0 and "Where a step's time goes" in r.output and "efficiency" in r.output

@@ -527,17 +527,25 @@ class Preprocessor:
             return cls("none", np.zeros(shape), np.ones(shape))
         if not isinstance(kind, str):
             return cls(float(kind), np.zeros(shape), np.full(shape, float(kind)))
-        xf = x.astype(np.float64)
         if kind == "standardize":
-            offset, scale = xf.mean(axis=0), xf.std(axis=0)
+            # float64 moments, a few thousand rows at a time: no float64 copy of the whole set
+            total, squares = np.zeros(shape), np.zeros(shape)
+            for start in range(0, len(x), 4096):
+                block = np.asarray(x[start : start + 4096], dtype=np.float64)
+                total += block.sum(axis=0)
+                squares += np.square(block).sum(axis=0)
+            offset = total / max(len(x), 1)
+            scale = np.sqrt(np.maximum(squares / max(len(x), 1) - offset**2, 0.0))
         else:
-            offset, scale = xf.min(axis=0), xf.max(axis=0) - xf.min(axis=0)
+            offset = x.min(axis=0).astype(np.float64)
+            scale = x.max(axis=0).astype(np.float64) - offset
         scale[scale == 0] = 1.0  # a constant feature maps to 0 instead of NaN
         return cls(kind, offset, scale)
 
-    def transform(self, x: np.ndarray, dtype) -> np.ndarray:
+    def transform(self, x: np.ndarray, dtype, in_place: bool = False) -> np.ndarray:
+        """``(x - offset) / scale`` as ``dtype``; ``in_place`` reuses ``x`` when it is already that dtype."""
         out = np.asarray(x, dtype=dtype)
-        if out is x:
+        if out is x and not in_place:
             out = out.copy()
         if self.kind == "none":
             return out

@@ -12,7 +12,7 @@ import numpy as np
 
 from dnncli import gradcheck
 from dnncli.errors import DnnError
-from dnncli.monitor import GradientMonitor, LayerSummary, advice, diagnose
+from dnncli.monitor import Flag, GradientMonitor, LayerSummary, advice, diagnose
 from dnncli.training import Callback, Interrupted, NonFiniteLoss, Trainer
 
 
@@ -129,8 +129,6 @@ def inspect_run(run_dir) -> dict:
             norms[s.index].append(s.grad_norm)
             for f in s.flags:
                 flags[s.index].setdefault(f.name, f"epoch {e}: {f.detail}")
-    from dnncli.monitor import Flag
-
     for s in summaries:  # every flag any epoch raised, with the first epoch's numbers
         s.flags = [Flag(name, detail) for name, detail in flags[s.index].items()]
     return _report(summaries, epochs, norms, config, "epochs")

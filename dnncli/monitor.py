@@ -119,7 +119,7 @@ def activation_stats(A: np.ndarray, activation: str) -> tuple[float, float, floa
     mean = float(A.mean(dtype=np.float64))
     std = float(A.std(dtype=np.float64))
     dead = saturated = math.nan
-    if activation == "relu" or activation in RELU_FAMILY:
+    if activation in RELU_FAMILY:
         dead = float((A.max(axis=0) <= 0).mean())
     if activation == "sigmoid":
         saturated = float(((A < 0.01) | (A > 0.99)).mean())

@@ -245,8 +245,8 @@ class RunResult:
 
 
 class _Progress(Callback):
-    def __init__(self, reporter, run):
-        self.reporter, self.run = reporter, run
+    def __init__(self, reporter):
+        self.reporter = reporter
         self.started = time.perf_counter()
 
     def on_epoch_begin(self, trainer, epoch):
@@ -377,7 +377,7 @@ class TrainingRun:
         callbacks = [self.train_metrics]
         if self.data.x_val is not None:
             callbacks.append(Validation(self.data.x_val, self.data.y_val, self.loss, names))
-        callbacks += [self.monitor, _Progress(self.reporter, self), *self.user_callbacks, _Checkpointer(self)]
+        callbacks += [self.monitor, _Progress(self.reporter), *self.user_callbacks, _Checkpointer(self)]
         self.callbacks = callbacks
 
     # checkpoints ---------------------------------------------------------------------

@@ -71,6 +71,7 @@ class Source:
     """
 
     name = "source"
+    path_keys: tuple[str, ...] = ()  # arguments that hold file paths
 
     def __init__(self, test_split: float | None = None, scale="none", target_scale="none", augment=None):
         self.test_split = (
@@ -86,13 +87,9 @@ class Source:
 
     def check_paths(self) -> None:
         """Expand every path argument now, so an unset ``$VARIABLE`` is reported with its key."""
-        for key in REGISTRY.parameters(self.name):
-            value = getattr(self, key, None)
-            if (
-                key == "path"
-                or key.endswith("_path")
-                or key in ("train_images", "train_labels", "test_images", "test_labels")
-            ) and value is not None:
+        for key in self.path_keys:
+            value = getattr(self, key)
+            if value is not None:
                 try:
                     expand_path(value, None)
                 except DnnError as err:
@@ -203,6 +200,7 @@ class IdxSource(Source):
     """MNIST-style IDX files: a directory holding the four standard files, or each file named."""
 
     name = "idx"
+    path_keys = ("path", "train_images", "train_labels", "test_images", "test_labels")
 
     def __init__(
         self,
@@ -258,6 +256,7 @@ class CsvSource(Source):
     """
 
     name = "csv"
+    path_keys = ("path", "test_path")
 
     def __init__(
         self,
@@ -371,6 +370,7 @@ class NpzSource(Source):
     """Arrays in an NPZ file (``x_key``, ``y_key``), with a test file or a test split."""
 
     name = "npz"
+    path_keys = ("path", "test_path")
 
     def __init__(self, path: str, x_key: str = "x", y_key: str = "y", test_path: str | None = None, **common):
         super().__init__(**common)
@@ -404,6 +404,7 @@ class NpySource(Source):
     """A pair of .npy files (inputs, targets), memory-mapped when larger than 64 MiB."""
 
     name = "npy"
+    path_keys = ("x_path", "y_path", "test_x_path", "test_y_path")
     MMAP_BYTES = 64 << 20
 
     def __init__(

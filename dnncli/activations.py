@@ -128,10 +128,10 @@ class Tanh(Activation):
 
 def softmax(Z, out=None):
     """Softmax over the last axis, shifted by the row maximum for stability."""
-    shift = Z.max(axis=-1, keepdims=True)
+    shift = np.maximum.reduce(Z, axis=-1, keepdims=True)
     out = np.subtract(Z, shift, out=out)
     np.exp(out, out=out)
-    out /= out.sum(axis=-1, keepdims=True)
+    out /= np.add.reduce(out, axis=-1, keepdims=True)
     return out
 
 

@@ -16,6 +16,8 @@ import time
 
 import numpy as np
 
+from dnncli.layers import kernel_gradient
+
 
 def step_matmuls(model, batch: int) -> list[tuple[tuple, tuple, str]]:
     """(left shape, right shape, which operand is a transposed view) of each matrix product of a step."""
@@ -51,8 +53,11 @@ def matmul_time(shapes, dtype, repeats: int = 20) -> float:
         operands.append((left, right, np.empty((a[0], b[1]), dtype)))
 
     def run():
-        for left, right, out in operands:
-            np.matmul(left, right, out=out)
+        for (_, _, transposed), (left, right, out) in zip(shapes, operands):
+            if transposed == "left":
+                kernel_gradient(left.T, right, out)  # as the layer computes it (an outer product for one sample)
+            else:
+                np.matmul(left, right, out=out)
 
     run()
     return _median_time(run, repeats)

@@ -94,15 +94,17 @@ class Optimizer:
         """Create the slots (moments, accumulators) for ``variables``."""
         self.slots = [{k: self.initial_slot(k, v) for k in self.slot_names} for v in variables]
         self._scratch = [[np.empty_like(v) for _ in range(self.scratch_count)] for v in variables]
+        self._shapes = [v.shape for v in variables]
 
     def initial_slot(self, name: str, variable: np.ndarray) -> np.ndarray:
         return np.zeros_like(variable)
 
     def apply(self, variables, grads) -> None:
         """One step: update each array of ``variables`` in place from ``grads`` (clipped in place)."""
+        shapes = [v.shape for v in variables]
         if self.slots is None:
             self.build(variables)
-        elif len(self.slots) != len(variables) or any(s[0].shape != v.shape for s, v in zip(self._scratch, variables)):
+        elif shapes != self._shapes:
             raise DnnError(f"{self.name}: the variables differ from those the optimizer was built for.")
         lr = self.learning_rate
         self.clip(grads)

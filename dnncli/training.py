@@ -121,8 +121,12 @@ class Trainer:
     def _batch(self, x, y, perm, start: int):
         """The batch at ``start`` of this epoch's order: a view, or gathered into a reused buffer."""
         end = min(start + self.batch_size, len(x))
-        if perm is None and self.augment is None:
-            return x[start:end], y[start:end]
+        if self.augment is None:
+            if perm is None:
+                return x[start:end], y[start:end]
+            if end - start == 1:  # stochastic mode: the sample itself, no gather
+                j = perm[start]
+                return x[j : j + 1], y[j : j + 1]
         shape = (end - start,)
         xb = self._buffers.get(("x", shape))
         if xb is None:
@@ -137,8 +141,9 @@ class Trainer:
         else:
             # one gather per batch from the epoch's permutation: the batch lands in cache, ready for the
             # first matrix product, and no copy of the whole training set is ever made
-            np.take(x, perm[start:end], axis=0, out=xb)
-            np.take(y, perm[start:end], axis=0, out=yb)
+            # (mode="clip": the indices are valid, and mode="raise" would gather through a temporary)
+            np.take(x, perm[start:end], axis=0, out=xb, mode="clip")
+            np.take(y, perm[start:end], axis=0, out=yb, mode="clip")
         if self.augment is not None:
             # a generator per (epoch, batch): a resumed epoch sees exactly the same inputs
             self.augment(xb, np.random.default_rng([self.augment_seed, 0xA06, self.epoch, start]))

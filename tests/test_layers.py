@@ -46,6 +46,18 @@ def test_dense_gradients(activation, trial):
     _check_layer(model.layers[0], rng.normal(size=(n, fan_in)), rng)
 
 
+def test_dense_one_sample_kernel_gradient_is_the_outer_product():
+    # stochastic mode writes dW as a broadcast product, not a matrix product: same numbers, float32 kept
+    rng = np.random.default_rng(3)
+    model = _build({"type": "dense", "units": 4, "activation": "relu"}, [6])
+    model.layers[0].params["bias"][...] = rng.normal(size=4)
+    _check_layer(model.layers[0], rng.normal(size=(1, 6)), rng)
+    X, dZ = rng.random((1, 300), dtype=np.float32), rng.random((1, 100), dtype=np.float32)
+    out = np.empty((300, 100), np.float32)
+    assert layers.kernel_gradient(X, dZ, out) is out
+    np.testing.assert_allclose(out, X.T @ dZ, rtol=1e-6)
+
+
 def test_dense_without_bias():
     rng = np.random.default_rng(0)
     model = _build({"type": "dense", "units": 3, "use_bias": False, "activation": "tanh"}, [4])

@@ -112,7 +112,7 @@ def bench_config(config, steps: int = 50, warmup: int = 5) -> dict:
         marks.append(time.perf_counter())
         if fused:
             Z = model.output_layer.logits
-            loss.logits_forward(yb, Z)
+            loss.logits_forward(yb, Z, out)
             dZ = loss.logits_backward(yb, Z, out, out=model.output_layer._buffer("dlogits", Z.shape))
         else:
             loss.forward(yb, out)

@@ -48,7 +48,8 @@ class Loss:
         return not self.from_logits and activation_name == self.logits_activation
 
     # Losses that fuse override these two: value and dL/dZ from the logits Z.
-    def logits_forward(self, y_true, Z) -> float:
+    def logits_forward(self, y_true, Z, A=None) -> float:
+        """Mean loss from the logits ``Z``; ``A``, if given, is ``Z`` through the fused activation."""
         raise NotImplementedError
 
     def logits_backward(self, y_true, Z, A, out=None) -> np.ndarray:
@@ -110,7 +111,7 @@ class CategoricalCrossentropy(Loss):
         dot = np.einsum("ij,ij->i", g, y_pred / s)[:, None]
         return np.divide(g - dot, s * n, out=out)
 
-    def logits_forward(self, y_true, Z):
+    def logits_forward(self, y_true, Z, A=None):
         lse = _logsumexp(Z)
         return float((lse.sum() - np.vdot(y_true, Z)) / len(Z))
 
@@ -150,9 +151,16 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
             return self.logits_backward(y_true, y_pred, softmax(y_pred), out)
         return super().backward(self._onehot(y_true, y_pred), y_pred, out)
 
-    def logits_forward(self, y_true, Z):
+    def logits_forward(self, y_true, Z, A=None):
+        rows = np.arange(len(Z))
+        if A is not None and len(Z):
+            # -log(softmax(Z)[y]) from the probabilities the output layer already computed, as accurate
+            # as logsumexp while they are normal numbers; a probability near underflow takes the logits path
+            p = A[rows, y_true]
+            if np.minimum.reduce(p) > 1e-30:
+                return float(-np.add.reduce(np.log(p)) / len(Z))
         lse = _logsumexp(Z)
-        return float((np.add.reduce(lse) - np.add.reduce(Z[np.arange(len(Z)), y_true])) / len(Z))
+        return float((np.add.reduce(lse) - np.add.reduce(Z[rows, y_true])) / len(Z))
 
     def logits_backward(self, y_true, Z, A, out=None):
         if out is None:
@@ -211,7 +219,7 @@ class BinaryCrossentropy(Loss):
         g = (p - y_true) / (p * (1.0 - p)) * inside
         return np.multiply(g, 1.0 / y_pred.size, out=out)
 
-    def logits_forward(self, y_true, Z):
+    def logits_forward(self, y_true, Z, A=None):
         # max(z, 0) - z*y + log(1 + exp(-|z|)): stable for any z
         tail = np.log1p(np.exp(-np.abs(Z)))
         total = np.maximum(Z, 0).sum() - np.vdot(Z, y_true) + tail.sum()

@@ -236,7 +236,7 @@ class Sequential:
         if self._fused(loss):
             # softmax/sigmoid + cross-entropy: loss and dL/dZ straight from the logits
             Z = self.output_layer.logits
-            data = loss.logits_forward(y, Z)
+            data = loss.logits_forward(y, Z, out)
             dZ = loss.logits_backward(y, Z, out, out=self.output_layer._buffer("dlogits", Z.shape))
             self.backward(dZ, skip_output_activation=True)
         else:
@@ -257,7 +257,7 @@ class Sequential:
         loss = losses_mod.get(loss)
         out = self.last_output = self.forward(x, training=training)
         if self._fused(loss):
-            return loss.logits_forward(y, self.output_layer.logits)
+            return loss.logits_forward(y, self.output_layer.logits, out)
         return loss.forward(y, out)
 
     def predict(self, x, batch_size: int = 1024) -> np.ndarray:

@@ -55,6 +55,24 @@ def test_logits_gradients_match_central_differences(name, n, k, rng):
     assert fused.forward(y, act(Z)) == pytest.approx(fused.logits_forward(y, Z), rel=1e-9)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sparse_loss_from_the_fused_probabilities_equals_the_logits_path(dtype, rng):
+    loss = losses.get("sparse_categorical_crossentropy")
+    y = rng.integers(0, 5, 64)
+    Z = rng.normal(0, 4, (64, 5)).astype(dtype)
+    A = activations.get("softmax")(Z)
+    assert loss.logits_forward(y, Z, A) == pytest.approx(
+        loss.logits_forward(y, Z), rel=1e-5 if dtype == np.float32 else 1e-12
+    )
+    # a true class whose probability underflows takes the logits path: finite, and the exact value
+    Z[0] = 0.0
+    Z[0, (y[0] + 1) % 5] = 200.0
+    A = activations.get("softmax")(Z)
+    assert A[0, y[0]] < 1e-30
+    assert loss.logits_forward(y, Z, A) == loss.logits_forward(y, Z)
+    assert loss.logits_forward(y[:1], Z[:1], A[:1]) == pytest.approx(200.0, rel=1e-6)
+
+
 def test_keras_reference_values():
     y = np.array([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
     p = np.array([[0.05, 0.95, 0.0], [0.1, 0.8, 0.1]])
@@ -88,7 +106,7 @@ def test_extreme_inputs_give_no_nan(name, rng):
     Z = np.array([[1e4, -1e4, 0], [-1e4, 1e4, 0], [0, 0, 1e4], [-88, 88, 0]], dtype=np.float32)
     act = activations.get("sigmoid" if name == "binary_crossentropy" else "softmax")
     A = act(Z)
-    for value in (loss.forward(y, A), loss.logits_forward(y, Z)):
+    for value in (loss.forward(y, A), loss.logits_forward(y, Z), loss.logits_forward(y, Z, A)):
         assert np.isfinite(value)
     for grad in (loss.backward(y, A), loss.logits_backward(y, Z, A)):
         assert np.isfinite(grad).all() and grad.dtype == np.float32

@@ -6,7 +6,9 @@ kernel's gradient (one dot product per layer); every ``every`` steps it also
 records the gradient's mean absolute value and maximum, the weight norm, the
 ratio ||dW|| / ||W||, and the layer's activations: mean, standard deviation,
 fraction of dead units (relu family: a unit at or below zero for every sample
-of the batch) and fraction of saturated outputs (sigmoid, tanh: within 1% of a
+of the batch, or, for batches under 32 samples, of every sample seen since the
+previous record and at least 32 of them: one sample cannot tell a dead unit
+from one that is merely off for that input) and fraction of saturated outputs (sigmoid, tanh: within 1% of a
 bound).
 
 Flags, each with the numbers that raised it, and their documented thresholds
@@ -37,6 +39,7 @@ SATURATING = ("sigmoid", "tanh")
 FLAGS = ("vanishing", "exploding", "dead", "saturated", "nonfinite")
 AUTO_EVERY_PARAMS = 50_000  # models up to this size record every statistic at every step
 AUTO_EVERY = 20
+DEAD_WINDOW = 32  # samples a dead-unit fraction is measured over, at the least
 STEP_FIELDS = (
     "epoch",
     "step",
@@ -249,6 +252,9 @@ class GradientMonitor(Callback):
         self.count = 0
         self.previous: dict[int, float] = {}
         self.epoch_summaries: list[LayerSummary] = []
+        # small batches: which units were active on some sample since the dead fractions were last measured
+        self._alive = {i: None for i, layer in self.layers if layer.activation.name in RELU_FAMILY}
+        self._alive_samples = 0
 
     def on_epoch_begin(self, trainer, epoch):
         self.sums[:] = 0.0
@@ -259,15 +265,34 @@ class GradientMonitor(Callback):
         norms = np.sqrt(trainer.grad_sq[self.kernel_slots])
         self.sums += norms
         self.count += 1
+        if len(x) < DEAD_WINDOW and self._alive:
+            self._track_alive(len(x))
         if trainer.step % self.every == 0:
             self.record(trainer.epoch, trainer.step, norms)
 
+    def _track_alive(self, n: int) -> None:
+        for i, layer in self.layers:
+            if i in self._alive:
+                active = np.greater(layer.A, 0).any(axis=0)
+                mask = self._alive[i]
+                self._alive[i] = active if mask is None else np.logical_or(mask, active, out=mask)
+        self._alive_samples += n
+
+    def _window_dead_fraction(self, i: int, batch: int, dead: float) -> float:
+        if batch >= DEAD_WINDOW or i not in self._alive:
+            return dead
+        if self._alive_samples < DEAD_WINDOW or self._alive[i] is None:
+            return math.nan  # not enough samples yet to call a unit dead
+        return 1.0 - float(self._alive[i].mean())
+
     def record(self, epoch: int, step: int, norms) -> None:
         for (i, layer), norm in zip(self.layers, norms):
-            g, w = layer.grads["kernel"], layer.params["kernel"]
+            w = layer.params["kernel"]
+            g = np.abs(layer.grads["kernel"])
             wn = math.sqrt(float(np.vdot(w, w)))
             act = layer.activation.name
             mean, std, dead, sat = activation_stats(layer.A, act)
+            dead = self._window_dead_fraction(i, len(layer.A), dead)
             self.records.append(
                 {
                     "epoch": epoch + 1,
@@ -275,8 +300,8 @@ class GradientMonitor(Callback):
                     "layer_index": i,
                     "layer": layer.name,
                     "grad_norm": float(norm),
-                    "grad_mean_abs": float(np.abs(g).mean(dtype=np.float64)),
-                    "grad_max": float(np.abs(g).max()),
+                    "grad_mean_abs": float(g.mean(dtype=np.float64)),
+                    "grad_max": float(g.max()),
                     "weight_norm": wn,
                     "update_ratio": norm / wn if wn > 0 else math.nan,
                     "act_mean": mean,
@@ -285,6 +310,9 @@ class GradientMonitor(Callback):
                     "saturated_fraction": sat,
                 }
             )
+        if self._alive_samples >= DEAD_WINDOW:  # measured: start the next window
+            self._alive = dict.fromkeys(self._alive)
+            self._alive_samples = 0
 
     def summarize(self, records: list[dict], mean_norms=None) -> list[LayerSummary]:
         out = []

@@ -58,6 +58,29 @@ def test_relu_layer_with_large_negative_bias_is_dead():
     assert any("leaky_relu" in a for a in report["advice"])
 
 
+def test_dead_units_are_judged_over_32_samples_at_least_in_stochastic_mode():
+    # one sample switches off half or more of a live relu layer (biases at -0.3 here): that is not death,
+    # and was flagged as such when one sample was judged alone; the layer with biases at -3 stays dead
+    bias = "model.layers.0.bias_initializer={name: constant, value: -0.3}"
+    report = inspect("dead_relu.yaml", "--steps", "70", "--set", "training.batch_size=1", "--set", bias)
+    assert "dead" not in flags(report)[0] and "dead" in flags(report)[1]
+    # and in the record of every step, a dead fraction appears only once 32 samples were seen
+    from dnncli.config import load as load_config
+    from dnncli.monitor import DEAD_WINDOW, GradientMonitor
+    from dnncli.run import prepare_data
+    from dnncli.training import Trainer
+
+    config = load_config(ROOT / "configs" / "dead_relu.yaml", ["training.batch_size=1", "monitor.every=1"])
+    model, loss = config.build_model(), config.build_loss()
+    data = prepare_data(config, model, loss)
+    monitor = GradientMonitor(model, config["monitor"])
+    trainer = Trainer(model, loss, config.build_optimizer(), 1, True, 0)
+    trainer.fit(data.x_train[:40], data.y_train[:40], 1, callbacks=[monitor])
+    dead0 = [r["dead_fraction"] for r in monitor.records if r["layer_index"] == 0]
+    assert all(np.isnan(d) for d in dead0[: DEAD_WINDOW - 1])
+    assert 0.0 <= dead0[DEAD_WINDOW - 1] < 0.5 and np.isnan(dead0[DEAD_WINDOW])
+
+
 def test_table_output_and_every(tmp_path):
     r = run("inspect-gradients", ROOT / "configs" / "vanishing_sigmoid.yaml", "--steps", "12", "--every", "4")
     assert r.exit_code == 0, r.output

@@ -7,7 +7,7 @@ dnncli function (inclusive: the function and what it calls) and on each source l
 thread is not counted, time the main thread waits for it is.
 
     pip install py-spy
-    python bench/profile.py [--mode minibatch|stochastic|full|bn] [--rate 250] [--top 15]
+    python bench/loop_profile.py [--mode minibatch|stochastic|full|bn] [--rate 250] [--top 15]
 
 Uses $DNN_DATASETS/fashion-mnist when set, else random data of the same shapes.
 """

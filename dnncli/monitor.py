@@ -6,10 +6,10 @@ kernel's gradient (one dot product per layer); every ``every`` steps it also
 records the gradient's mean absolute value and maximum, the weight norm, the
 ratio ||dW|| / ||W||, and the layer's activations: mean, standard deviation,
 fraction of dead units (relu family: a unit at or below zero for every sample
-of the batch, or, for batches under 32 samples, of every sample seen since the
+of the batch, or, for batches under 32 samples, for every sample seen since the
 previous record and at least 32 of them: one sample cannot tell a dead unit
-from one that is merely off for that input) and fraction of saturated outputs (sigmoid, tanh: within 1% of a
-bound).
+from one that is merely off for that input) and fraction of saturated outputs
+(sigmoid, tanh: within 1% of a bound).
 
 Flags, each with the numbers that raised it, and their documented thresholds
 (all settable under ``monitor:`` in a config):

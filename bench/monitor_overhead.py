@@ -4,7 +4,7 @@ Trains one epoch with the monitor and one without, interleaved (A B A B ...), in
 and prints the median time of each and their ratio. Uses $DNN_DATASETS/fashion-mnist when set,
 else random data of the same shapes (the cost does not depend on the values).
 
-    python bench/monitor_overhead.py [--rounds 5] [--samples 60000]
+    python bench/monitor_overhead.py [--rounds 5] [--samples 60000] [--batch 128]
 """
 
 from __future__ import annotations
@@ -52,9 +52,9 @@ class TimedMonitor(GradientMonitor):
         self.spent += time.perf_counter() - start
 
 
-def epoch_time(cfg, x, y, monitored: bool, own: list) -> float:
+def epoch_time(cfg, x, y, batch: int, monitored: bool, own: list) -> float:
     model = cfg.build_model()
-    trainer = Trainer(model, cfg.build_loss(), cfg.build_optimizer(), 128, True, 0)
+    trainer = Trainer(model, cfg.build_loss(), cfg.build_optimizer(), batch, True, 0)
     xs, ys = trainer.prepare(x, y)
     monitor = TimedMonitor(model, cfg["monitor"])
     start = time.perf_counter()
@@ -69,16 +69,18 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--samples", type=int, default=60000)
+    parser.add_argument("--batch", type=int, default=128)
     args = parser.parse_args()
     cfg = config_mod.load(ROOT / "configs" / "fashion_mnist.yaml", check_paths=False)
     x, y, what = data(args.samples)
     off, on, own = [], [], []
     for r in range(args.rounds):  # A B, then B A: neither arm always runs first
         for monitored in (False, True) if r % 2 == 0 else (True, False):
-            (on if monitored else off).append(epoch_time(cfg, x, y, monitored, own))
+            (on if monitored else off).append(epoch_time(cfg, x, y, args.batch, monitored, own))
     every = GradientMonitor(cfg.build_model(), cfg["monitor"]).every
     m_off, m_on = statistics.median(off), statistics.median(on)
-    print(f"{what}, {args.samples} samples, batch 128, monitor every={every}, {args.rounds} interleaved rounds")
+    rounds = f"{args.rounds} interleaved rounds"
+    print(f"{what}, {args.samples} samples, batch {args.batch}, monitor every={every}, {rounds}")
     print(f"epoch without monitor: median {m_off:.3f} s  {[round(t, 3) for t in off]}")
     print(f"epoch with monitor:    median {m_on:.3f} s  {[round(t, 3) for t in on]}")
     print(f"monitor overhead, epoch against epoch: {100 * (m_on / m_off - 1):+.1f}%")

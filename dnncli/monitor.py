@@ -252,8 +252,8 @@ class GradientMonitor(Callback):
         self.count = 0
         self.previous: dict[int, float] = {}
         self.epoch_summaries: list[LayerSummary] = []
-        # small batches: which units were active on some sample since the dead fractions were last measured
-        self._alive = {i: None for i, layer in self.layers if layer.activation.name in RELU_FAMILY}
+        # small batches: each unit's largest output since the dead fractions were last measured
+        self._peak = {i: None for i, layer in self.layers if layer.activation.name in RELU_FAMILY}
         self._alive_samples = 0
 
     def on_epoch_begin(self, trainer, epoch):
@@ -265,25 +265,25 @@ class GradientMonitor(Callback):
         norms = np.sqrt(trainer.grad_sq[self.kernel_slots])
         self.sums += norms
         self.count += 1
-        if len(x) < DEAD_WINDOW and self._alive:
-            self._track_alive(len(x))
+        if len(x) < DEAD_WINDOW and self._peak:
+            self._track_peaks(len(x))
         if trainer.step % self.every == 0:
             self.record(trainer.epoch, trainer.step, norms)
 
-    def _track_alive(self, n: int) -> None:
+    def _track_peaks(self, n: int) -> None:
         for i, layer in self.layers:
-            if i in self._alive:
-                active = np.greater(layer.A, 0).any(axis=0)
-                mask = self._alive[i]
-                self._alive[i] = active if mask is None else np.logical_or(mask, active, out=mask)
+            if i in self._peak:
+                top = layer.A[0] if n == 1 else np.maximum.reduce(layer.A, axis=0)
+                peak = self._peak[i]
+                self._peak[i] = top.copy() if peak is None else np.maximum(peak, top, out=peak)
         self._alive_samples += n
 
     def _window_dead_fraction(self, i: int, batch: int, dead: float) -> float:
-        if batch >= DEAD_WINDOW or i not in self._alive:
+        if batch >= DEAD_WINDOW or i not in self._peak:
             return dead
-        if self._alive_samples < DEAD_WINDOW or self._alive[i] is None:
+        if self._alive_samples < DEAD_WINDOW or self._peak[i] is None:
             return math.nan  # not enough samples yet to call a unit dead
-        return 1.0 - float(self._alive[i].mean())
+        return float((self._peak[i] <= 0).mean())
 
     def record(self, epoch: int, step: int, norms) -> None:
         for (i, layer), norm in zip(self.layers, norms):
@@ -311,7 +311,7 @@ class GradientMonitor(Callback):
                 }
             )
         if self._alive_samples >= DEAD_WINDOW:  # measured: start the next window
-            self._alive = dict.fromkeys(self._alive)
+            self._peak = dict.fromkeys(self._peak)
             self._alive_samples = 0
 
     def summarize(self, records: list[dict], mean_norms=None) -> list[LayerSummary]:

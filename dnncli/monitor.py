@@ -281,7 +281,7 @@ class GradientMonitor(Callback):
     def _window_dead_fraction(self, i: int, batch: int, dead: float) -> float:
         if batch >= DEAD_WINDOW or i not in self._peak:
             return dead
-        if self._alive_samples < DEAD_WINDOW or self._peak[i] is None:
+        if self._alive_samples < DEAD_WINDOW:
             return math.nan  # not enough samples yet to call a unit dead
         return float((self._peak[i] <= 0).mean())
 

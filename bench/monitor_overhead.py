@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from dnncli import config as config_mod
-from dnncli.monitor import GradientMonitor
+from dnncli.diagnostics.monitor import GradientMonitor
 from dnncli.training import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]

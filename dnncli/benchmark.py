@@ -65,8 +65,8 @@ def matmul_time(shapes, dtype, repeats: int = 20) -> float:
 
 def bench_config(config, steps: int = 50, warmup: int = 5) -> dict:
     """Time ``steps`` training steps of the config, in parts; return the figures."""
+    from dnncli.diagnostics.monitor import GradientMonitor
     from dnncli.display import LiveReporter
-    from dnncli.monitor import GradientMonitor
     from dnncli.run import prepare_data
     from dnncli.training import Trainer
 
@@ -91,7 +91,7 @@ def bench_config(config, steps: int = 50, warmup: int = 5) -> dict:
             "epochs": 1,
             "start_epoch": 0,
             "metrics": [],
-            "layers": [layer.name for _, layer in monitor.layers],
+            "watched": [{"index": w.index, "name": w.name, "activation": w.activation} for w in monitor.layers],
             "params": 0,
             "resumed": False,
         }

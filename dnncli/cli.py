@@ -73,9 +73,70 @@ def main_options(
 
 
 def _console():
+    """A terminal's own width; piped, wide enough that no table is fitted to a guess of 80 columns."""
     from rich.console import Console
 
-    return Console()
+    if sys.stdout.isatty():
+        return Console()
+    return Console(width=1000, no_color=True, highlight=False, soft_wrap=True)
+
+
+def _echo_json(obj) -> None:
+    """Strict JSON: NaN and infinities become null (JavaScript, Go and serde refuse the bare tokens)."""
+    import json
+
+    typer.echo(json.dumps(_strict(obj), indent=2, allow_nan=False))
+
+
+def _strict(value):
+    import math
+
+    import numpy as np
+
+    if isinstance(value, dict):
+        return {str(k): _strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _strict(value.tolist())
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if value is None or isinstance(value, str):
+        return value
+    return str(value)
+
+
+def _fail_on(text: str | None) -> set[str]:
+    """The flags named by ``--fail-on`` (a comma list, or ``any``)."""
+    from dnncli.diagnostics.rules import FLAGS
+    from dnncli.errors import suggest
+
+    if text is None:
+        return set()
+    names = {n.strip() for n in text.split(",") if n.strip()}
+    if "any" in names:
+        return set(FLAGS)
+    for name in names:
+        if name not in FLAGS:
+            _fail(f"--fail-on: unknown flag {name!r}.{suggest(name, FLAGS)} Flags: {', '.join(FLAGS)}, or any.")
+    if not names:
+        _fail(f"--fail-on needs flag names: {', '.join(FLAGS)}, or any.")
+    return names
+
+
+FailOnOption = Annotated[
+    str | None,
+    typer.Option(
+        "--fail-on",
+        metavar="FLAGS",
+        help="Exit 1 if any of these flags is raised (comma list of vanishing, exploding, collapsed, dead,"
+        " saturated, nonfinite; or any): a CI gate.",
+    ),
+]
 
 
 @app.command()
@@ -92,6 +153,7 @@ def train(
         Path | None, typer.Option("--resume", help="Continue the interrupted run in this directory.")
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the final result.")] = False,
+    fail_on: FailOnOption = None,
 ):
     """Train a model and write a run directory.
 
@@ -105,6 +167,7 @@ def train(
 
     if resume is None and config is None:
         _fail("give a CONFIG to train, or --resume RUN_DIR.")
+    gate = _fail_on(fail_on)
     if resume is not None and (config is not None or set_ or out or init_weights):
         _fail("--resume takes the run's own config; it cannot be combined with CONFIG, --set, --out or --init-weights.")
     if quiet:
@@ -135,6 +198,10 @@ def train(
         raise typer.Exit(EXIT_INTERRUPTED)
     if result.status == "nonfinite":
         raise typer.Exit(EXIT_NONFINITE)
+    hit = sorted({f["flag"] for f in result.flags} & gate)
+    if hit:
+        typer.echo(f"--fail-on: raised during the run: {', '.join(hit)} (the run is kept in {run.run_dir}).", err=True)
+        raise typer.Exit(1)
 
 
 @app.command("eval")
@@ -148,18 +215,16 @@ def eval_(
 
     Example: dnn eval runs/quickstart-20260101-120000 --json
     """
-    import json
-
     from dnncli.run import evaluate_run
 
     report = evaluate_run(run_dir, data)
     if json_:
-        typer.echo(json.dumps(report, indent=2))
+        _echo_json(report)
         return
     from dnncli.display import eval_tables
 
     console = _console()
-    for table in eval_tables(report):
+    for table in eval_tables(console, report):
         console.print(table)
 
 
@@ -179,7 +244,7 @@ def summary(
     cfg = config_mod.load(config_mod.find_config(config), set_ or [], check_paths=False)
     s = cfg.build_model().summary()
     console = _console()
-    console.print(summary_table(s, f'Model: "{cfg.name}"'))
+    console.print(summary_table(console, s, f'Model: "{cfg.name}"'))
     for line in summary_lines(s):
         console.print(line)
 
@@ -238,35 +303,49 @@ def inspect_gradients(
     ] = None,
     every: Annotated[int | None, typer.Option("--every", min=1, help="Record full statistics every K steps.")] = None,
     set_: SetOption = None,
+    try_advice: Annotated[
+        bool,
+        typer.Option("--try-advice", help="Run the same steps again per advice item, its overrides applied."),
+    ] = False,
+    plain: Annotated[bool, typer.Option("--plain", help="A plain text table (the default when piped).")] = False,
     json_: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    fail_on: FailOnOption = None,
 ):
-    """Is any layer's gradient vanishing, exploding, dead or saturated? Why, and what to change.
+    """Is any layer's gradient vanishing, exploding, collapsed, dead or saturated? Why, and what to change.
 
-    Example: dnn inspect-gradients configs/vanishing_sigmoid.yaml --steps 50
+    Example: dnn inspect-gradients configs/vanishing_sigmoid.yaml --steps 50 --try-advice
     """
-    import json
-
     from dnncli import config as config_mod
     from dnncli.inspect import inspect_config, inspect_run
+    from dnncli.inspect import try_advice as run_advice
 
+    gate = _fail_on(fail_on)
     if target.is_dir():
-        if set_ or steps or every:
-            _fail("--steps, --every and --set apply to a CONFIG, not to a run directory.")
+        if set_ or steps or every or try_advice:
+            _fail("--steps, --every, --set and --try-advice apply to a CONFIG, not to a run directory.")
         report = inspect_run(target)
     else:
-        report = inspect_config(config_mod.load(target, set_ or []), steps=steps, every=every)
+        cfg = config_mod.load(target, set_ or [])
+        report = inspect_config(cfg, steps=steps, every=every)
+        if try_advice:
+            report["tried"] = run_advice(cfg, report, steps=steps, every=every)
     if json_:
-        typer.echo(json.dumps(report, indent=2, default=_json_default))
-        return
-    from dnncli.display import inspection_view
+        _echo_json(report)
+    elif plain or not sys.stdout.isatty():
+        from dnncli.display import inspection_plain, try_advice_plain
 
-    console = _console()
-    for part in inspection_view(report):
-        console.print(part)
+        for line in inspection_plain(report) + try_advice_plain(report):
+            typer.echo(line)
+    else:
+        from dnncli.display import inspection_view
 
-
-def _json_default(value):
-    return None if isinstance(value, float) and value != value else str(value)
+        console = _console()
+        for part in inspection_view(console, report):
+            console.print(part)
+    hit = sorted({f for layer in report["layers"] for f in layer["flags"]} & gate)
+    if hit:
+        typer.echo(f"--fail-on: raised: {', '.join(hit)}", err=True)
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -279,6 +358,7 @@ def gradcheck(
     ] = 20,
     tolerance: Annotated[float, typer.Option("--tolerance", help="Largest relative error that passes.")] = 1e-6,
     set_: SetOption = None,
+    json_: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ):
     """Check the backward pass of your architecture and loss by central differences, in float64.
 
@@ -286,12 +366,17 @@ def gradcheck(
     Example: dnn gradcheck configs/binary_batchnorm.yaml --samples 8
     """
     from dnncli import config as config_mod
-    from dnncli.display import gradcheck_table
+    from dnncli.display import fitted_table, gradcheck_rows, gradcheck_title
     from dnncli.inspect import gradcheck_config
 
     report = gradcheck_config(config_mod.load(config, set_ or []), samples, entries, tolerance)
-    _console().print(gradcheck_table(report))
-    typer.echo("All gradients match." if report["passed"] else "Some gradients do not match.")
+    if json_:
+        _echo_json(report)
+    else:
+        console = _console()
+        cols, rows = gradcheck_rows(report)
+        console.print(fitted_table(console, cols, rows, console.width, title=gradcheck_title(report)))
+        typer.echo("All gradients match." if report["passed"] else "Some gradients do not match.")
     if not report["passed"]:
         raise typer.Exit(1)
 
@@ -326,18 +411,16 @@ def bench(
 
     Example: dnn bench configs/fashion_mnist.yaml --steps 100
     """
-    import json
-
     from dnncli import config as config_mod
     from dnncli.benchmark import bench_config
     from dnncli.display import bench_view
 
     report = bench_config(config_mod.load(config, set_ or []), steps=steps)
     if json_:
-        typer.echo(json.dumps(report, indent=2))
+        _echo_json(report)
         return
     console = _console()
-    for part in bench_view(report):
+    for part in bench_view(console, report):
         console.print(part)
 
 

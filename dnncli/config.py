@@ -22,9 +22,9 @@ from typing import Any
 import yaml
 
 from dnncli import callbacks, data, losses, metrics, optimizers
+from dnncli.diagnostics.monitor import MonitorConfig
 from dnncli.errors import DnnError, check_bool, check_choice, check_float, check_int, suggest
 from dnncli.model import DTYPES, Sequential
-from dnncli.monitor import MonitorConfig
 
 TOP_KEYS = ("name", "seed", "dtype", "data", "model", "loss", "metrics", "optimizer", "training", "monitor")
 BATCHING = ("batch", "stochastic", "mini-batch")
@@ -87,6 +87,7 @@ class Config:
 
     raw: dict
     path: Path | None = None
+    source: dict | None = None  # the mapping as written, overrides applied, before defaults were filled in
 
     def __getitem__(self, key):
         return self.raw[key]
@@ -112,6 +113,18 @@ class Config:
     def batch_size(self, n_train: int) -> int:
         t = self.raw["training"]
         return {"batch": max(n_train, 1), "stochastic": 1}.get(t["batching"], t["batch_size"])
+
+    def with_overrides(self, overrides: list[str]) -> Config:
+        """This config with ``--set`` overrides applied to it as written, resolved again."""
+        mapping = apply_overrides(self.source if self.source is not None else self.raw, overrides)
+        try:
+            raw = resolve(mapping, default_name=self.name, check_paths=False)
+        except DnnError as err:
+            dotted = ".".join(str(k) for k in err.key)
+            raise DnnError(
+                f"{self.path or 'config'}: {dotted + ': ' if dotted else ''}{err.message}", err.key
+            ) from None
+        return Config(raw, self.path, mapping)
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.raw, sort_keys=False, default_flow_style=None, width=100)
@@ -159,31 +172,87 @@ def _walk(node, path: tuple, lines: dict) -> None:
 
 
 def apply_overrides(mapping: dict, overrides: list[str]) -> dict:
-    """Apply ``key.path=value`` overrides (value parsed as YAML; list items by index)."""
+    """Apply ``key.path=value`` overrides, in order (value parsed as YAML; list items by index).
+
+    A ``*`` part stands for every item of a list (or every key of a mapping):
+    ``model.layers.*.activation=relu`` sets the activation of every layer that
+    has one, and leaves the others alone. A pattern that matches nothing is an error.
+    """
     mapping = copy.deepcopy(mapping)
     for item in overrides or []:
         if "=" not in item:
             raise DnnError(f"--set needs key.path=value. Received: {item!r}")
         dotted, text = item.split("=", 1)
-        parts = [p for p in dotted.strip().split(".")]
+        dotted = dotted.strip()
+        parts = dotted.split(".")
         if not all(parts):
             raise DnnError(f"--set: bad key path {dotted!r}.")
         try:
             value = parse_yaml(text) if text.strip() else None
         except yaml.YAMLError:
             raise DnnError(f"--set {dotted}: the value {text!r} is not valid YAML.") from None
-        target = mapping
-        for depth, part in enumerate(parts[:-1]):
-            key = _index(target, part, parts[: depth + 1])
-            if isinstance(target, dict):
-                target = target.setdefault(key, {})
-            else:
-                target = target[key]
-            if not isinstance(target, (dict, list)):
-                raise DnnError(f"--set {dotted}: {'.'.join(parts[: depth + 1])} is not a mapping or list.")
-        last = _index(target, parts[-1], parts)
-        target[last] = value
+        if _assign(mapping, parts, 0, value, strict=True) == 0:
+            star = parts.index("*")
+            raise DnnError(
+                f"--set {dotted}: matches nothing: no item of {'.'.join(parts[:star]) or 'the config'} has"
+                f" {'.'.join(parts[star + 1 :])!r}.{_suggest_under(mapping, parts, star)}"
+            )
     return mapping
+
+
+def _assign(target, parts: list[str], depth: int, value, strict: bool) -> int:
+    """Set ``parts[depth:]`` below ``target``; return how many places were set.
+
+    ``strict`` (no ``*`` seen yet): missing mappings are created and a bad index is an error.
+    Below a ``*``: only paths that exist are set.
+    """
+    part, last = parts[depth], depth == len(parts) - 1
+    if part == "*":
+        if not isinstance(target, (dict, list)):
+            if strict:
+                raise DnnError(f"--set {'.'.join(parts)}: {'.'.join(parts[:depth])} is not a mapping or list.")
+            return 0
+        count = 0
+        for key in range(len(target)) if isinstance(target, list) else list(target):
+            if last:
+                target[key] = copy.deepcopy(value)
+                count += 1
+            elif isinstance(target[key], (dict, list)):
+                count += _assign(target[key], parts, depth + 1, value, strict=False)
+        return count
+    if strict:
+        key = _index(target, part, parts[: depth + 1])
+        if last:
+            target[key] = value
+            return 1
+        child = target.setdefault(key, {}) if isinstance(target, dict) else target[key]
+        if not isinstance(child, (dict, list)):
+            raise DnnError(f"--set {'.'.join(parts)}: {'.'.join(parts[: depth + 1])} is not a mapping or list.")
+        return _assign(child, parts, depth + 1, value, strict=True)
+    if isinstance(target, dict) and part in target:
+        key = part
+    elif isinstance(target, list) and part.lstrip("-").isdigit() and -len(target) <= int(part) < len(target):
+        key = int(part)
+    else:
+        return 0
+    if last:
+        target[key] = copy.deepcopy(value)
+        return 1
+    child = target[key]
+    return _assign(child, parts, depth + 1, value, strict=False) if isinstance(child, (dict, list)) else 0
+
+
+def _suggest_under(mapping, parts: list[str], star: int) -> str:
+    """A near name among the keys that the items under a ``*`` do have."""
+    node = mapping
+    for part in parts[:star]:
+        try:
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        except (KeyError, IndexError, ValueError, TypeError):
+            return ""
+    items = node if isinstance(node, list) else list(node.values()) if isinstance(node, dict) else []
+    keys = {k for item in items if isinstance(item, dict) for k in item}
+    return suggest(parts[star + 1], keys) if star + 1 < len(parts) else ""
 
 
 def _index(target, part: str, parts: list[str]):
@@ -206,16 +275,14 @@ def load(path, overrides: list[str] | None = None, check_paths: bool = True) -> 
         raw = resolve(mapping, default_name=Path(path).stem, check_paths=check_paths)
     except DnnError as err:
         raise locate(err, path, lines, overrides or []) from None
-    return Config(raw, Path(path))
+    return Config(raw, Path(path), mapping)
 
 
 def locate(err: DnnError, path, lines: dict, overrides: list[str]) -> DnnError:
     """Prefix ``file:line: dotted.key:`` to a resolution error."""
     key = err.key
     dotted = ".".join(str(k) for k in key)
-    from_set = any(
-        o.split("=", 1)[0].strip() == dotted or dotted.startswith(o.split("=", 1)[0].strip() + ".") for o in overrides
-    )
+    from_set = any(_covers(o.split("=", 1)[0].strip().split("."), [str(k) for k in key]) for o in overrides)
     if from_set:
         where = f"--set {dotted}"
     else:
@@ -228,6 +295,11 @@ def locate(err: DnnError, path, lines: dict, overrides: list[str]) -> DnnError:
         if dotted:
             where += f": {dotted}"
     return DnnError(f"{where}: {err.message}", key)
+
+
+def _covers(pattern: list[str], key: list[str]) -> bool:
+    """Whether an override's key path (``*`` for any one part) is ``key`` or a prefix of it."""
+    return len(pattern) <= len(key) and all(p in ("*", k) for p, k in zip(pattern, key))
 
 
 # resolution ----------------------------------------------------------------------

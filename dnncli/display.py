@@ -1,51 +1,147 @@
-"""Everything the CLI shows: rich tables on a terminal, plain lines elsewhere.
+"""Everything the CLI shows: rich views on a terminal, plain text elsewhere.
 
-The training display is a ``Reporter``: on a terminal, a live table that grows
-by one row per epoch under a progress bar; when standard output is not a
-terminal, the same rows as plain text lines, with no escape codes.
+No number is ever cut. Every table is fitted to the terminal's width: its
+columns keep their natural width and, where they do not all fit, the least
+needed are left out and a caption says which. The training display is a
+``Reporter``: on a terminal, a live view sized to the terminal (the newest
+epochs, one row per layer with its gradient norm, trend, update ratio,
+dead or saturated share and flags, and the progress bar); elsewhere, one plain
+line per epoch, plus a line per layer whenever a flag is raised or cleared.
 """
 
 from __future__ import annotations
 
 import math
+import shutil
 import sys
 import time
+from collections import deque
+from dataclasses import dataclass
 
+from rich import box
 from rich.console import Console, Group
 from rich.live import Live
+from rich.measure import Measurement
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from dnncli.run import Reporter, RunResult
 
+SPARKS = "▁▂▃▄▅▆▇█"
+MAX_PLAIN_COLUMNS = 12  # step or epoch columns of a plain inspect table
 
-def fmt(value, width: int | None = None) -> str:
+
+# numbers --------------------------------------------------------------------------
+def fmt(value) -> str:
+    """A number whole: fixed with 4 decimals between 1e-3 and 1e4, else scientific with 3 significant digits."""
     if value is None:
         return "-"
+    if isinstance(value, (bool, int)):
+        return str(value)
     if isinstance(value, float):
-        if math.isnan(value) or math.isinf(value):
-            return str(value)
-        if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e5):
-            return f"{value:.3e}"
-        return f"{value:.4f}"
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        if value == 0:
+            return "0"
+        if 1e-3 <= abs(value) < 1e4:
+            return f"{value:.4f}"
+        return f"{value:.2e}"
     return str(value)
 
 
-def epoch_columns(metrics: list[str], layers: list[str], validation: bool) -> list[tuple[str, str]]:
-    """(log key, header) pairs of the epoch table, in order."""
-    cols = [("epoch", "epoch"), ("loss", "loss")]
-    cols += [(m, m) for m in metrics]
+def sci(value, digits: int = 2) -> str:
+    """Scientific notation with ``digits`` significant digits (at least two): ``1.2e-09``."""
+    if value is None:
+        return "-"
+    if isinstance(value, float) and not math.isfinite(value):
+        return fmt(value)
+    if value == 0:
+        return "0"
+    return f"{value:.{max(digits, 2) - 1}e}"
+
+
+def percent(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.0%}"
+
+
+# fitted tables --------------------------------------------------------------------
+@dataclass
+class Col:
+    """A table column: its header, alignment, style, and how much it is needed (0 is never left out)."""
+
+    header: str
+    justify: str = "right"
+    style: str | None = None
+    drop: int = 0  # higher: left out sooner when the table is too wide
+
+
+def natural_width(console: Console, renderable) -> int:
+    return Measurement.get(console, console.options.update_width(10**5), renderable).maximum
+
+
+def _table(cols: list[Col], rows: list[list], title: str | None, caption: str | None) -> Table:
+    t = Table(
+        title=title,
+        title_justify="left",
+        caption=caption,
+        caption_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        padding=(0, 1),
+    )
+    for c in cols:
+        # fold, never an ellipsis: a cell too long for any width wraps onto the next line whole
+        t.add_column(c.header, justify=c.justify, style=c.style, no_wrap=True, overflow="fold")
+    for r in rows:
+        t.add_row(*r)
+    return t
+
+
+def fitted_table(
+    console: Console, cols: list[Col], rows: list[list], width: int, title: str | None = None, note: str = ""
+) -> Table:
+    """A table at its natural column widths, leaving out the most droppable columns until it fits ``width``."""
+    keep = list(range(len(cols)))
+    left_out: list[str] = []
+    while True:
+        t = _table([cols[k] for k in keep], [[r[k] for k in keep] for r in rows], title, None)
+        if natural_width(console, t) <= width:
+            break
+        droppable = [k for k in keep if cols[k].drop > 0]
+        if not droppable:
+            break
+        worst = max(droppable, key=lambda k: (cols[k].drop, k))
+        keep.remove(worst)
+        left_out.append(cols[worst].header)
+    caption = note
+    if left_out:
+        caption = (note + "; " if note else "") + f"left out to fit {width} columns: {', '.join(left_out)}"
+    if caption:
+        t = _table([cols[k] for k in keep], [[r[k] for k in keep] for r in rows], title, caption)
+    return t
+
+
+# the training view ----------------------------------------------------------------
+def epoch_columns(metrics: list[str], validation: bool) -> list[tuple[str, Col]]:
+    """(log key, column) of the epoch table, in order; per-layer numbers are in the layer panel."""
+    cols = [("epoch", Col("epoch")), ("loss", Col("loss"))]
+    cols += [(m, Col(m, drop=2)) for m in metrics]
     if validation:
-        cols += [("val_loss", "val_loss")] + [(f"val_{m}", f"val_{m}") for m in metrics]
-    cols += [("learning_rate", "lr"), ("time", "time")]
-    cols += [(f"grad_norm.{name}", f"|dW| {name}") for name in layers]
-    cols += [("flags", "flags")]
+        cols += [("val_loss", Col("val_loss", drop=1))] + [(f"val_{m}", Col(f"val_{m}", drop=3)) for m in metrics]
+    cols += [("learning_rate", Col("lr", drop=4)), ("time", Col("time", drop=5)), ("flags", Col("flags", drop=6))]
     return cols
 
 
 def _cell(key, value) -> str:
     if key == "flags":
-        return value or ""
+        n = len([f for f in (value or "").split("; ") if f])
+        return str(n) if n else ""
     if key == "time" and isinstance(value, float):
         return f"{value:.2f}s"
     if key == "epoch":
@@ -53,44 +149,202 @@ def _cell(key, value) -> str:
     return fmt(value)
 
 
+def spark(values: list[float]) -> str:
+    """The trend of a gradient norm over recent epochs, on a log scale at least a decade tall."""
+    finite = [v for v in values if v is not None and math.isfinite(v) and v > 0]
+    if not finite:
+        return ""
+    logs = [math.log10(v) for v in finite]
+    top = max(logs)
+    low = min(min(logs), top - 1.0)
+    out = ""
+    for v in values:
+        if v is None or not math.isfinite(v) or v <= 0:
+            out += " " if v is None or v == 0 else "!"
+            continue
+        k = round((math.log10(v) - low) / (top - low) * (len(SPARKS) - 1))
+        out += SPARKS[min(max(k, 0), len(SPARKS) - 1)]
+    return out
+
+
+def norm_style(value) -> str:
+    """A colour by the decade of a gradient norm: red at the extremes, yellow near them, green between."""
+    if value is None or not math.isfinite(value):
+        return "bold red"
+    if value < 1e-5 or value > 1e3:
+        return "red"
+    if value < 1e-3 or value > 10:
+        return "yellow"
+    return "green"
+
+
+NORM_LEGEND = "colour by magnitude: [red]< 1e-5[/] [yellow]< 1e-3[/] [green]1e-3 to 10[/] [yellow]> 10[/] [red]> 1e3[/]"
+
+
+def _flag_cell(s) -> str:
+    onset = {f.name: f.onset_epoch for f in s.states}
+    return ", ".join(f"{name} (e{onset.get(name, '?')})" for name in s.flags)
+
+
+def layer_rows(layers) -> list[list]:
+    rows = []
+    for s in layers:
+        kind, share = s.share
+        rows.append(
+            [
+                str(s.index),
+                s.name,
+                s.activation,
+                Text(sci(s.grad_norm, 3), style=norm_style(s.grad_norm)),
+                spark(s.trend),
+                sci(s.update_ratio),
+                f"{percent(share)} {kind}" if kind else "",
+                Text(_flag_cell(s), style="bold red") if s.flags else "",
+            ]
+        )
+    return rows
+
+
+LAYER_COLS = [
+    Col("#"),
+    Col("layer", "left"),
+    Col("act", "left", drop=3),
+    Col("|dW|"),
+    Col("trend", "left", drop=4),
+    Col("|dW|/|W|", drop=2),
+    Col("dead/sat", drop=1),
+    Col("flags", "left"),
+]
+
+
+def _pick_layers(layers, room: int) -> list:
+    """The layers to show in ``room`` rows: all if they fit, else the flagged ones and an even spread of the rest."""
+    if len(layers) <= room:
+        return list(layers)
+    flagged = [s for s in layers if s.flags][:room]
+    rest = [s for s in layers if not s.flags]
+    k = room - len(flagged)
+    if k > 0 and rest:
+        step = len(rest) / k
+        flagged += [rest[int(j * step)] for j in range(k)]
+    return sorted(flagged, key=lambda s: s.index)
+
+
+class TrainingView:
+    """The live training view, drawn to the terminal's size at every refresh."""
+
+    def __init__(self, info: dict, progress: Progress):
+        self.info = info
+        self.progress = progress
+        self.columns = epoch_columns(info["metrics"], info["validation"] > 0)
+        self.rows: deque = deque(maxlen=500)
+        self.layers: list = []
+        self.epochs_done = 0
+
+    def add_epoch(self, row: dict, layers) -> None:
+        self.rows.append([_cell(k, row.get(k)) for k, _ in self.columns])
+        self.layers = layers
+        self.epochs_done += 1
+
+    def __rich_console__(self, console, options):
+        width = options.max_width
+        height = (options.height or console.size.height) - 1
+        head = Text(f"{self.info['name']}  {self.info['run_dir']}", style="bold", no_wrap=True, overflow="fold")
+        layers = self.layers or [_waiting(w) for w in self.info["watched"]]
+        # lines: head, epoch header and rule, >= 1 epoch row, layer header and rule, layers, a caption, progress
+        room_layers = max(1, height - 1 - 3 - 3 - 1 - 1)
+        shown = _pick_layers(layers, room_layers)
+        note = ""
+        if len(shown) < len(layers):
+            note = f"{len(shown)} of {len(layers)} layers shown, flagged first; all: dnn inspect-gradients RUN_DIR"
+        panel = fitted_table(console, LAYER_COLS, layer_rows(shown), width, note=note)
+        panel_height = 2 + len(shown) + (1 if panel.caption else 0)
+        room_rows = max(1, height - 1 - 2 - panel_height - 1 - 1)
+        rows = list(self.rows)[-room_rows:] or [["-"] * len(self.columns)]
+        epochs = None
+        if len(self.rows) > len(rows):
+            epochs = f"epochs {self.epochs_done - len(rows) + 1}-{self.epochs_done} shown; all in history.csv"
+        table = fitted_table(console, [c for _, c in self.columns], rows, width, note=epochs or "")
+        yield Group(head, table, panel, self.progress)
+
+
+def _waiting(w: dict):
+    from dnncli.diagnostics.monitor import LayerSummary
+
+    return LayerSummary(w["index"], w["name"], w["activation"])
+
+
 class PlainReporter(Reporter):
-    """One header line, then one line per epoch; no escape codes, no progress bar."""
+    """One header line, then one line per epoch and one per flag raised or cleared; no escape codes."""
 
     def __init__(self, stream=None, quiet: bool = False):
         self.stream = stream or sys.stdout
         self.quiet = quiet
-        self.columns: list[tuple[str, str]] = []
+        self.columns: list[tuple[str, Col]] = []
 
     def _print(self, text=""):
         print(text, file=self.stream, flush=True)
 
-    def train_begin(self, info):
+    def _start(self, info) -> None:
         self.info = info
-        self.columns = epoch_columns(info["metrics"], info["layers"], info["validation"] > 0)
+        self.columns = epoch_columns(info["metrics"], info["validation"] > 0)[:-1]  # flags get lines of their own
+
+    def train_begin(self, info):
+        self._start(info)
         if self.quiet:
             return
         verb = "Resuming" if info["resumed"] else "Training"
+        steps = info["steps"]
         self._print(
             f"{verb} {info['name']} in {info['run_dir']}: {info['samples']} samples"
             f"{', ' + str(info['validation']) + ' for validation' if info['validation'] else ''},"
-            f" batch size {info['batch_size']} ({info['steps']} steps/epoch), {info['params']} parameters"
+            f" batch size {info['batch_size']} ({steps} step{'s' if steps != 1 else ''} per epoch),"
+            f" {info['params']:,} parameters, {len(info['watched'])} dense layers watched"
         )
-        self._print(self._line(h for _, h in self.columns))
+        self._print(self._line(c.header for _, c in self.columns) + "  gradient norms |dW|")
 
     def _line(self, cells) -> str:
-        return "  ".join(c.rjust(max(len(h), 8)) for c, (_, h) in zip(cells, self.columns)).rstrip()
+        return "  ".join(c.rjust(max(len(col.header), 8)) for c, (_, col) in zip(cells, self.columns))
 
-    def epoch_end(self, row):
-        if not self.quiet:
-            self._print(self._line(_cell(k, row.get(k)) for k, _ in self.columns))
+    def epoch_end(self, row, layers):
+        if self.quiet:
+            return
+        line = self._line(_cell(k, row.get(k)) for k, _ in self.columns)
+        finite = [s for s in layers if math.isfinite(s.grad_norm)]
+        if finite:
+            low = min(finite, key=lambda s: s.grad_norm)
+            high = max(finite, key=lambda s: s.grad_norm)
+            line += f"  min {sci(low.grad_norm)} ({low.name}), max {sci(high.grad_norm)} ({high.name})"
+        self._print(line)
+        for s in layers:
+            states = {f.name: f for f in s.states}
+            for name in s.raised:
+                f = states.get(name)
+                detail = f": {f.detail}" if f else ""
+                self._print(f"  flag raised: {s.name} ({s.index}, {s.activation}) {name}{detail}")
+            for name in s.cleared:
+                self._print(f"  flag cleared: {s.name} ({s.index}, {s.activation}) {name}")
 
     def train_end(self, result):
         print_result(result, self._print)
 
 
+def flag_summary(result: RunResult) -> list[str]:
+    """The end-of-training summary: each flag raised during the run, with its onset, and where to look."""
+    if not result.flags:
+        return []
+    out = ["Flags raised during the run:"]
+    for f in result.flags:
+        out.append(f"  {f['layer']} ({f['index']}, {f['activation']}): {f['flag']}: {f['detail']}")
+    out.append(f"Per layer and step, with advice: dnn inspect-gradients {result.run_dir}")
+    return out
+
+
 def print_result(result: RunResult, emit) -> None:
     if result.message:
         emit(result.message)
+    for line in flag_summary(result):
+        emit(line)
     if result.test is not None:
         parts = ", ".join(f"{k} {fmt(v)}" for k, v in result.test.items())
         emit(f"Test: {parts}")
@@ -99,7 +353,7 @@ def print_result(result: RunResult, emit) -> None:
 
 
 class LiveReporter(PlainReporter):
-    """A live table under a progress bar, for terminals."""
+    """The live view under a progress bar, for terminals."""
 
     def __init__(self, console: Console | None = None):
         super().__init__()
@@ -108,12 +362,7 @@ class LiveReporter(PlainReporter):
         self._last = 0.0
 
     def train_begin(self, info):
-        self.info = info
-        self.columns = epoch_columns(info["metrics"], info["layers"], info["validation"] > 0)
-        self.table = Table(title=f"{info['name']}  ({info['run_dir']})", title_justify="left")
-        for key, header in self.columns:
-            style = "cyan" if key.startswith("grad_norm.") else "bold red" if key == "flags" else None
-            self.table.add_column(header, justify="left" if key == "flags" else "right", style=style)
+        self._start(info)
         self.progress = Progress(
             TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"),
             BarColumn(),
@@ -125,7 +374,11 @@ class LiveReporter(PlainReporter):
         self.task = self.progress.add_task(
             "", total=info["samples"], epoch=info["start_epoch"] + 1, epochs=info["epochs"], loss="-"
         )
-        self.live = Live(Group(self.table, self.progress), console=self.console, refresh_per_second=8)
+        self.view = TrainingView(info, self.progress)
+        for row in info.get("history", []):
+            self.view.rows.append([_cell(k, row.get(k)) for k, _ in self.view.columns])
+            self.view.epochs_done += 1
+        self.live = Live(self.view, console=self.console, refresh_per_second=8, vertical_overflow="crop")
         self.live.start()
 
     def batch_end(self, epoch, done, total, loss):
@@ -135,8 +388,8 @@ class LiveReporter(PlainReporter):
         self._last = now
         self.progress.update(self.task, completed=done, total=total, epoch=epoch + 1, loss=fmt(loss))
 
-    def epoch_end(self, row):
-        self.table.add_row(*(_cell(k, row.get(k)) for k, _ in self.columns))
+    def epoch_end(self, row, layers):
+        self.view.add_epoch(row, layers)
         self.progress.update(self.task, completed=0, epoch=min(row["epoch"] + 1, self.info["epochs"]))
 
     def train_end(self, result):
@@ -146,14 +399,18 @@ class LiveReporter(PlainReporter):
         print_result(result, self.console.print)
 
 
-def summary_table(summary, title: str) -> Table:
-    table = Table(title=title, title_justify="left")
-    for header in ("#", "Layer (type)", "Output Shape", "Param #"):
-        table.add_column(header, justify="right" if header in ("#", "Param #") else "left")
+# other commands -------------------------------------------------------------------
+def console_width(console: Console) -> int:
+    return console.width if console.is_terminal else max(console.width, shutil.get_terminal_size().columns)
+
+
+def summary_table(console: Console, summary, title: str) -> Table:
+    cols = [Col("#"), Col("Layer (type)", "left"), Col("Output Shape", "left"), Col("Param #")]
+    rows = []
     for r in summary.rows:
         shape = "(" + ", ".join("None" if d is None else str(d) for d in r.output_shape) + ")"
-        table.add_row(str(r.index), f"{r.name} ({r.type})", shape, f"{r.params:,}")
-    return table
+        rows.append([str(r.index), f"{r.name} ({r.type})", shape, f"{r.params:,}"])
+    return fitted_table(console, cols, rows, console.width, title=title)
 
 
 def summary_lines(summary) -> list[str]:
@@ -164,101 +421,188 @@ def summary_lines(summary) -> list[str]:
     ]
 
 
-def eval_tables(report: dict) -> list:
+def eval_tables(console: Console, report: dict) -> list:
     """Headings and tables for ``dnn eval``: metrics, then confusion matrix and per-class scores."""
+    width = console.width
     out = [f"{report['run_dir']} on {report['data']} ({report['samples']} samples)"]
-    t = Table()
-    t.add_column("metric")
-    t.add_column("value", justify="right")
-    for k, v in report.items():
-        if k in ("run_dir", "data", "samples", "confusion_matrix", "per_class"):
-            continue
-        t.add_row(k, fmt(v))
-    out.append(t)
+    rows = [
+        [k, fmt(v)]
+        for k, v in report.items()
+        if k not in ("run_dir", "data", "samples", "confusion_matrix", "per_class")
+    ]
+    out.append(fitted_table(console, [Col("metric", "left"), Col("value")], rows, width))
     if "confusion_matrix" in report:
         cm = report["confusion_matrix"]
         names = [r.get("name", str(r["class"])) for r in report["per_class"]]
         out.append("Confusion matrix (rows: true class, columns: predicted class)")
-        c = Table()
-        c.add_column("true \\ predicted", justify="right")
-        for name in names:
-            c.add_column(name, justify="right")
-        for k, row in enumerate(cm):
-            c.add_row(names[k], *(f"[bold]{v}[/bold]" if j == k else str(v) for j, v in enumerate(row)))
-        out.append(c)
-        p = Table()
-        for h in ("class", "precision", "recall", "f1", "support"):
-            p.add_column(h, justify="right")
-        for r, name in zip(report["per_class"], names):
-            p.add_row(name, fmt(r["precision"]), fmt(r["recall"]), fmt(r["f1"]), str(r["support"]))
-        out.append(p)
+        cols = [Col("true \\ predicted")] + [Col(name) for name in names]
+        rows = [
+            [names[k], *(f"[bold]{v}[/bold]" if j == k else str(v) for j, v in enumerate(row))]
+            for k, row in enumerate(cm)
+        ]
+        out.append(fitted_table(console, cols, rows, width))
+        cols = [Col(h) for h in ("class", "precision", "recall", "f1", "support")]
+        rows = [
+            [name, fmt(r["precision"]), fmt(r["recall"]), fmt(r["f1"]), str(r["support"])]
+            for r, name in zip(report["per_class"], names)
+        ]
+        out.append(fitted_table(console, cols, rows, width))
     return out
 
 
-def _norm_style(value) -> str:
-    if value is None or not math.isfinite(value):
-        return "bold red"
-    if value < 1e-5 or value > 1e2:
-        return "red"
-    if value < 1e-3 or value > 10:
-        return "yellow"
-    return "green"
+def _even(n: int, k: int) -> list[int]:
+    """``k`` indices out of ``n``, evenly spread, the first and last included."""
+    if n <= k:
+        return list(range(n))
+    if k <= 1:
+        return [n - 1]
+    return sorted({round(i * (n - 1) / (k - 1)) for i in range(k)})
 
 
-def inspection_view(report: dict, max_columns: int = 12) -> list:
-    """The layers-by-steps (or epochs) table of gradient norms, then the flags and the advice."""
-    steps = report["steps"]
-    keep = list(range(len(steps)))
-    if len(keep) > max_columns:  # evenly spaced columns, first and last included
-        keep = sorted({round(i * (len(steps) - 1) / (max_columns - 1)) for i in range(max_columns)})
+def _inspect_grid(report: dict, keep: list[int], styled: bool):
     unit = "step" if report["source"] == "steps" else "epoch"
-    t = Table(title=f"Kernel gradient norm by layer and {unit}", title_justify="left")
-    t.add_column("layer")
-    for k in keep:
-        t.add_column(f"{unit} {steps[k]}", justify="right")
-    t.add_column("flags", style="bold red")
+    cols = [Col("layer", "left")] + [Col(f"{unit} {report['steps'][k]}") for k in keep] + [Col("flags", "left")]
+    rows = []
     for layer in report["layers"]:
         values = layer["grad_norm"]
         cells = []
         for k in keep:
             v = values[k] if k < len(values) else None
-            cells.append(f"[{_norm_style(v)}]{fmt(v)}[/]")
-        t.add_row(f"{layer['index']}: {layer['name']} ({layer['activation']})", *cells, ", ".join(layer["flags"]))
-    out = [t]
-    details = [f"  {layer['name']}: {d}" for layer in report["layers"] for d in layer["details"]]
+            cells.append(Text(sci(v), style=norm_style(v)) if styled else sci(v))
+        label = f"{layer['index']} {layer['name']} {layer['activation']}"
+        flags = ", ".join(layer["flags"])
+        rows.append([label, *cells, Text(flags, style="bold red") if styled and flags else flags])
+    return cols, rows
+
+
+def _shown_note(report: dict, keep: list[int]) -> str:
+    unit = "step" if report["source"] == "steps" else "epoch"
+    n = len(report["steps"])
+    if len(keep) == n:
+        return ""
+    shown = ", ".join(str(report["steps"][k]) for k in keep)
+    return f"{len(keep)} of {n} recorded {unit}s shown ({unit}s {shown}); all in --json"
+
+
+def inspection_table(console: Console, report: dict) -> Table:
+    """Layers by steps (or epochs): as many columns as fit, evenly spread, the first and last always in."""
+    unit = "step" if report["source"] == "steps" else "epoch"
+    title = f"Kernel gradient norm by layer and {unit}"
+    n = len(report["steps"])
+    width = console.width
+    for k in range(n, 0, -1):
+        keep = _even(n, k)
+        cols, rows = _inspect_grid(report, keep, styled=True)
+        table = _table(cols, rows, title, _shown_note(report, keep) or None)
+        if natural_width(console, table) <= width or k <= 2:
+            return table
+    return table
+
+
+def plain_table(cols: list[Col], rows: list[list[str]]) -> list[str]:
+    """A fixed-width text table: every cell whole, whatever the terminal's width."""
+    widths = [max([len(c.header)] + [len(str(r[j])) for r in rows]) for j, c in enumerate(cols)]
+
+    def line(cells):
+        parts = [str(v).ljust(w) if c.justify == "left" else str(v).rjust(w) for v, w, c in zip(cells, widths, cols)]
+        return "  ".join(parts).rstrip()
+
+    return [line([c.header for c in cols]), line(["-" * w for w in widths])] + [line(r) for r in rows]
+
+
+def inspection_plain(report: dict) -> list[str]:
+    unit = "step" if report["source"] == "steps" else "epoch"
+    keep = _even(len(report["steps"]), MAX_PLAIN_COLUMNS)
+    cols, rows = _inspect_grid(report, keep, styled=False)
+    out = [f"Kernel gradient norm by layer and {unit}"] + plain_table(cols, rows)
+    note = _shown_note(report, keep)
+    if note:
+        out.append(note)
+    return out + inspection_text(report)
+
+
+def inspection_text(report: dict) -> list[str]:
+    """The flags with their numbers, and the advice with its overrides, as lines."""
+    out = []
     if report.get("nonfinite"):
-        out.append(f"[bold red]Stopped: {report['nonfinite']['message']}[/]")
-    if details:
-        out.append("Flags:")
-        out.extend(details)
-        out.append("Advice:")
-        out.extend(f"  - {a}" for a in report["advice"])
-    else:
-        out.append("No flags: no layer is vanishing, exploding, dead or saturated.")
+        out.append(f"Stopped: {report['nonfinite']['message']}")
+    details = [f"  {layer['name']} ({layer['index']}): {d}" for layer in report["layers"] for d in layer["details"]]
+    if not details:
+        out.append("No flags: no layer is vanishing, exploding, collapsed, dead or saturated.")
+        return out
+    out.append("Flags:")
+    out += details
+    if report["advice"]:
+        out.append("Advice (each with the overrides that apply it; --try-advice checks them on this network):")
+        for k, a in enumerate(report["advice"], start=1):
+            out.append(f"  {k}. {a['text']}")
+            out.append(f"     {a['command']}")
     return out
 
 
-def gradcheck_table(report: dict) -> Table:
-    t = Table(
-        title=f"Gradient check, float64, {report['samples']} samples, tolerance {report['tolerance']:g}",
-        title_justify="left",
-    )
-    for h in ("layer", "param", "checked", "max rel. error", "max abs. error", ""):
-        t.add_column(h, justify="left" if h in ("layer", "param") else "right")
-    for r in report["rows"]:
-        mark = "[green]ok[/]" if r["passed"] else "[bold red]FAIL[/]"
-        t.add_row(
-            f"{r['layer_index']}: {r['layer']}",
-            r["param"],
-            str(r["checked"]),
-            f"{r['max_rel_error']:.2e}",
-            f"{r['max_abs_error']:.2e}",
-            mark,
+def try_advice_rows(report: dict) -> tuple[list[Col], list[list[str]]]:
+    cols = [Col("#"), Col("cleared", "left"), Col("remaining", "left"), Col("new", "left"), Col("final loss")]
+    rows = []
+    for t in report.get("tried", []):
+        if "error" in t:
+            rows.append([str(t["advice"]), f"could not apply: {t['error']}", "", "", ""])
+            continue
+        after = "non-finite" if t["nonfinite"] else fmt(t["loss_after"])
+        rows.append(
+            [
+                str(t["advice"]),
+                "\n".join(t["cleared"]) or "-",
+                "\n".join(t["remaining"]) or "-",
+                "\n".join(t["new"]) or "-",
+                f"{fmt(t['loss_before'])} -> {after}",
+            ]
         )
-    return t
+    return cols, rows
 
 
-def bench_view(report: dict) -> list:
+def inspection_view(console: Console, report: dict) -> list:
+    """The rich view of ``dnn inspect-gradients``: the table, a legend, flags, advice, tried advice."""
+    out = [inspection_table(console, report), Text.from_markup(NORM_LEGEND)]
+    for line in inspection_text(report):
+        out.append(Text(line, style="bold red" if line.startswith("Stopped") else ""))
+    if report.get("tried") is not None:
+        cols, rows = try_advice_rows(report)
+        title = "Advice tried: the same steps and seed, each item's overrides applied"
+        out.append(fitted_table(console, cols, rows, console.width, title=title))
+    return out
+
+
+def try_advice_plain(report: dict) -> list[str]:
+    if report.get("tried") is None:
+        return []
+    cols, rows = try_advice_rows(report)
+    flat = [[c.replace("\n", "; ") for c in r] for r in rows]
+    return ["Advice tried: the same steps and seed, each item's overrides applied", *plain_table(cols, flat)]
+
+
+def gradcheck_rows(report: dict) -> tuple[list[Col], list[list]]:
+    cols = [Col("layer", "left"), Col("param", "left"), Col("checked"), Col("max rel. error"), Col("max abs. error")]
+    cols.append(Col(""))
+    rows = []
+    for r in report["rows"]:
+        rows.append(
+            [
+                f"{r['layer_index']}: {r['layer']}",
+                r["param"],
+                str(r["checked"]),
+                sci(r["max_rel_error"], 3),
+                sci(r["max_abs_error"], 3),
+                "ok" if r["passed"] else "FAIL",
+            ]
+        )
+    return cols, rows
+
+
+def gradcheck_title(report: dict) -> str:
+    return f"Gradient check, float64, {report['samples']} samples, tolerance {report['tolerance']:g}"
+
+
+def bench_view(console: Console, report: dict) -> list:
     step = report["step_seconds"]
     head = (
         f"{report['config']}: batch {report['batch_size']}, median of {report['steps']} steps:"
@@ -267,10 +611,8 @@ def bench_view(report: dict) -> list:
         f" achieved against {report['matmul_peak_gflops']:.1f} GFLOP/s for the same products alone;"
         f" efficiency {report['efficiency']:.2f} (matrix-product time / step time)"
     )
-    t = Table(title="Where a step's time goes", title_justify="left")
-    t.add_column("part")
-    t.add_column("ms", justify="right")
-    t.add_column("share", justify="right")
-    for part, seconds in report["split_seconds"].items():
-        t.add_row(part, f"{seconds * 1e3:.3f}", f"{seconds / step:.0%}")
-    return [head, t]
+    rows = [
+        [part, f"{seconds * 1e3:.3f}", f"{seconds / step:.0%}"] for part, seconds in report["split_seconds"].items()
+    ]
+    cols = [Col("part", "left"), Col("ms"), Col("share")]
+    return [head, fitted_table(console, cols, rows, console.width, title="Where a step's time goes")]

@@ -11,9 +11,11 @@ from pathlib import Path
 import numpy as np
 
 from dnncli import gradcheck
+from dnncli.diagnostics.advice import advise
+from dnncli.diagnostics.monitor import GradientMonitor
+from dnncli.diagnostics.rules import FlagState, WatchedLayer
 from dnncli.errors import DnnError
-from dnncli.monitor import Flag, GradientMonitor, LayerSummary, advice, diagnose
-from dnncli.training import Callback, Interrupted, NonFiniteLoss, Trainer
+from dnncli.training import Callback, Interrupted, NonFiniteLoss
 
 
 class _StopAfter(Callback):
@@ -25,44 +27,87 @@ class _StopAfter(Callback):
             trainer.request_stop()
 
 
-def _report(summaries: list[LayerSummary], steps: list[int], norms: dict, config, source: str, nonfinite=None):
+class _LossTrace(Callback):
+    """Each batch's loss, for the loss before and after an inspection."""
+
+    def __init__(self):
+        self.losses: list[float] = []
+
+    def on_batch_end(self, trainer, step, logs):
+        self.losses.append(logs["loss"])
+
+
+def _mean_of(values: list[float]) -> float | None:
+    finite = [v for v in values if math.isfinite(v)]
+    return float(np.mean(finite)) if finite else None
+
+
+def flag_report(w: WatchedLayer, f: FlagState, total: int, unit: str) -> dict:
+    """One raised flag as data: the flag, where it began, how long it held, and its numbers."""
+    return {
+        "flag": f.name,
+        "onset_step": f.onset_step,
+        "onset_epoch": f.onset_epoch,
+        "last_step": f.last_step,
+        "last_epoch": f.last_epoch,
+        "records": f.records,
+        "of_records": total,
+        "episodes": f.episodes,
+        "active_at_end": f.active,
+        "peak": f.peak,
+        "detail": f"{f.name}: {f.describe(unit, total)}",
+    }
+
+
+def _report(monitor, config, source: str, columns: list[int], norms: dict, records: list[dict], nonfinite=None):
+    tracker = monitor.tracker
+    unit = "step" if source == "steps" else "epoch"
+    layers = []
+    for w in monitor.layers:
+        rows = [r for r in records if r["layer_index"] == w.index]
+        states = tracker.flags(w.index)
+        info = [flag_report(w, f, tracker.total, unit) for f in states]
+        layers.append(
+            {
+                "index": w.index,
+                "name": w.name,
+                "activation": w.activation,
+                "grad_norm": norms[w.index],
+                "flags": [f.name for f in states],
+                "details": [i["detail"] for i in info],
+                "flag_info": info,
+                "weight_norm": rows[-1]["weight_norm"] if rows else None,
+                "update_ratio": _mean_of([r["update_ratio"] for r in rows]),
+                "dead_fraction": _mean_of([r["dead_fraction"] for r in rows]),
+                "saturated_fraction": _mean_of([r["saturated_fraction"] for r in rows]),
+            }
+        )
     return {
         "source": source,
-        "steps": steps,
-        "layers": [
-            {
-                "index": s.index,
-                "name": s.name,
-                "activation": s.activation,
-                "grad_norm": norms[s.index],
-                "flags": sorted({f.name for f in s.flags}),
-                "details": [f"{f.name}: {f.detail}" for f in s.flags],
-                "weight_norm": s.weight_norm,
-                "dead_fraction": s.dead_fraction,
-                "saturated_fraction": s.saturated_fraction,
-            }
-            for s in summaries
-        ],
-        "advice": advice(summaries, config.raw),
+        "steps": columns,
+        "layers": layers,
+        "advice": [a.to_dict() for a in advise(config, tracker.raised(), monitor.layers)],
         "nonfinite": nonfinite,
     }
 
 
 def inspect_config(config, steps: int | None = None, every: int | None = None) -> dict:
-    """Train from the config's initial weights for ``steps`` steps (default one epoch) and diagnose."""
-    from dnncli.run import prepare_data
+    """Train from the config's initial weights for ``steps`` steps (default one epoch) and diagnose.
+
+    The run is built as ``dnn train`` builds it (same data, order, seed and
+    monitor), so a training of the same steps raises the same flags.
+    """
+    from dnncli.run import build_trainer, prepare_data
 
     model = config.build_model()
     loss = config.build_loss()
     data = prepare_data(config, model, loss)
-    t = config["training"]
-    trainer = Trainer(
-        model, loss, config.build_optimizer(), config.batch_size(len(data.x_train)), t["shuffle"], config["seed"]
-    )
+    trainer = build_trainer(config, model, loss, len(data.x_train))
     cfg = dict(config["monitor"])
     if every is not None:
         cfg["every"] = every
     monitor = GradientMonitor(model, cfg)
+    trace = _LossTrace()
     per_epoch = math.ceil(len(data.x_train) / trainer.batch_size)
     steps = per_epoch if steps is None else steps
     nonfinite = None
@@ -72,12 +117,13 @@ def inspect_config(config, steps: int | None = None, every: int | None = None) -
                 data.x_train,
                 data.y_train,
                 epochs=math.ceil(steps / per_epoch),
-                callbacks=[monitor, _StopAfter(steps)],
+                callbacks=[monitor, trace, _StopAfter(steps)],
                 prepared=True,
             )
     except Interrupted:
         pass
     except NonFiniteLoss as err:
+        monitor.stopped(err)
         where = "" if err.layer is None else f" in layer {err.layer} ({model.layers[err.layer].name})"
         nonfinite = {
             "stage": err.stage,
@@ -85,53 +131,70 @@ def inspect_config(config, steps: int | None = None, every: int | None = None) -
             "step": err.step + 1,
             "message": f"non-finite {err.stage}{where} at step {err.step + 1}",
         }
-    records = monitor.records
+    records = monitor.take_records()
     recorded = sorted({r["step"] for r in records})
-    norms = {i: [r["grad_norm"] for r in records if r["layer_index"] == i] for i, _ in monitor.layers}
-    summaries = monitor.summarize(records)
-    first = {i: v[0] for i, v in norms.items() if v}
-    if nonfinite is not None:
-        layer = nonfinite["layer"]
-        for s in summaries:
-            if s.index == layer or (layer is None and s is summaries[-1]):
-                s.nonfinite = nonfinite["message"]
-    # growth over the run, first recorded step to last, stands in for epoch-to-epoch growth
-    last = {s.index: s for s in summaries}
-    for i, v in norms.items():
-        if v:
-            last[i].grad_norm = float(np.mean(v[-max(1, len(v) // 4) :]))
-    diagnose(summaries, config["monitor"], first if len(recorded) > 1 else None)
-    return _report(summaries, recorded, norms, config, "steps", nonfinite)
+    norms = {w.index: [r["grad_norm"] for r in records if r["layer_index"] == w.index] for w in monitor.layers}
+    report = _report(monitor, config, "steps", recorded, norms, records, nonfinite)
+    tenth = max(1, len(trace.losses) // 10)
+    report["loss"] = {"first": _mean_of(trace.losses[:tenth]), "final": _mean_of(trace.losses[-tenth:])}
+    report["steps_run"] = len(trace.losses)
+    report["skipped_batches"] = len(trainer.skipped)
+    return report
+
+
+def try_advice(config, report: dict, steps: int | None = None, every: int | None = None) -> list[dict]:
+    """Run the same steps once more per advice item, its overrides applied: which flags clear, which remain."""
+    before = {(layer["name"], f) for layer in report["layers"] for f in layer["flags"]}
+    out = []
+    for k, item in enumerate(report["advice"], start=1):
+        try:
+            changed = config.with_overrides(item["set"])
+            after_report = inspect_config(changed, steps=steps, every=every)
+        except DnnError as err:
+            out.append({"advice": k, "set": item["set"], "error": err.message})
+            continue
+        after = {(layer["name"], f) for layer in after_report["layers"] for f in layer["flags"]}
+        out.append(
+            {
+                "advice": k,
+                "set": item["set"],
+                "cleared": [f"{name}: {f}" for name, f in sorted(before - after)],
+                "remaining": [f"{name}: {f}" for name, f in sorted(before & after)],
+                "new": [f"{name}: {f}" for name, f in sorted(after - before)],
+                "loss_before": report["loss"]["final"],
+                "loss_after": after_report["loss"]["final"],
+                "nonfinite": after_report["nonfinite"],
+            }
+        )
+    return out
 
 
 def inspect_run(run_dir) -> dict:
-    """Diagnose what a run recorded: columns are epochs, cells the mean gradient norm of each."""
+    """Diagnose what a run recorded: the same flags its training raised; columns are epochs."""
     from dnncli import config as config_mod
-    from dnncli.run import read_step_records
+    from dnncli.run import nonfinite_event, read_step_records, skipped_events
 
     run_dir = Path(run_dir)
     config = config_mod.load(run_dir / "config.yaml", check_paths=False)
     records = read_step_records(run_dir / "gradients.csv")
     if not records:
         raise DnnError(f"{run_dir}: no gradients.csv records yet.")
-    model = config.build_model()
-    monitor = GradientMonitor(model, config["monitor"])
+    monitor = GradientMonitor(config.build_model(), config["monitor"])
+    events = skipped_events(run_dir)
+    stop = nonfinite_event(run_dir)
+    monitor.replay(records, events + ([stop] if stop else []))
     epochs = sorted({r["epoch"] for r in records})
-    norms = {i: [] for i, _ in monitor.layers}
-    flags: dict[int, dict[str, str]] = {i: {} for i, _ in monitor.layers}
-    previous = None
-    summaries = []
-    for e in epochs:
-        summaries = monitor.summarize([r for r in records if r["epoch"] == e])
-        diagnose(summaries, config["monitor"], previous)
-        previous = {s.index: s.grad_norm for s in summaries}
-        for s in summaries:
-            norms[s.index].append(s.grad_norm)
-            for f in s.flags:
-                flags[s.index].setdefault(f.name, f"epoch {e}: {f.detail}")
-    for s in summaries:  # every flag any epoch raised, with the first epoch's numbers
-        s.flags = [Flag(name, detail) for name, detail in flags[s.index].items()]
-    return _report(summaries, epochs, norms, config, "epochs")
+    norms = {}
+    for w in monitor.layers:
+        by_epoch: dict[int, list[float]] = {}
+        for r in records:
+            if r["layer_index"] == w.index:
+                by_epoch.setdefault(r["epoch"], []).append(r["grad_norm"])
+        norms[w.index] = [_mean_of(by_epoch.get(e, [])) for e in epochs]
+    nonfinite = None
+    if stop:
+        nonfinite = {k: stop[k] for k in ("stage", "layer", "step")} | {"message": stop["detail"]}
+    return _report(monitor, config, "epochs", epochs, norms, records, nonfinite)
 
 
 def gradcheck_config(config, samples: int = 4, entries: int = 20, tolerance: float = 1e-6) -> dict:

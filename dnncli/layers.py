@@ -290,6 +290,7 @@ class BatchNormalization(Layer):
     """
 
     type_name = "batch_normalization"
+    stats_nonfinite = False  # the last training batch's statistics were not finite (and were not folded in)
 
     def __init__(
         self,
@@ -359,11 +360,16 @@ class BatchNormalization(Layer):
             np.copyto(Y, xhat)
         if self.center:
             Y += self.params["beta"]
-        m = self.momentum
-        for name, batch in (("moving_mean", mean), ("moving_variance", var)):
-            moving = self.params[name]
-            moving *= m
-            moving += (1.0 - m) * batch
+        # a sample far out of range overflows the batch variance; folded into the moving statistics it would
+        # leave them infinite for good (the layer then outputs a constant at inference): they keep their last
+        # finite values instead, and the trainer treats the batch as non-finite (stop, or skip_batch)
+        self.stats_nonfinite = not (np.isfinite(mean).all() and np.isfinite(var).all())
+        if not self.stats_nonfinite:
+            m = self.momentum
+            for name, batch in (("moving_mean", mean), ("moving_variance", var)):
+                moving = self.params[name]
+                moving *= m
+                moving += (1.0 - m) * batch
         self.xhat, self.inv_std = xhat, inv_std
         return Y
 

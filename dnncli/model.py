@@ -149,6 +149,7 @@ class Sequential:
             layer.needs_input_grad = below_trainable
             below_trainable = below_trainable or bool(layer.grads)
         self.outputs: list[np.ndarray | None] = [None] * len(self.layers)
+        self._normalizers = [layer for layer in self.layers if hasattr(layer, "stats_nonfinite")]
         self.output_layer = self.layers[-1]
         self.output_activation = getattr(self.output_layer, "activation", None)
         if self.output_activation is not None:
@@ -179,14 +180,18 @@ class Sequential:
     def find_nonfinite(self, loss_value: float) -> tuple[str, int | None]:
         """After a batch went wrong: (stage, layer index) of the first NaN or infinity.
 
-        Looks, in order, at the weights (a previous update), each layer's
-        output of this batch (forward activation), the loss, and the
+        Looks, in order, at the weights (a previous update), the batch
+        statistics a batch normalization layer could not fold into its moving
+        statistics, each layer's output of this batch (forward activation), the loss, and the
         gradients from the last layer down. Returns ("unknown", None) if all
         of them are finite.
         """
         for i, layer in enumerate(self.layers):
             if any(not np.isfinite(w).all() for w in layer.params.values()):
                 return "update", i
+        for i, layer in enumerate(self.layers):
+            if getattr(layer, "stats_nonfinite", False):
+                return "moving statistics", i
         for i, out in enumerate(self.outputs):
             if out is not None and not np.isfinite(out).all():
                 return "forward activation", i
@@ -196,6 +201,10 @@ class Sequential:
             if any(not np.isfinite(g).all() for g in self.layers[i].grads.values()):
                 return "gradient", i
         return "unknown", None
+
+    def state_nonfinite(self) -> bool:
+        """Whether a batch normalization layer's last training batch had non-finite statistics."""
+        return any(layer.stats_nonfinite for layer in self._normalizers)
 
     def backward(self, dy: np.ndarray, skip_output_activation: bool = False) -> None:
         """Back-propagate ``dL/d(output)`` (or ``dL/dZ`` of the output layer) and fill the gradients."""

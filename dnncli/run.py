@@ -30,9 +30,9 @@ from dnncli import config as config_mod
 from dnncli import data as data_mod
 from dnncli import metrics as metrics_mod
 from dnncli.data import augment as augment_mod
+from dnncli.diagnostics.monitor import STEP_FIELDS, GradientMonitor, LayerSummary
 from dnncli.errors import DnnError
 from dnncli.files import atomic_savez, atomic_write_text
-from dnncli.monitor import STEP_FIELDS, GradientMonitor
 from dnncli.training import Callback, EpochPosition, Interrupted, NonFiniteLoss, Trainer
 
 RUN_FILES = ("config.yaml", "history.csv", "gradients.csv", "preprocessing.npz", "checkpoint.npz", "model.npz")
@@ -55,10 +55,11 @@ def create_new_file(path: Path, text: str) -> None:
         os.unlink(tmp)
 
 
-def csv_text(rows: list[dict], columns: list[str]) -> str:
+def csv_text(rows: list[dict], columns: list[str], header: bool = True) -> str:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
+    if header:
+        writer.writeheader()
     for row in rows:
         writer.writerow({k: _fmt(row.get(k)) for k in columns})
     return buf.getvalue()
@@ -95,6 +96,44 @@ def new_run_dir(name: str, out: str | None, runs_root: str = "runs") -> Path:
         except FileExistsError:
             continue
     raise DnnError(f"{root}: cannot find a free run directory name for {name}-{stamp}.")
+
+
+class StepLog:
+    """``gradients.csv``: the monitor's records, appended once an epoch, never rewritten.
+
+    Appending keeps a run's cost linear in its length. A resumed run first cuts
+    the file back to its checkpoint's step (records of an epoch that did not
+    reach a checkpoint, or a line half written when the process died).
+    """
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    def create(self) -> None:
+        atomic_write_text(self.path, csv_text([], list(STEP_FIELDS)))
+
+    def append(self, records: list[dict]) -> None:
+        if not records:
+            return
+        if not self.path.exists():
+            self.create()
+        with open(self.path, "a", newline="") as f:
+            f.write(csv_text(records, list(STEP_FIELDS), header=False))
+            f.flush()
+            os.fsync(f.fileno())
+
+    def cut_to(self, step: int) -> list[dict]:
+        """Keep the records up to ``step`` (rewriting the file only if anything goes); return them."""
+        if not self.path.exists():
+            self.create()
+            return []
+        text = self.path.read_text()
+        complete = text if text.endswith("\n") else text[: text.rfind("\n") + 1]
+        records = _parse_step_records(complete)
+        kept = [r for r in records if r["step"] <= step]
+        if len(kept) != len(records) or complete != text:
+            atomic_write_text(self.path, csv_text(kept, list(STEP_FIELDS)))
+        return kept
 
 
 # data -------------------------------------------------------------------------------
@@ -226,11 +265,15 @@ class Validation(Callback):
 
 # reporting --------------------------------------------------------------------------
 class Reporter:
-    """What a training run tells its user; the CLI's display implements it. Silent by default."""
+    """What a training run tells its user; the CLI's display implements it. Silent by default.
+
+    ``batch_end`` gets the running mean loss of the epoch so far; ``epoch_end``
+    the history row and each watched layer's numbers and flags for the epoch.
+    """
 
     def train_begin(self, info: dict) -> None: ...
     def batch_end(self, epoch: int, done: int, total: int, loss: float) -> None: ...
-    def epoch_end(self, row: dict) -> None: ...
+    def epoch_end(self, row: dict, layers: list[LayerSummary]) -> None: ...
     def train_end(self, result: RunResult) -> None: ...
 
 
@@ -242,6 +285,7 @@ class RunResult:
     history: list[dict] = field(default_factory=list)
     test: dict | None = None
     message: str = ""
+    flags: list[dict] = field(default_factory=list)  # every flag raised during the run, with its onset
 
 
 class _Progress(Callback):
@@ -253,8 +297,13 @@ class _Progress(Callback):
         self.started = time.perf_counter()
 
     def on_batch_end(self, trainer, step, logs):
-        done = trainer.position.next_start if trainer.position else logs["n"]
-        self.reporter.batch_end(trainer.epoch, done, logs["n"], logs["loss"])
+        pos = trainer.position
+        if pos is None:
+            self.reporter.batch_end(trainer.epoch, logs["n"], logs["n"], logs["loss"])
+            return
+        seen = pos.next_start - pos.skipped_samples
+        running = (pos.data_sum + pos.penalty_sum) / seen if seen else math.nan
+        self.reporter.batch_end(trainer.epoch, pos.next_start, logs["n"], running)
 
     def on_epoch_end(self, trainer, epoch, logs):
         logs["learning_rate"] = trainer.last_learning_rate
@@ -273,7 +322,7 @@ class _Checkpointer(Callback):
         row = {"epoch": epoch + 1, **logs}
         self.run.history.append(row)
         self.run.write_epoch_files()
-        self.run.reporter.epoch_end(row)
+        self.run.reporter.epoch_end(row, self.run.monitor.epoch_summaries)
 
 
 # the run --------------------------------------------------------------------------
@@ -295,6 +344,7 @@ class TrainingRun:
         t = config["training"]
         self.trainer = None
         self.epochs = t["epochs"]
+        self.steps = StepLog(self.run_dir / "gradients.csv")
 
     # construction ------------------------------------------------------------------
     @classmethod
@@ -311,6 +361,8 @@ class TrainingRun:
         probe.run_dir = run_dir
         atomic_write_text(run_dir / "config.yaml", config.to_yaml())
         probe.data.preparation.save(run_dir / "preprocessing.npz")
+        probe.steps.path = run_dir / "gradients.csv"
+        probe.steps.create()
         probe.save_checkpoint()  # epoch 0: a run is resumable, and has a finite state, from the start
         return probe
 
@@ -342,26 +394,10 @@ class TrainingRun:
     def _build_trainer(self):
         cfg = self.config
         t = cfg["training"]
-        self.trainer = Trainer(
-            self.model,
-            self.loss,
-            cfg.build_optimizer(),
-            batch_size=cfg.batch_size(len(self.data.x_train)),
-            shuffle=t["shuffle"],
-            seed=cfg["seed"],
-        )
-        augmenter = augment_mod.build(cfg["data"].get("augment"))
-        if augmenter.active:
-            if augmenter.needs_images and len(self.model.input_shape) < 2:
-                raise DnnError(
-                    "data.augment: shift and horizontal_flip need image inputs (input_shape [height, width]);"
-                    f" this model's input_shape is {list(self.model.input_shape)}."
-                )
-            self.trainer.augment = augmenter
+        self.trainer = build_trainer(cfg, self.model, self.loss, len(self.data.x_train))
         names = cfg["metrics"]
         self.train_metrics = TrainMetrics(names, self.loss)
         self.monitor = GradientMonitor(self.model, cfg["monitor"])
-        self.trainer.on_nonfinite = t["on_nonfinite"]
         self.user_callbacks = callbacks_mod.build(t["callbacks"])
         for cb in self.user_callbacks:
             monitor = cb.monitor
@@ -392,10 +428,7 @@ class TrainingRun:
         if history:
             columns = _history_columns(self.history)
             atomic_write_text(self.run_dir / "history.csv", csv_text(self.history, columns))
-        atomic_write_text(
-            self.run_dir / "gradients.csv",
-            csv_text(self.monitor.records, list(STEP_FIELDS)),
-        )
+        self.steps.append(self.monitor.take_records())
         self.save_checkpoint()
 
     def save_checkpoint(self, status: str = "running"):
@@ -468,12 +501,12 @@ class TrainingRun:
             tr.position = EpochPosition(
                 perm, pos["next_start"], pos["data_sum"], pos["penalty_sum"], pos["skipped_samples"]
             )
-        self.monitor.records = read_step_records(self.run_dir / "gradients.csv")
         for name, cb in self._stateful().items():
             prefix = f"callback.{name}."
             cb.set_state(
                 meta["callbacks"][name], {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
             )
+        self.monitor.resume(self.steps.cut_to(tr.step))
 
     def _nonfinite_report(self, err) -> str:
         """Say where the first NaN or infinity appeared, and save the batch's sample indices."""
@@ -483,10 +516,20 @@ class TrainingRun:
         indices = order[err.batch_start : err.batch_start + err.batch_size]
         atomic_savez(
             self.run_dir / "nonfinite_batch.npz",
-            {"indices": indices, "epoch": np.array(err.epoch + 1), "step": np.array(err.step + 1)},
+            {
+                "indices": indices,
+                "epoch": np.array(err.epoch + 1),
+                "step": np.array(err.step + 1),
+                "stage": np.array(err.stage),
+                "layer": np.array(-1 if err.layer is None else err.layer),
+            },
         )
         where = "" if err.layer is None else f" of layer {err.layer} ({self.model.layers[err.layer].name})"
-        stage = {"update": "the weights (after the previous update)", "loss": "the loss"}.get(err.stage, err.stage)
+        stage = {
+            "update": "the weights (after the previous update)",
+            "loss": "the loss",
+            "moving statistics": "the batch statistics (kept out of the moving statistics)",
+        }.get(err.stage, err.stage)
         return (
             f"Non-finite values first appeared in {stage}{where}, at epoch {err.epoch + 1}, step {err.step + 1}"
             f" (the batch of samples {err.batch_start}..{err.batch_start + err.batch_size - 1} in that epoch's order;"
@@ -511,7 +554,10 @@ class TrainingRun:
                 "epochs": self.epochs,
                 "start_epoch": tr.epoch,
                 "metrics": self.config["metrics"],
-                "layers": [layer.name for _, layer in self.monitor.layers],
+                "watched": [
+                    {"index": w.index, "name": w.name, "activation": w.activation} for w in self.monitor.layers
+                ],
+                "history": list(self.history),
                 "params": self.model.count_params(),
                 "resumed": bool(self.history),
             }
@@ -531,8 +577,24 @@ class TrainingRun:
             )
         except NonFiniteLoss as err:
             status = "nonfinite"
+            self.monitor.stopped(err)
+            # the records up to the bad batch show how it came; a resume cuts them back to the checkpoint
+            self.steps.append(self.monitor.take_records())
             message = self._nonfinite_report(err)
         result = RunResult(self.run_dir, status, tr.epoch, self.history, message=message)
+        result.flags = [
+            {
+                "index": w.index,
+                "layer": w.name,
+                "activation": w.activation,
+                "flag": f.name,
+                "onset_epoch": f.onset_epoch,
+                "onset_step": f.onset_step,
+                "active_at_end": f.active,
+                "detail": f.describe("epoch", self.monitor.tracker.total),
+            }
+            for w, f in self.monitor.tracker.raised()
+        ]
         if status in ("completed", "early_stopped"):
             self.save_checkpoint(status)
             self.model.save_weights(self.run_dir / "model.npz")
@@ -548,14 +610,65 @@ class TrainingRun:
 
 def read_step_records(path: Path) -> list[dict]:
     """The monitor's rows back from ``gradients.csv``, numbers as numbers."""
+    path = Path(path)
     if not path.exists():
         return []
+    text = path.read_text()
+    return _parse_step_records(text if text.endswith("\n") else text[: text.rfind("\n") + 1])
+
+
+def _parse_step_records(text: str) -> list[dict]:
     ints = ("epoch", "step", "layer_index")
-    with open(path, newline="") as f:
-        return [
-            {k: v if k == "layer" else int(v) if k in ints else float(v) if v else math.nan for k, v in row.items()}
-            for row in csv.DictReader(f)
-        ]
+    return [
+        {k: v if k == "layer" else int(v) if k in ints else float(v) if v else math.nan for k, v in row.items()}
+        for row in csv.DictReader(io.StringIO(text))
+    ]
+
+
+def skipped_events(run_dir: Path) -> list[dict]:
+    """The batches a run skipped as non-finite (``on_nonfinite: skip_batch``), from its checkpoint."""
+    try:
+        with np.load(Path(run_dir) / "checkpoint.npz", allow_pickle=False) as npz:
+            meta = json.loads(str(npz["meta"]))
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return []
+    return meta.get("callbacks", {}).get("monitor", {}).get("events", [])
+
+
+def nonfinite_event(run_dir: Path) -> dict | None:
+    """Where a run stopped on a non-finite batch, from its ``nonfinite_batch.npz``; None if it did not."""
+    path = Path(run_dir) / "nonfinite_batch.npz"
+    if not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            stage = str(npz["stage"]) if "stage" in npz.files else "loss"
+            layer = int(npz["layer"]) if "layer" in npz.files else -1
+            step, epoch = int(npz["step"]), int(npz["epoch"])
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None
+    layer = None if layer < 0 else layer
+    where = "" if layer is None else f" of layer {layer}"
+    detail = f"non-finite {stage}{where} (training stopped)"
+    return {"stage": stage, "layer": layer, "step": step, "epoch": epoch, "skipped": False, "detail": detail}
+
+
+def build_trainer(config, model, loss, n_train: int) -> Trainer:
+    """The trainer of a config, as ``dnn train`` and ``dnn inspect-gradients`` both build it."""
+    t = config["training"]
+    trainer = Trainer(
+        model, loss, config.build_optimizer(), config.batch_size(n_train), shuffle=t["shuffle"], seed=config["seed"]
+    )
+    augmenter = augment_mod.build(config["data"].get("augment"))
+    if augmenter.active:
+        if augmenter.needs_images and len(model.input_shape) < 2:
+            raise DnnError(
+                "data.augment: shift and horizontal_flip need image inputs (input_shape [height, width]);"
+                f" this model's input_shape is {list(model.input_shape)}."
+            )
+        trainer.augment = augmenter
+    trainer.on_nonfinite = t["on_nonfinite"]
+    return trainer
 
 
 def _history_columns(history: list[dict]) -> list[str]:

@@ -27,6 +27,7 @@ class Callback:
     def on_train_begin(self, trainer) -> None: ...
     def on_epoch_begin(self, trainer, epoch: int) -> None: ...
     def on_gradients(self, trainer, x, y, loss) -> None: ...
+    def on_batch_skipped(self, trainer, err: NonFiniteLoss) -> None: ...
     def on_batch_end(self, trainer, step: int, logs: dict) -> None: ...
     def on_epoch_end(self, trainer, epoch: int, logs: dict) -> None: ...
     def on_train_end(self, trainer) -> None: ...
@@ -36,7 +37,9 @@ class NonFiniteLoss(Exception):
     """A batch's loss or gradients became NaN or infinite; raised before the optimizer step.
 
     ``stage`` is where the first non-finite value is: "update" (the weights,
-    from the previous step), "forward activation", "loss" or "gradient";
+    from the previous step), "moving statistics" (a batch normalization layer's
+    batch statistics, kept out of its moving ones), "forward activation", "loss"
+    or "gradient";
     ``layer`` the index of the layer, or None.
     """
 
@@ -156,11 +159,13 @@ class Trainer:
         for j, g in enumerate(grads):
             sq[j] = np.vdot(g, g)
         # the squared norms catch a NaN or infinity anywhere, and serve the gradient monitor too
-        if not (math.isfinite(batch_loss.total) and math.isfinite(sq.sum())):
+        if not (math.isfinite(batch_loss.total) and math.isfinite(sq.sum())) or self.model.state_nonfinite():
             stage, layer = self.model.find_nonfinite(batch_loss.total)
             err = NonFiniteLoss(self.epoch, self.step, batch_start, len(xb), batch_loss.total, stage, layer)
             if self.on_nonfinite == "skip_batch" and stage != "update":
                 self.skipped.append(err)
+                for cb in self.callbacks:
+                    cb.on_batch_skipped(self, err)
                 return math.nan, math.nan
             raise err
         for cb in self.callbacks:

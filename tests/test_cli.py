@@ -213,7 +213,8 @@ def test_train_writes_the_run_directory(tmp_path, cfg):
     assert yaml.safe_load((out / "config.yaml").read_text())["optimizer"]["epsilon"] == 1e-7
     # the output is plain lines: no escape codes when stdout is not a terminal
     assert not ESC.search(r.output)
-    assert "epoch" in r.output and "|dW| dense" in r.output and "Test: loss" in r.output
+    assert "epoch" in r.output and "gradient norms |dW|" in r.output and "Test: loss" in r.output
+    assert re.search(r"min \d\.\de-\d\d \(dense(_\d)?\), max \d\.\de[-+]\d\d \(dense", r.output), r.output
     # a directory that holds a run is never overwritten
     again = run("train", cfg, "--out", out)
     assert again.exit_code == 2 and "holds a run already" in again.output

@@ -33,7 +33,7 @@ def test_deep_sigmoid_with_small_init_vanishes_in_its_first_layers():
     f = flags(report)
     assert {0, 1, 2} <= {i for i, s in f.items() if "vanishing" in s}
     assert "vanishing" not in f[10]  # the last layer is the reference
-    assert any("non-saturating activation" in a for a in report["advice"])
+    assert any("model.layers.*.activation=relu" in a["set"] for a in report["advice"])
     layer0 = report["layers"][0]
     assert layer0["index"] == 0 and layer0["name"] == "dense" and len(layer0["grad_norm"]) == len(report["steps"]) == 20
     assert max(layer0["grad_norm"]) < 1e-6 < min(report["layers"][-1]["grad_norm"])
@@ -43,7 +43,8 @@ def test_deep_relu_with_large_init_and_high_learning_rate_explodes():
     report = inspect("exploding_relu.yaml", "--steps", "20")
     raised = set().union(*flags(report).values())
     assert raised & {"exploding", "nonfinite"}
-    assert any("clipnorm" in a for a in report["advice"]) and any("learning rate" in a for a in report["advice"])
+    sets = [o for a in report["advice"] for o in a["set"]]
+    assert "optimizer.clipnorm=1.0" in sets and "optimizer.learning_rate=0.01" in sets
 
 
 def test_same_depth_with_he_init_and_batch_norm_raises_no_flag():
@@ -55,7 +56,7 @@ def test_same_depth_with_he_init_and_batch_norm_raises_no_flag():
 def test_relu_layer_with_large_negative_bias_is_dead():
     report = inspect("dead_relu.yaml", "--steps", "20")
     assert "dead" in flags(report)[1] and "dead" not in flags(report)[0]
-    assert any("leaky_relu" in a for a in report["advice"])
+    assert any("model.layers.1.activation=leaky_relu" in a["set"] for a in report["advice"])
 
 
 def test_dead_units_are_judged_over_32_samples_at_least_in_stochastic_mode():
@@ -66,7 +67,7 @@ def test_dead_units_are_judged_over_32_samples_at_least_in_stochastic_mode():
     assert "dead" not in flags(report)[0] and "dead" in flags(report)[1]
     # and in the record of every step, a dead fraction appears only once 32 samples were seen
     from dnncli.config import load as load_config
-    from dnncli.monitor import DEAD_WINDOW, GradientMonitor
+    from dnncli.diagnostics.monitor import DEAD_WINDOW, GradientMonitor
     from dnncli.run import prepare_data
     from dnncli.training import Trainer
 
@@ -76,7 +77,7 @@ def test_dead_units_are_judged_over_32_samples_at_least_in_stochastic_mode():
     monitor = GradientMonitor(model, config["monitor"])
     trainer = Trainer(model, loss, config.build_optimizer(), 1, True, 0)
     trainer.fit(data.x_train[:40], data.y_train[:40], 1, callbacks=[monitor])
-    dead0 = [r["dead_fraction"] for r in monitor.records if r["layer_index"] == 0]
+    dead0 = [r["dead_fraction"] for r in monitor.take_records() if r["layer_index"] == 0]
     assert all(np.isnan(d) for d in dead0[: DEAD_WINDOW - 1])
     assert 0.0 <= dead0[DEAD_WINDOW - 1] < 0.5 and np.isnan(dead0[DEAD_WINDOW])
 
@@ -100,7 +101,8 @@ def test_train_shows_flags_and_records_every_statistic(tmp_path):
     out = tmp_path / "run"
     r = run("train", ROOT / "configs" / "vanishing_sigmoid.yaml", "--epochs", "2", "--out", out)
     assert r.exit_code == 0, r.output
-    assert "flags" in r.output and "dense: vanishing" in r.output
+    assert "flag raised: dense (0, sigmoid) vanishing" in r.output
+    assert "Flags raised during the run:" in r.output and f"dnn inspect-gradients {out}" in r.output
     rows = list(csv.DictReader((out / "history.csv").open()))
     assert "dense: vanishing" in rows[0]["flags"]
     report = json.loads(run("inspect-gradients", out, "--json").output)

@@ -42,7 +42,7 @@ def test_reference_documents_training_keys():
 def test_reference_documents_monitor_keys():
     import dataclasses
 
-    from dnncli.monitor import MonitorConfig
+    from dnncli.diagnostics.monitor import MonitorConfig
 
     for f in dataclasses.fields(MonitorConfig):
         default = "null" if f.default is None else repr(f.default)

@@ -1,0 +1,370 @@
+"""The gradient monitor: per-layer statistics while training, judged by the flag rules.
+
+One monitor serves ``dnn train`` (its live view and ``gradients.csv``) and
+``dnn inspect-gradients``. Every step it takes the L2 norm of each dense
+kernel's gradient (read from the trainer's squared norms: no extra pass);
+every ``every`` steps it records the gradient's mean absolute value and
+maximum, the weight norm, the ratio ||dW|| / ||W||, and the layer's
+activations: mean, standard deviation, fraction of dead units and fraction of
+saturated outputs. A dense layer without an activation that is followed by an
+``activation`` layer (batch normalization may sit between) is watched as one
+unit with it.
+
+A unit is dead when it outputs zero for every sample of the batch or, for
+batches under 32 samples, for every sample seen since the previous record and
+at least 32 of them: one sample cannot tell a dead unit from one that is merely
+off for that input. An output is saturated within 1% of a sigmoid's or tanh's
+bound.
+
+Records leave the monitor as they are made (``take_records``): the run
+appends them to ``gradients.csv`` each epoch, and the monitor itself keeps
+only this epoch's sums and the windows of the flag rules (``rules.py``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+
+from dnncli.diagnostics.rules import DEAD_ACTIVATIONS, FLAGS, SATURATING, FlagState, FlagTracker, WatchedLayer
+from dnncli.errors import DnnError, check_float, check_int, suggest
+from dnncli.training import Callback
+
+AUTO_EVERY_PARAMS = 50_000  # models up to this size record every statistic at every step
+AUTO_EVERY = 20
+DEAD_WINDOW = 32  # samples a dead-unit fraction is measured over, at the least
+TREND_EPOCHS = 8  # epochs of gradient norms the live view's trend shows
+STEP_FIELDS = (
+    "epoch",
+    "step",
+    "layer_index",
+    "layer",
+    "grad_norm",
+    "grad_mean_abs",
+    "grad_max",
+    "weight_norm",
+    "update_ratio",
+    "act_mean",
+    "act_std",
+    "dead_fraction",
+    "saturated_fraction",
+)
+
+
+def _positive(value, name):
+    return check_float(value, name, 0.0, low_open=True)
+
+
+def _fraction(value, name):
+    return check_float(value, name, 0.0, 1.0)
+
+
+def _count(value, name):
+    return check_int(value, name, minimum=1)
+
+
+def _optional_count(value, name):
+    return None if value is None else check_int(value, name, minimum=1)
+
+
+@dataclass
+class MonitorConfig:
+    """The ``monitor:`` section: how often to record, and the flags' thresholds and windows."""
+
+    every: int | None = field(default=None, metadata={"check": _optional_count})  # None: 1 up to 50k params, else 20
+    vanishing_ratio: float = field(default=1e-3, metadata={"check": _positive})
+    vanishing_floor: float = field(default=1e-7, metadata={"check": _positive})
+    exploding_norm: float = field(default=1e3, metadata={"check": _positive})
+    exploding_growth: float = field(default=10.0, metadata={"check": _positive})
+    exploding_min: float = field(default=1.0, metadata={"check": _positive})  # growth counts up to this norm or more
+    dead_fraction: float = field(default=0.5, metadata={"check": _fraction})
+    saturated_fraction: float = field(default=0.5, metadata={"check": _fraction})
+    smooth: int = field(default=5, metadata={"check": _count})  # records in a rule's running median
+    growth_window: int = field(default=20, metadata={"check": _count})  # records the growth rule looks back over
+    collapse_records: int = field(default=5, metadata={"check": _count})  # records at 0 that make a collapse
+
+    @classmethod
+    def resolve(cls, spec) -> dict:
+        """Validate a ``monitor:`` mapping and fill in every default."""
+        if spec is None:
+            spec = {}
+        if not isinstance(spec, Mapping):
+            raise DnnError(f"monitor must be a mapping. Received: {spec!r}", ("monitor",))
+        names = [f.name for f in fields(cls)]
+        for key in spec:
+            if key not in names:
+                raise DnnError(f"monitor has no key {key!r}.{suggest(key, names)}", ("monitor", key))
+        out = {}
+        for f in fields(cls):
+            try:
+                out[f.name] = f.metadata["check"](spec.get(f.name, f.default), f"monitor.{f.name}")
+            except DnnError as err:
+                raise DnnError(err.message, ("monitor", f.name)) from None
+        return out
+
+
+@dataclass
+class LayerSummary:
+    """A watched layer over one epoch: the numbers of the live view and the flags that held."""
+
+    index: int
+    name: str
+    activation: str
+    grad_norm: float = math.nan  # mean over every step of the epoch
+    update_ratio: float = math.nan  # means over the epoch's records
+    dead_fraction: float = math.nan
+    saturated_fraction: float = math.nan
+    weight_norm: float = math.nan  # at the epoch's last record
+    trend: list[float] = field(default_factory=list)  # grad_norm of the last epochs, oldest first
+    flags: list[str] = field(default_factory=list)  # held at some record of this epoch
+    states: list[FlagState] = field(default_factory=list)  # every flag raised so far
+    raised: list[str] = field(default_factory=list)  # began in this epoch
+    cleared: list[str] = field(default_factory=list)  # held at the previous epoch's end, not at this one's
+
+    @property
+    def share(self) -> tuple[str, float]:
+        """("dead" or "saturated", fraction) for the layer's activation, or ("", nan)."""
+        if self.activation in DEAD_ACTIVATIONS:
+            return "dead", self.dead_fraction
+        if self.activation in SATURATING:
+            return "saturated", self.saturated_fraction
+        return "", math.nan
+
+
+def activation_stats(A: np.ndarray, activation: str) -> tuple[float, float, float, float]:
+    """(mean, std, dead fraction, saturated fraction) of a layer's outputs over a batch."""
+    mean = float(A.mean(dtype=np.float64))
+    std = float(A.std(dtype=np.float64))
+    dead = saturated = math.nan
+    if activation in DEAD_ACTIVATIONS:
+        dead = float((A.max(axis=0) <= 0).mean())
+    if activation == "sigmoid":
+        saturated = float(((A < 0.01) | (A > 0.99)).mean())
+    elif activation == "tanh":
+        saturated = float((np.abs(A) > 0.99).mean())
+    return mean, std, dead, saturated
+
+
+def watched_layers(model) -> list[tuple[WatchedLayer, object, object]]:
+    """(what the rules know, the dense layer, the layer whose outputs are its activations) per dense layer."""
+    layers = model.layers
+    dense = [i for i, layer in enumerate(layers) if "kernel" in layer.grads]
+    out = []
+    for i in dense:
+        layer = act_layer = layers[i]
+        activation = layer.activation.name
+        if activation == "linear":
+            j = i + 1
+            while j < len(layers) and layers[j].type_name == "batch_normalization":
+                j += 1
+            if j < len(layers) and layers[j].type_name == "activation":
+                act_layer = layers[j]
+                activation = act_layer.activation.name
+        out.append((WatchedLayer(i, layer.name, activation, i == dense[-1]), layer, act_layer))
+    return out
+
+
+class GradientMonitor(Callback):
+    """Per-layer gradient and activation statistics of every dense layer, for ``dnn train`` and inspection."""
+
+    def __init__(self, model, cfg: dict):
+        self.cfg = cfg
+        self.model = model
+        self.watched = watched_layers(model)
+        self.layers = [w for w, _, _ in self.watched]
+        self.tracker = FlagTracker(self.layers, cfg)
+        # where each kernel's squared gradient norm sits in the trainer's grad_sq
+        self.kernel_slots = [model.variable_names.index(f"{layer.name}.kernel") for _, layer, _ in self.watched]
+        every = cfg.get("every")
+        if every is None:
+            every = 1 if model.count_params() <= AUTO_EVERY_PARAMS else AUTO_EVERY
+        self.every = every
+        n = len(self.watched)
+        self.pending: list[dict] = []  # records not yet taken
+        self.sums = np.zeros(n)  # this epoch's per-step gradient norms, summed
+        self.count = 0
+        self.record_sums = np.zeros((n, 3))  # update ratio, dead and saturated fractions over this epoch's records
+        self.record_counts = np.zeros((n, 3))
+        self.last_weight_norm = np.full(n, math.nan)
+        self.trend = [deque(maxlen=TREND_EPOCHS) for _ in range(n)]
+        self.active_before: list[list[str]] = [[] for _ in range(n)]  # flags active at the previous epoch's end
+        self.epoch_summaries: list[LayerSummary] = []
+        # small batches: each unit's largest output since the dead fractions were last measured
+        self._peak = {w.index: None for w in self.layers if w.activation in DEAD_ACTIVATIONS}
+        self._alive_samples = 0
+
+    # the trainer's hooks --------------------------------------------------------------
+    def on_epoch_begin(self, trainer, epoch):
+        self.sums[:] = 0.0
+        self.count = 0
+        self.record_sums[:] = 0.0
+        self.record_counts[:] = 0.0
+        self.tracker.begin_epoch()
+
+    def on_gradients(self, trainer, x, y, loss):
+        norms = np.sqrt(trainer.grad_sq[self.kernel_slots])
+        self.sums += norms
+        self.count += 1
+        if len(x) < DEAD_WINDOW and self._peak:
+            self._track_peaks(len(x))
+        if trainer.step % self.every == 0:
+            self.record(trainer.epoch, trainer.step, norms)
+
+    def on_batch_skipped(self, trainer, err):
+        self.tracker.nonfinite(err.layer, err.stage, err.step + 1, err.epoch + 1, skipped=True)
+
+    def stopped(self, err) -> None:
+        """Training stopped on a non-finite batch: flag the layer it was found in."""
+        self.tracker.nonfinite(err.layer, err.stage, err.step + 1, err.epoch + 1, skipped=False)
+
+    def on_epoch_end(self, trainer, epoch, logs):
+        self.epoch_summaries = self.summarize()
+        for s in self.epoch_summaries:
+            logs[f"grad_norm.{s.name}"] = s.grad_norm
+        logs["flags"] = "; ".join(f"{s.name}: {f}" for s in self.epoch_summaries for f in s.flags)
+
+    # statistics -----------------------------------------------------------------------
+    def _track_peaks(self, n: int) -> None:
+        for w, _, act_layer in self.watched:
+            if w.index in self._peak:
+                A = act_layer.A
+                top = A[0] if n == 1 else np.maximum.reduce(A, axis=0)
+                peak = self._peak[w.index]
+                self._peak[w.index] = top.copy() if peak is None else np.maximum(peak, top, out=peak)
+        self._alive_samples += n
+
+    def _window_dead_fraction(self, i: int, batch: int, dead: float) -> float:
+        if batch >= DEAD_WINDOW or i not in self._peak:
+            return dead
+        if self._alive_samples < DEAD_WINDOW:
+            return math.nan  # not enough samples yet to call a unit dead
+        return float((self._peak[i] <= 0).mean())
+
+    def record(self, epoch: int, step: int, norms) -> None:
+        rows = []
+        for j, ((w, layer, act_layer), norm) in enumerate(zip(self.watched, norms)):
+            kernel = layer.params["kernel"]
+            g = np.abs(layer.grads["kernel"])
+            # float64: a float32 dot product overflows above about 1.8e19
+            wn = math.sqrt(float(np.vdot(kernel.astype(np.float64, copy=False), kernel)))
+            mean, std, dead, sat = activation_stats(act_layer.A, w.activation)
+            dead = self._window_dead_fraction(w.index, len(act_layer.A), dead)
+            ratio = norm / wn if wn > 0 else math.nan
+            rows.append(
+                {
+                    "epoch": epoch + 1,
+                    "step": step + 1,
+                    "layer_index": w.index,
+                    "layer": w.name,
+                    "grad_norm": float(norm),
+                    "grad_mean_abs": float(g.mean(dtype=np.float64)),
+                    "grad_max": float(g.max()),
+                    "weight_norm": wn,
+                    "update_ratio": ratio,
+                    "act_mean": mean,
+                    "act_std": std,
+                    "dead_fraction": dead,
+                    "saturated_fraction": sat,
+                }
+            )
+            for k, v in enumerate((ratio, dead, sat)):
+                if math.isfinite(v):
+                    self.record_sums[j, k] += v
+                    self.record_counts[j, k] += 1
+            self.last_weight_norm[j] = wn
+        if self._alive_samples >= DEAD_WINDOW:  # measured: start the next window
+            self._peak = dict.fromkeys(self._peak)
+            self._alive_samples = 0
+        self.pending.extend(rows)
+        self.tracker.update(rows)
+
+    def take_records(self) -> list[dict]:
+        """The records made since the last call, handed over (the monitor keeps none)."""
+        out, self.pending = self.pending, []
+        return out
+
+    def replay(self, records: list[dict], events: list[dict] = ()) -> None:
+        """Judge recorded steps again (a resumed run, or a run directory), in step order."""
+        events = sorted(events, key=lambda e: e["step"])
+        by_step: dict[int, list[dict]] = {}
+        for r in records:
+            by_step.setdefault(r["step"], []).append(r)
+        epoch = None
+        k = 0
+        for step in sorted(by_step):
+            rows = by_step[step]
+            while k < len(events) and events[k]["step"] <= step:
+                e = events[k]
+                self.tracker.nonfinite(e["layer"], e["stage"], e["step"], e["epoch"], e["skipped"])
+                k += 1
+            if rows[0]["epoch"] != epoch:
+                epoch = rows[0]["epoch"]
+                self.tracker.begin_epoch()
+            self.tracker.update(rows)
+        for e in events[k:]:
+            self.tracker.nonfinite(e["layer"], e["stage"], e["step"], e["epoch"], e["skipped"])
+
+    def summarize(self) -> list[LayerSummary]:
+        """This epoch's numbers and flags for each watched layer; moves the trend on by one epoch."""
+        out = []
+        means = self.sums / max(self.count, 1) if self.count else np.full(len(self.watched), math.nan)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            record_means = self.record_sums / self.record_counts
+        for j, w in enumerate(self.layers):
+            self.trend[j].append(float(means[j]))
+            states = self.tracker.flags(w.index)
+            active = [f.name for f in states if f.active]
+            held = self.tracker.epoch_flags(w.index)
+            before = self.active_before[j]
+            out.append(
+                LayerSummary(
+                    w.index,
+                    w.name,
+                    w.activation,
+                    grad_norm=float(means[j]),
+                    update_ratio=float(record_means[j, 0]),
+                    dead_fraction=float(record_means[j, 1]),
+                    saturated_fraction=float(record_means[j, 2]),
+                    weight_norm=float(self.last_weight_norm[j]),
+                    trend=list(self.trend[j]),
+                    flags=held,
+                    states=states,
+                    raised=[f for f in held if f not in before],
+                    cleared=[f for f in FLAGS if (f in before or f in held) and f not in active],
+                )
+            )
+            self.active_before[j] = active
+        return out
+
+    # checkpoints ----------------------------------------------------------------------
+    def get_state(self):
+        return {
+            "sums": self.sums.tolist(),
+            "count": self.count,
+            "record_sums": self.record_sums.tolist(),
+            "record_counts": self.record_counts.tolist(),
+            "last_weight_norm": [None if math.isnan(v) else v for v in self.last_weight_norm.tolist()],
+            "trend": [list(t) for t in self.trend],
+            "active_before": self.active_before,
+            "events": [e for e in self.tracker.events if e["skipped"]],
+        }, {}
+
+    def set_state(self, scalars, arrays):
+        self.sums[:] = scalars["sums"]
+        self.count = scalars["count"]
+        self.record_sums[:] = scalars["record_sums"]
+        self.record_counts[:] = scalars["record_counts"]
+        self.last_weight_norm[:] = [math.nan if v is None else v for v in scalars["last_weight_norm"]]
+        for t, values in zip(self.trend, scalars["trend"]):
+            t.clear()
+            t.extend(values)
+        self.active_before = [list(a) for a in scalars["active_before"]]
+        self.restored_events = scalars["events"]
+
+    def resume(self, records: list[dict]) -> None:
+        """After ``set_state``: judge the run's records so far again, with its skipped batches."""
+        self.replay(records, getattr(self, "restored_events", []))

@@ -34,7 +34,7 @@ MAX_PLAIN_COLUMNS = 12  # step or epoch columns of a plain inspect table
 
 # numbers --------------------------------------------------------------------------
 def fmt(value) -> str:
-    """A number whole: fixed with 4 decimals between 1e-3 and 1e4, else scientific with 3 significant digits."""
+    """A number whole: fixed between 1e-3 and 1e4 (4 decimals below 10, then fewer), else scientific (``1.23e-05``)."""
     if value is None:
         return "-"
     if isinstance(value, (bool, int)):
@@ -47,7 +47,8 @@ def fmt(value) -> str:
         if value == 0:
             return "0"
         if 1e-3 <= abs(value) < 1e4:
-            return f"{value:.4f}"
+            # five significant digits at most: 0.6951, 12.346, 3339.0
+            return f"{value:.{max(1, 4 - max(0, math.floor(math.log10(abs(value)))))}f}"
         return f"{value:.2e}"
     return str(value)
 
@@ -198,7 +199,7 @@ def layer_rows(layers) -> list[list]:
                 Text(sci(s.grad_norm, 3), style=norm_style(s.grad_norm)),
                 spark(s.trend),
                 sci(s.update_ratio),
-                f"{percent(share)} {kind}" if kind else "",
+                f"{percent(share)} {'sat' if kind == 'saturated' else kind}" if kind else "",
                 Text(_flag_cell(s), style="bold red") if s.flags else "",
             ]
         )
@@ -248,24 +249,43 @@ class TrainingView:
 
     def __rich_console__(self, console, options):
         width = options.max_width
-        height = (options.height or console.size.height) - 1
+        height = (options.height or console.size.height) - 1  # the cursor's line
         head = Text(f"{self.info['name']}  {self.info['run_dir']}", style="bold", no_wrap=True, overflow="fold")
         layers = self.layers or [_waiting(w) for w in self.info["watched"]]
-        # lines: head, epoch header and rule, >= 1 epoch row, layer header and rule, layers, a caption, progress
-        room_layers = max(1, height - 1 - 3 - 3 - 1 - 1)
-        shown = _pick_layers(layers, room_layers)
-        note = ""
-        if len(shown) < len(layers):
-            note = f"{len(shown)} of {len(layers)} layers shown, flagged first; all: dnn inspect-gradients RUN_DIR"
-        panel = fitted_table(console, LAYER_COLS, layer_rows(shown), width, note=note)
-        panel_height = 2 + len(shown) + (1 if panel.caption else 0)
-        room_rows = max(1, height - 1 - 2 - panel_height - 1 - 1)
-        rows = list(self.rows)[-room_rows:] or [["-"] * len(self.columns)]
-        epochs = None
-        if len(self.rows) > len(rows):
-            epochs = f"epochs {self.epochs_done - len(rows) + 1}-{self.epochs_done} shown; all in history.csv"
-        table = fitted_table(console, [c for _, c in self.columns], rows, width, note=epochs or "")
+        cols = [c for _, c in self.columns]
+        fixed = _lines(console, width, head) + _lines(console, width, self.progress)
+        one_row = fitted_table(console, cols, [self._blank()], width, note="epochs shown; all in history.csv")
+        room = height - fixed - _lines(console, width, one_row)
+        # the layer panel first (each layer a row), then as many of the newest epochs as the rest holds
+        shown = _pick_layers(layers, max(1, room - 3))
+        while True:
+            note = ""
+            if len(shown) < len(layers):
+                note = f"{len(shown)} of {len(layers)} layers shown, flagged first; all: dnn inspect-gradients RUN_DIR"
+            panel = fitted_table(console, LAYER_COLS, layer_rows(shown), width, note=note)
+            panel_lines = _lines(console, width, panel)
+            if panel_lines <= room or len(shown) == 1:
+                break
+            shown = _pick_layers(layers, max(1, len(shown) - (panel_lines - room)))
+        rows = list(self.rows)
+        k = max(1, min(len(rows), height - fixed - panel_lines - (_lines(console, width, one_row) - 1)))
+        while True:
+            kept = rows[-k:] or [self._blank()]
+            note = ""
+            if len(rows) > len(kept):
+                note = f"epochs {self.epochs_done - len(kept) + 1}-{self.epochs_done} shown; all in history.csv"
+            table = fitted_table(console, cols, kept, width, note=note)
+            if k == 1 or fixed + panel_lines + _lines(console, width, table) <= height:
+                break
+            k -= 1
         yield Group(head, table, panel, self.progress)
+
+    def _blank(self) -> list[str]:
+        return ["-"] * len(self.columns)
+
+
+def _lines(console: Console, width: int, renderable) -> int:
+    return len(console.render_lines(renderable, console.options.update(width=width, height=None), pad=False))
 
 
 def _waiting(w: dict):
@@ -468,7 +488,7 @@ def _inspect_grid(report: dict, keep: list[int], styled: bool):
         cells = []
         for k in keep:
             v = values[k] if k < len(values) else None
-            cells.append(Text(sci(v), style=norm_style(v)) if styled else sci(v))
+            cells.append(Text(sci(v, 3), style=norm_style(v)) if styled else sci(v, 3))
         label = f"{layer['index']} {layer['name']} {layer['activation']}"
         flags = ", ".join(layer["flags"])
         rows.append([label, *cells, Text(flags, style="bold red") if styled and flags else flags])
@@ -540,6 +560,18 @@ def inspection_text(report: dict) -> list[str]:
     return out
 
 
+def flag_groups(items: list[dict]) -> str:
+    """``vanishing: dense to dense_13 (14 layers)``: flagged layers grouped by flag, in model order."""
+    by_flag: dict[str, list[str]] = {}
+    for item in items:
+        by_flag.setdefault(item["flag"], []).append(item["layer"])
+    parts = []
+    for flag, layers in by_flag.items():
+        names = f"{layers[0]} to {layers[-1]} ({len(layers)} layers)" if len(layers) > 3 else ", ".join(layers)
+        parts.append(f"{flag}: {names}")
+    return "; ".join(parts) or "-"
+
+
 def try_advice_rows(report: dict) -> tuple[list[Col], list[list[str]]]:
     cols = [Col("#"), Col("cleared", "left"), Col("remaining", "left"), Col("new", "left"), Col("final loss")]
     rows = []
@@ -551,9 +583,9 @@ def try_advice_rows(report: dict) -> tuple[list[Col], list[list[str]]]:
         rows.append(
             [
                 str(t["advice"]),
-                "\n".join(t["cleared"]) or "-",
-                "\n".join(t["remaining"]) or "-",
-                "\n".join(t["new"]) or "-",
+                flag_groups(t["cleared"]),
+                flag_groups(t["remaining"]),
+                flag_groups(t["new"]),
                 f"{fmt(t['loss_before'])} -> {after}",
             ]
         )
@@ -576,8 +608,7 @@ def try_advice_plain(report: dict) -> list[str]:
     if report.get("tried") is None:
         return []
     cols, rows = try_advice_rows(report)
-    flat = [[c.replace("\n", "; ") for c in r] for r in rows]
-    return ["Advice tried: the same steps and seed, each item's overrides applied", *plain_table(cols, flat)]
+    return ["Advice tried: the same steps and seed, each item's overrides applied", *plain_table(cols, rows)]
 
 
 def gradcheck_rows(report: dict) -> tuple[list[Col], list[list]]:

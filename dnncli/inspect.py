@@ -144,23 +144,30 @@ def inspect_config(config, steps: int | None = None, every: int | None = None) -
 
 def try_advice(config, report: dict, steps: int | None = None, every: int | None = None) -> list[dict]:
     """Run the same steps once more per advice item, its overrides applied: which flags clear, which remain."""
-    before = {(layer["name"], f) for layer in report["layers"] for f in layer["flags"]}
+
+    def raised(r):
+        return {(layer["name"], f): layer["index"] for layer in r["layers"] for f in layer["flags"]}
+
+    def listed(keys, order):
+        return [{"layer": name, "flag": f} for name, f in sorted(keys, key=lambda k: (order[k], k[1]))]
+
+    before = raised(report)
     out = []
     for k, item in enumerate(report["advice"], start=1):
         try:
-            changed = config.with_overrides(item["set"])
-            after_report = inspect_config(changed, steps=steps, every=every)
+            after_report = inspect_config(config.with_overrides(item["set"]), steps=steps, every=every)
         except DnnError as err:
             out.append({"advice": k, "set": item["set"], "error": err.message})
             continue
-        after = {(layer["name"], f) for layer in after_report["layers"] for f in layer["flags"]}
+        after = raised(after_report)
+        order = {**after, **before}
         out.append(
             {
                 "advice": k,
                 "set": item["set"],
-                "cleared": [f"{name}: {f}" for name, f in sorted(before - after)],
-                "remaining": [f"{name}: {f}" for name, f in sorted(before & after)],
-                "new": [f"{name}: {f}" for name, f in sorted(after - before)],
+                "cleared": listed(before.keys() - after.keys(), order),
+                "remaining": listed(before.keys() & after.keys(), order),
+                "new": listed(after.keys() - before.keys(), order),
                 "loss_before": report["loss"]["final"],
                 "loss_after": after_report["loss"]["final"],
                 "nonfinite": after_report["nonfinite"],

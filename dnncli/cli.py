@@ -337,11 +337,10 @@ def inspect_gradients(
         for line in inspection_plain(report) + try_advice_plain(report):
             typer.echo(line)
     else:
-        from dnncli.display import inspection_view
+        from dnncli.display import inspection_view, show
 
         console = _console()
-        for part in inspection_view(console, report):
-            console.print(part)
+        show(console, inspection_view(console, report))
     hit = sorted({f for layer in report["layers"] for f in layer["flags"]} & gate)
     if hit:
         typer.echo(f"--fail-on: raised: {', '.join(hit)}", err=True)

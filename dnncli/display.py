@@ -209,9 +209,9 @@ def layer_rows(layers) -> list[list]:
 LAYER_COLS = [
     Col("#"),
     Col("layer", "left"),
-    Col("act", "left", drop=3),
+    Col("act", "left", drop=4),
     Col("|dW|"),
-    Col("trend", "left", drop=4),
+    Col("trend", "left", drop=3),
     Col("|dW|/|W|", drop=2),
     Col("dead/sat", drop=1),
     Col("flags", "left"),
@@ -350,13 +350,22 @@ class PlainReporter(Reporter):
 
 
 def flag_summary(result: RunResult) -> list[str]:
-    """The end-of-training summary: each flag raised during the run, with its onset, and where to look."""
+    """The end-of-training summary: each flag raised during the run, by onset, and where to look for the detail."""
     if not result.flags:
         return []
-    out = ["Flags raised during the run:"]
+    groups: dict[tuple, list[dict]] = {}
     for f in result.flags:
-        out.append(f"  {f['layer']} ({f['index']}, {f['activation']}): {f['flag']}: {f['detail']}")
-    out.append(f"Per layer and step, with advice: dnn inspect-gradients {result.run_dir}")
+        key = (f["flag"], f["onset_epoch"], f["active_at_end"])
+        groups.setdefault(key, []).append(f)
+    out = [f"Flags raised during the run (per layer and step, with advice: dnn inspect-gradients {result.run_dir}):"]
+    for (flag, onset, active), items in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[1][0]["index"])):
+        names = flag_groups([{"layer": f["layer"], "flag": flag} for f in items]).split(": ", 1)[1]
+        if active:
+            when = f"from epoch {onset}, still at the end"
+        else:
+            last = max(f["last_epoch"] for f in items)
+            when = f"from epoch {onset} to epoch {last}, then cleared" if last != onset else f"in epoch {onset} only"
+        out.append(f"  {flag} in {names}: {when}")
     return out
 
 
@@ -592,11 +601,29 @@ def try_advice_rows(report: dict) -> tuple[list[Col], list[list[str]]]:
     return cols, rows
 
 
+@dataclass
+class Command:
+    """A command line to paste: printed whole (the terminal wraps it), never broken with newlines."""
+
+    text: str
+
+
+def show(console: Console, parts: list) -> None:
+    for part in parts:
+        if isinstance(part, Command):
+            console.print(part.text, soft_wrap=True, highlight=False, markup=False)
+        else:
+            console.print(part)
+
+
 def inspection_view(console: Console, report: dict) -> list:
     """The rich view of ``dnn inspect-gradients``: the table, a legend, flags, advice, tried advice."""
     out = [inspection_table(console, report), Text.from_markup(NORM_LEGEND)]
     for line in inspection_text(report):
-        out.append(Text(line, style="bold red" if line.startswith("Stopped") else ""))
+        if line.lstrip().startswith("--set"):
+            out.append(Command(line))
+        else:
+            out.append(Text(line, style="bold red" if line.startswith("Stopped") else ""))
     if report.get("tried") is not None:
         cols, rows = try_advice_rows(report)
         title = "Advice tried: the same steps and seed, each item's overrides applied"

@@ -590,6 +590,7 @@ class TrainingRun:
                 "flag": f.name,
                 "onset_epoch": f.onset_epoch,
                 "onset_step": f.onset_step,
+                "last_epoch": f.last_epoch,
                 "active_at_end": f.active,
                 "detail": f.describe("epoch", self.monitor.tracker.total),
             }

@@ -274,7 +274,7 @@ def test_train_ends_with_a_flag_summary_and_plain_lines_when_flags_change(tmp_pa
     assert len(epoch_lines) == 2
     raised = [ln for ln in lines if ln.startswith("  flag raised: ")]
     assert raised and all("vanishing" in ln for ln in raised)
-    assert "  dense (0, sigmoid): vanishing: gradient norm" in r.output and "from epoch 1 (step 1)" in r.output
+    assert "  vanishing in dense to dense_6 (7 layers): from epoch 1, still at the end" in r.output, r.output
     assert f"dnn inspect-gradients {out}" in r.output and "…" not in r.output
 
 

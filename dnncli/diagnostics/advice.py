@@ -309,17 +309,21 @@ def _batch_normalization(ctx: _Context) -> list[Advice]:
     flagged = ctx.flagged_with("vanishing", "exploding", "collapsed", "saturated")
     if not flagged or ctx.has_bn or len(ctx.watched) < 3:
         return []
+    # equal specs as one object: YAML writes it once, with an anchor, and aliases after (a short override)
+    seen: dict[str, object] = {}
     layers = []
+    bn = {"type": "batch_normalization"}
     for i, spec in enumerate(ctx.source_layers):
-        layers.append(spec)
+        layers.append(seen.setdefault(_flow(spec), spec))
         is_hidden_dense = isinstance(spec, dict) and spec.get("type") == "dense" and i < ctx.watched[-1].index
         if is_hidden_dense:
-            layers.append({"type": "batch_normalization"})
+            layers.append(bn)
+    text = yaml.safe_dump(layers, default_flow_style=True, sort_keys=False, width=10**6).strip()
     return [
         Advice(
             "Add batch normalization after each hidden dense layer: it rescales every layer's outputs to mean 0 and"
             " variance 1 per batch, which keeps the signal, and the gradient, in range at any depth.",
-            [f"model.layers={_flow(layers)}"],
+            [f"model.layers={text}"],
             ["vanishing", "exploding", "collapsed", "saturated"],
         )
     ]

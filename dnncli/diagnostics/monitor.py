@@ -249,8 +249,10 @@ class GradientMonitor(Callback):
         for j, ((w, layer, act_layer), norm) in enumerate(zip(self.watched, norms)):
             kernel = layer.params["kernel"]
             g = np.abs(layer.grads["kernel"])
-            # float64: a float32 dot product overflows above about 1.8e19
-            wn = math.sqrt(float(np.vdot(kernel.astype(np.float64, copy=False), kernel)))
+            wn = math.sqrt(float(np.vdot(kernel, kernel)))
+            if math.isinf(wn) and np.isfinite(kernel).all():
+                # a float32 dot product overflows above about 1.8e19: only then pay for a float64 copy
+                wn = math.sqrt(float(np.vdot(kernel.astype(np.float64), kernel)))
             mean, std, dead, sat = activation_stats(act_layer.A, w.activation)
             dead = self._window_dead_fraction(w.index, len(act_layer.A), dead)
             ratio = norm / wn if wn > 0 else math.nan

@@ -639,7 +639,8 @@ def try_advice_plain(report: dict) -> list[str]:
 
 
 def gradcheck_rows(report: dict) -> tuple[list[Col], list[list]]:
-    cols = [Col("layer", "left"), Col("param", "left"), Col("checked"), Col("max rel. error"), Col("max abs. error")]
+    cols = [Col("layer", "left"), Col("param", "left"), Col("checked", drop=2), Col("max rel. error")]
+    cols.append(Col("max abs. error", drop=1))
     cols.append(Col(""))
     rows = []
     for r in report["rows"]:

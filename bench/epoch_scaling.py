@@ -31,8 +31,8 @@ def cli_seconds(epochs: int) -> float:
 
 
 def epoch_profile(epochs: int = 80) -> list[float]:
-    from dnncli.config import load
-    from dnncli.run import Reporter, TrainingRun
+    from dnncli.experiment.config import load
+    from dnncli.experiment.run import Reporter, TrainingRun
 
     marks: list[float] = []
 

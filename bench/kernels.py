@@ -18,8 +18,8 @@ import time
 
 import numpy as np
 
-from dnncli import optimizers
-from dnncli.layers import kernel_gradient
+from dnncli.nn import optimizers
+from dnncli.nn.layers import kernel_gradient
 
 
 def median_us(fn, repeats: int) -> float:

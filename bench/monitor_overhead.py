@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from dnncli import config as config_mod
 from dnncli.diagnostics.monitor import GradientMonitor
-from dnncli.training import Trainer
+from dnncli.experiment import config as config_mod
+from dnncli.train.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 

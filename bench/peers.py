@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 import dnncli
-from dnncli.training import Trainer
+from dnncli.train.trainer import Trainer
 
 MODES = {
     "minibatch": {"batch": 128, "samples": 60000, "epochs": 1},

@@ -16,8 +16,12 @@ __all__ = ["BatchLoss", "DnnError", "Sequential", "__version__", "build_model"]
 
 def __getattr__(name):
     # the model (and numpy) load on first use, so that `dnn --help` starts fast
-    if name in ("BatchLoss", "Sequential", "build_model"):
-        from dnncli import model
+    if name in ("BatchLoss", "Sequential"):
+        from dnncli.nn import model
 
         return getattr(model, name)
+    if name == "build_model":
+        from dnncli.experiment.api import build_model
+
+        return build_model
     raise AttributeError(f"module 'dnncli' has no attribute {name!r}")

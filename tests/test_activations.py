@@ -6,8 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from dnncli import activations
 from dnncli.errors import DnnError
+from dnncli.nn import activations
 from tests.conftest import numeric_grad, rel_error
 
 ALL = [

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from dnncli.cli import app
+from dnncli.cli.app import app
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
@@ -319,8 +319,8 @@ def test_restore_best_weights_writes_the_best_epoch(tmp_path):
     best = min(float(r["val_loss"]) for r in rows)
     report = json.loads(run("eval", out, "--json").output)
     # evaluate the saved weights on the validation split: recompute by hand through the API
-    from dnncli import config as config_mod
-    from dnncli.run import evaluate_arrays, load_run, prepare_data
+    from dnncli.experiment import config as config_mod
+    from dnncli.experiment.run import evaluate_arrays, load_run, prepare_data
 
     config, model, loss, pre = load_run(out)
     d = prepare_data(config, model, loss, pre)
@@ -390,9 +390,9 @@ def test_resume_after_ctrl_c_is_bit_identical(tmp_path):
 
 def test_resume_in_process_mid_epoch(tmp_path):
     """Stop at a chosen batch, resume, and compare with an uninterrupted run, weights and history."""
-    from dnncli import config as config_mod
-    from dnncli.run import TrainingRun
-    from dnncli.training import Callback
+    from dnncli.experiment import config as config_mod
+    from dnncli.experiment.run import TrainingRun
+    from dnncli.train.trainer import Callback
 
     cfg_path = write(tmp_path / "resume.yaml", RESUME | {"training": RESUME["training"] | {"epochs": 4}})
     straight = TrainingRun.create(config_mod.load(cfg_path), out=tmp_path / "a")
@@ -442,9 +442,9 @@ def test_python_dash_m_and_console_script_agree():
 
 
 def test_resume_with_augmentation_mid_epoch_is_bit_identical(tmp_path):
-    from dnncli import config as config_mod
-    from dnncli.run import TrainingRun
-    from dnncli.training import Callback
+    from dnncli.experiment import config as config_mod
+    from dnncli.experiment.run import TrainingRun
+    from dnncli.train.trainer import Callback
 
     spec = RESUME | {
         "data": RESUME["data"] | {"augment": {"gaussian_noise": 0.1}},

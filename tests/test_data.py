@@ -11,7 +11,7 @@ import yaml
 from typer.testing import CliRunner
 
 from dnncli import data
-from dnncli.cli import app
+from dnncli.cli.app import app
 from dnncli.errors import DnnError
 
 
@@ -413,7 +413,7 @@ def test_real_idx_datasets(name):
     [("breast_cancer", 30, 569), ("pima_diabetes", 8, 768), ("california_housing", 13, 20640)],
 )
 def test_real_tables_load_as_their_configs_say(config, n_features, n_rows):
-    from dnncli import config as config_mod
+    from dnncli.experiment import config as config_mod
 
     cfg = config_mod.load(Path(__file__).resolve().parents[1] / "configs" / f"{config}.yaml")
     path = data.expand_path(cfg["data"]["path"], None)

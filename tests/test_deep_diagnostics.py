@@ -13,11 +13,11 @@ from rich.console import Console
 from rich.progress import Progress
 from typer.testing import CliRunner
 
-from dnncli.cli import app
-from dnncli.config import load
-from dnncli.display import TrainingView, inspection_table
-from dnncli.inspect import inspect_config
-from dnncli.run import Reporter, TrainingRun, read_step_records
+from dnncli.cli.app import app
+from dnncli.cli.display import TrainingView, inspection_table
+from dnncli.experiment.config import load
+from dnncli.experiment.inspection import inspect_config
+from dnncli.experiment.run import Reporter, TrainingRun, read_step_records
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
@@ -231,7 +231,7 @@ def test_batch_norm_statistics_overflow_is_caught_and_skip_batch_keeps_them(tmp_
     }
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(spec))
     cfg = load(tmp_path / "c.yaml")
-    from dnncli.run import prepare_data
+    from dnncli.experiment.run import prepare_data
 
     model = cfg.build_model()
     data = prepare_data(cfg, model, cfg.build_loss())
@@ -315,7 +315,7 @@ def test_try_advice_clears_the_dead_flag_with_the_bias_advice():
 
 
 def test_set_wildcards(tmp_path):
-    from dnncli.config import apply_overrides
+    from dnncli.experiment.config import apply_overrides
 
     spec = yaml.safe_load((CONFIGS / "vanishing_sigmoid.yaml").read_text())
     out = apply_overrides(spec, ["model.layers.*.activation=relu", "model.layers.10.activation=sigmoid"])
@@ -354,7 +354,7 @@ def test_every_json_output_is_strict(tmp_path):
     strict(run("bench", CONFIGS / "quickstart.yaml", "--steps", "3", "--json").output)
     g = run("gradcheck", CONFIGS / "binary_batchnorm.yaml", "--json")
     assert g.exit_code == 0 and strict(g.output)["passed"] is True
-    from dnncli.cli import _strict
+    from dnncli.cli.app import _strict
 
     assert (
         json.dumps(_strict({"a": float("nan"), "b": [float("inf"), np.float32(1.5)]}))
@@ -382,7 +382,7 @@ def test_gradients_csv_is_appended_and_its_size_after_each_epoch_is_the_sum_of_t
 
 
 def test_resume_keeps_gradients_csv_and_flags_as_an_uninterrupted_run(tmp_path):
-    from dnncli.training import Callback
+    from dnncli.train.trainer import Callback
 
     cfg = CONFIGS / "vanishing_sigmoid.yaml"
     straight = TrainingRun.create(load(cfg), out=tmp_path / "a", epochs=3)

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from dnncli.cli import app
+from dnncli.cli.app import app
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -66,10 +66,10 @@ def test_dead_units_are_judged_over_32_samples_at_least_in_stochastic_mode():
     report = inspect("dead_relu.yaml", "--steps", "70", "--set", "training.batch_size=1", "--set", bias)
     assert "dead" not in flags(report)[0] and "dead" in flags(report)[1]
     # and in the record of every step, a dead fraction appears only once 32 samples were seen
-    from dnncli.config import load as load_config
     from dnncli.diagnostics.monitor import DEAD_WINDOW, GradientMonitor
-    from dnncli.run import prepare_data
-    from dnncli.training import Trainer
+    from dnncli.experiment.config import load as load_config
+    from dnncli.experiment.run import prepare_data
+    from dnncli.train.trainer import Trainer
 
     config = load_config(ROOT / "configs" / "dead_relu.yaml", ["training.batch_size=1", "monitor.every=1"])
     model, loss = config.build_model(), config.build_loss()
@@ -152,7 +152,7 @@ def test_gradcheck_passes_and_fails(tmp_path, monkeypatch):
     r = run("gradcheck", ROOT / "configs" / "notes_bn_dropout.yaml", "--samples", "5")
     assert r.exit_code == 0, r.output
     assert "All gradients match" in r.output and "gamma" in r.output and "kernel" in r.output
-    from dnncli import layers
+    from dnncli.nn import layers
 
     original = layers.Dense.backward
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from dnncli import fetch as fetch_mod
-from dnncli.cli import app
+from dnncli.cli.app import app
+from dnncli.data import fetch as fetch_mod
 from dnncli.errors import DnnError
 
 

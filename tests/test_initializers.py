@@ -3,8 +3,8 @@ import math
 import numpy as np
 import pytest
 
-from dnncli import initializers, regularizers
 from dnncli.errors import DnnError
+from dnncli.nn import initializers, regularizers
 from tests.conftest import numeric_grad, rel_error
 
 SHAPE = (400, 300)  # fan_in 400, fan_out 300: 120,000 samples, tight statistics

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 import dnncli
-from dnncli import gradcheck, layers, losses
+from dnncli.diagnostics import gradcheck
 from dnncli.errors import DnnError
+from dnncli.nn import layers, losses
 from tests.conftest import numeric_grad, rel_error
 
 ACTS = ["linear", "relu", "leaky_relu", "sigmoid", "tanh", "softmax", "elu", "selu", "gelu", "softplus", "swish"]

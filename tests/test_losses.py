@@ -3,8 +3,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dnncli import activations, losses
 from dnncli.errors import DnnError
+from dnncli.nn import activations, losses
 from tests.conftest import numeric_grad, rel_error
 
 

@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from dnncli import optimizers, schedules
 from dnncli.errors import DnnError
+from dnncli.nn import optimizers, schedules
 
 STEPS = 4
 

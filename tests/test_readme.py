@@ -4,8 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from dnncli import activations, callbacks, data, initializers, layers, losses, optimizers, regularizers, schedules
-from dnncli.config import TRAINING
+from dnncli import data
+from dnncli.experiment.config import TRAINING
+from dnncli.nn import activations, initializers, layers, losses, optimizers, regularizers, schedules
+from dnncli.train import callbacks
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 CI = (Path(__file__).resolve().parents[1] / ".ci" / "run").read_text()

@@ -205,7 +205,7 @@ def _activation_layer(ctx: _Context, index: int) -> int:
 
 
 def _optimizer_default_lr(ctx: _Context) -> float | None:
-    from dnncli import optimizers
+    from dnncli.nn import optimizers
 
     default = optimizers.REGISTRY.defaults(ctx.raw["optimizer"]["name"]).get("learning_rate")
     return default if isinstance(default, (int, float)) else None

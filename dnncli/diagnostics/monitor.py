@@ -32,7 +32,7 @@ import numpy as np
 
 from dnncli.diagnostics.rules import DEAD_ACTIVATIONS, FLAGS, SATURATING, FlagState, FlagTracker, WatchedLayer
 from dnncli.errors import DnnError, check_float, check_int, suggest
-from dnncli.training import Callback
+from dnncli.train.trainer import Callback
 
 AUTO_EVERY_PARAMS = 50_000  # models up to this size record every statistic at every step
 AUTO_EVERY = 20

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dnncli import losses as losses_mod
+from dnncli.nn import losses as losses_mod
 
 
 @dataclass

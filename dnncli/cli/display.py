@@ -26,7 +26,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from dnncli.run import Reporter, RunResult
+from dnncli.experiment.run import Reporter, RunResult
 
 SPARKS = "▁▂▃▄▅▆▇█"
 MAX_PLAIN_COLUMNS = 12  # step or epoch columns of a plain inspect table
@@ -425,7 +425,8 @@ class LiveReporter(PlainReporter):
         if self.live is not None:
             self.progress.update(self.task, visible=False)
             self.live.stop()
-        print_result(result, self.console.print)
+        if result is not None:
+            print_result(result, self.console.print)
 
 
 # other commands -------------------------------------------------------------------

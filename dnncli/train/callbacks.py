@@ -11,10 +11,10 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from dnncli import metrics
 from dnncli.errors import DnnError, check_bool, check_choice, check_float, check_int
 from dnncli.registry import Registry
-from dnncli.training import Callback
+from dnncli.train import metrics
+from dnncli.train.trainer import Callback
 
 MODES = ("auto", "min", "max")
 

@@ -15,8 +15,8 @@ import numbers
 
 import numpy as np
 
-from dnncli import schedules
 from dnncli.errors import DnnError, check_bool, check_float
+from dnncli.nn import schedules
 from dnncli.registry import Registry
 
 

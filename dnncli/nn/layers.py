@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dnncli import activations, initializers, regularizers
 from dnncli.errors import DnnError, check_bool, check_float, check_int, check_optional_seed
+from dnncli.nn import activations, initializers, regularizers
 from dnncli.registry import Registry
 
 

@@ -25,15 +25,16 @@ from pathlib import Path
 
 import numpy as np
 
-from dnncli import callbacks as callbacks_mod
-from dnncli import config as config_mod
 from dnncli import data as data_mod
-from dnncli import metrics as metrics_mod
 from dnncli.data import augment as augment_mod
 from dnncli.diagnostics.monitor import STEP_FIELDS, GradientMonitor, LayerSummary
 from dnncli.errors import DnnError
+from dnncli.experiment import config as config_mod
+from dnncli.experiment.weights import load_weights, save_weights
 from dnncli.files import atomic_savez, atomic_write_text
-from dnncli.training import Callback, EpochPosition, Interrupted, NonFiniteLoss, Trainer
+from dnncli.train import callbacks as callbacks_mod
+from dnncli.train import metrics as metrics_mod
+from dnncli.train.trainer import Callback, EpochPosition, Interrupted, NonFiniteLoss, Trainer
 
 RUN_FILES = ("config.yaml", "history.csv", "gradients.csv", "preprocessing.npz", "checkpoint.npz", "model.npz")
 
@@ -274,7 +275,7 @@ class Reporter:
     def train_begin(self, info: dict) -> None: ...
     def batch_end(self, epoch: int, done: int, total: int, loss: float) -> None: ...
     def epoch_end(self, row: dict, layers: list[LayerSummary]) -> None: ...
-    def train_end(self, result: RunResult) -> None: ...
+    def train_end(self, result: RunResult | None) -> None: ...
 
 
 @dataclass
@@ -354,7 +355,7 @@ class TrainingRun:
         # everything that can fail on the user's input fails before the directory exists
         probe = cls(config, Path("."), reporter)
         if init_weights is not None:
-            probe.model.load_weights(init_weights)
+            load_weights(probe.model, init_weights)
         probe.data = prepare_data(config, probe.model, probe.loss)
         probe._build_trainer()
         run_dir = new_run_dir(config.name, out, runs_root)
@@ -543,25 +544,7 @@ class TrainingRun:
         """Train to the configured number of epochs; the result says how it ended."""
         d = self.data
         tr = self.trainer
-        self.reporter.train_begin(
-            {
-                "run_dir": self.run_dir,
-                "name": self.config.name,
-                "samples": len(d.x_train),
-                "validation": 0 if d.x_val is None else len(d.x_val),
-                "batch_size": tr.batch_size,
-                "steps": math.ceil(len(d.x_train) / tr.batch_size),
-                "epochs": self.epochs,
-                "start_epoch": tr.epoch,
-                "metrics": self.config["metrics"],
-                "watched": [
-                    {"index": w.index, "name": w.name, "activation": w.activation} for w in self.monitor.layers
-                ],
-                "history": list(self.history),
-                "params": self.model.count_params(),
-                "resumed": bool(self.history),
-            }
-        )
+        self.reporter.train_begin(run_info(self.config, d, tr, self.monitor, self.run_dir, self.epochs, self.history))
         status, message = "completed", ""
         try:
             # overflow shows up as a non-finite loss, reported with its epoch and step: no numpy warnings
@@ -598,7 +581,7 @@ class TrainingRun:
         ]
         if status in ("completed", "early_stopped"):
             self.save_checkpoint(status)
-            self.model.save_weights(self.run_dir / "model.npz")
+            save_weights(self.model, self.run_dir / "model.npz")
             result.test = evaluate_arrays(self.model, self.loss, self.config["metrics"], d.x_test, d.y_test)
             if status == "early_stopped":
                 es = next(cb for cb in self.user_callbacks if cb.name == "early_stopping")
@@ -654,6 +637,26 @@ def nonfinite_event(run_dir: Path) -> dict | None:
     return {"stage": stage, "layer": layer, "step": step, "epoch": epoch, "skipped": False, "detail": detail}
 
 
+def run_info(config, data, trainer, monitor, run_dir, epochs: int, history: list[dict]) -> dict:
+    """What a reporter's ``train_begin`` is told of a run."""
+    n = len(data.x_train)
+    return {
+        "run_dir": run_dir,
+        "name": config.name,
+        "samples": n,
+        "validation": 0 if data.x_val is None else len(data.x_val),
+        "batch_size": trainer.batch_size,
+        "steps": math.ceil(n / trainer.batch_size),
+        "epochs": epochs,
+        "start_epoch": trainer.epoch,
+        "metrics": config["metrics"],
+        "watched": [{"index": w.index, "name": w.name, "activation": w.activation} for w in monitor.layers],
+        "history": list(history),
+        "params": trainer.model.count_params(),
+        "resumed": bool(history),
+    }
+
+
 def build_trainer(config, model, loss, n_train: int) -> Trainer:
     """The trainer of a config, as ``dnn train`` and ``dnn inspect-gradients`` both build it."""
     t = config["training"]
@@ -703,7 +706,7 @@ def load_run(run_dir):
             raise DnnError(f"{run_dir}: no {f}{hint}.")
     config = config_mod.load(run_dir / "config.yaml", check_paths=False)
     model = config.build_model()
-    model.load_weights(run_dir / "model.npz")
+    load_weights(model, run_dir / "model.npz")
     return config, model, config.build_loss(), data_mod.Preparation.load(run_dir / "preprocessing.npz")
 
 

@@ -9,14 +9,13 @@ time. Medians over the timed steps; nothing here asserts a speed.
 
 from __future__ import annotations
 
-import io
 import math
 import statistics
 import time
 
 import numpy as np
 
-from dnncli.layers import kernel_gradient
+from dnncli.nn.layers import kernel_gradient
 
 
 def step_matmuls(model, batch: int) -> list[tuple[tuple, tuple, str]]:
@@ -63,79 +62,67 @@ def matmul_time(shapes, dtype, repeats: int = 20) -> float:
     return _median_time(run, repeats)
 
 
-def bench_config(config, steps: int = 50, warmup: int = 5) -> dict:
-    """Time ``steps`` training steps of the config, in parts; return the figures."""
-    from dnncli.diagnostics.monitor import GradientMonitor
-    from dnncli.display import LiveReporter
-    from dnncli.run import prepare_data
-    from dnncli.training import Trainer
+class _Clock:
+    """Wraps methods of the objects of one training step, so that the real step is timed in its parts."""
 
-    model = config.build_model()
-    loss = config.build_loss()
-    data = prepare_data(config, model, loss)
-    t = config["training"]
-    batch = config.batch_size(len(data.x_train))
-    trainer = Trainer(model, loss, config.build_optimizer(), batch, t["shuffle"], config["seed"])
-    monitor = GradientMonitor(model, config["monitor"])
-    from rich.console import Console
+    def __init__(self):
+        self.spent: dict[str, float] = {}
 
-    reporter = LiveReporter(Console(file=io.StringIO(), force_terminal=True, width=120))
-    reporter.train_begin(
-        {
-            "run_dir": "bench",
-            "name": config.name,
-            "samples": len(data.x_train),
-            "validation": 0,
-            "batch_size": batch,
-            "steps": 1,
-            "epochs": 1,
-            "start_epoch": 0,
-            "metrics": [],
-            "watched": [{"index": w.index, "name": w.name, "activation": w.activation} for w in monitor.layers],
-            "params": 0,
-            "resumed": False,
-        }
-    )
-    x, y = data.x_train, data.y_train
+    def wrap(self, owner, method: str, part: str) -> None:
+        inner = getattr(owner, method)
+
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                self.spent[part] = self.spent.get(part, 0.0) + time.perf_counter() - start
+
+        setattr(owner, method, timed)  # on this instance only
+
+    def take(self) -> dict[str, float]:
+        out, self.spent = self.spent, {}
+        return out
+
+
+def bench_trainer(trainer, x, y, monitor, reporter, steps: int = 50, warmup: int = 5) -> dict:
+    """Time ``steps`` calls of the trainer's own ``train_step``, in parts; return the figures.
+
+    ``x`` and ``y`` are the prepared training split; ``monitor`` is a gradient
+    monitor (a callback of the step) and ``reporter`` the training display,
+    whose ``batch_end`` is timed after each step as ``dnn train`` calls it.
+    """
+    model, loss, optimizer = trainer.model, trainer.loss, trainer.optimizer
+    clock = _Clock()
+    clock.wrap(trainer, "_batch", "data")
+    clock.wrap(model, "forward", "forward")
+    for method in ("forward", "backward", "logits_forward", "logits_backward"):
+        if hasattr(loss, method):
+            clock.wrap(loss, method, "loss")
+    clock.wrap(model, "backward", "backward")
+    clock.wrap(model, "penalty", "backward")
+    clock.wrap(optimizer, "apply", "optimizer")
+    clock.wrap(monitor, "on_gradients", "monitor")
+    trainer.callbacks = [monitor]
     n = len(x)
-    perm = trainer.rng.permutation(n) if t["shuffle"] and batch < n else None
-    fused = model._fused(loss)
+    batch = trainer.batch_size
+    perm = trainer.rng.permutation(n) if trainer.shuffle and batch < n else None
     parts = {k: [] for k in ("data", "forward", "loss", "backward", "optimizer", "monitor", "display")}
     totals = []
-    variables, grads = trainer._variables()
     for i in range(warmup + steps):
         start = (i * batch) % max(n - batch + 1, 1) if batch < n else 0
-        marks = [time.perf_counter()]
+        began = time.perf_counter()
         xb, yb = trainer._batch(x, y, perm, start)
-        marks.append(time.perf_counter())
-        out = model.forward(xb, training=True)
-        marks.append(time.perf_counter())
-        if fused:
-            Z = model.output_layer.logits
-            loss.logits_forward(yb, Z, out)
-            dZ = loss.logits_backward(yb, Z, out, out=model.output_layer._buffer("dlogits", Z.shape))
-        else:
-            loss.forward(yb, out)
-            dZ = loss.backward(yb, out)
-        marks.append(time.perf_counter())
-        model.backward(dZ, skip_output_activation=fused)
-        for reg, w, g in model._regularized:
-            reg.add_gradient(w, g)
-        marks.append(time.perf_counter())
-        trainer.optimizer.apply(variables, grads)
-        marks.append(time.perf_counter())
-        for j, g in enumerate(model.gradients):
-            trainer.grad_sq[j] = np.vdot(g, g)
-        monitor.on_gradients(trainer, xb, yb, None)
-        trainer.step += 1
-        marks.append(time.perf_counter())
+        trainer.train_step(xb, yb, start)
+        mark = time.perf_counter()
         reporter.batch_end(0, start + len(xb), n, 0.5)
-        marks.append(time.perf_counter())
+        ended = time.perf_counter()
+        spent = clock.take()
+        spent["display"] = ended - mark
         if i >= warmup:
-            for key, a, b in zip(parts, marks[:-1], marks[1:]):
-                parts[key].append(b - a)
-            totals.append(marks[-1] - marks[0])
-    reporter.live.stop()
+            for key in parts:
+                parts[key].append(spent.get(key, 0.0))
+            totals.append(ended - began)
     step = statistics.median(totals)
     split = {k: statistics.median(v) for k, v in parts.items()}
     shapes = step_matmuls(model, batch)
@@ -152,7 +139,6 @@ def bench_config(config, steps: int = 50, warmup: int = 5) -> dict:
         "display": split["display"],
     }
     return {
-        "config": config.name,
         "batch_size": batch,
         "steps": steps,
         "step_seconds": step,

@@ -161,9 +161,9 @@ def train(
     """
     import signal
 
-    from dnncli import config as config_mod
-    from dnncli.display import LiveReporter, PlainReporter
-    from dnncli.run import TrainingRun
+    from dnncli.cli.display import LiveReporter, PlainReporter
+    from dnncli.experiment import config as config_mod
+    from dnncli.experiment.run import TrainingRun
 
     if resume is None and config is None:
         _fail("give a CONFIG to train, or --resume RUN_DIR.")
@@ -215,13 +215,13 @@ def eval_(
 
     Example: dnn eval runs/quickstart-20260101-120000 --json
     """
-    from dnncli.run import evaluate_run
+    from dnncli.experiment.run import evaluate_run
 
     report = evaluate_run(run_dir, data)
     if json_:
         _echo_json(report)
         return
-    from dnncli.display import eval_tables
+    from dnncli.cli.display import eval_tables
 
     console = _console()
     for table in eval_tables(console, report):
@@ -238,8 +238,8 @@ def summary(
 
     Example: dnn summary configs/fashion_mnist.yaml
     """
-    from dnncli import config as config_mod
-    from dnncli.display import summary_lines, summary_table
+    from dnncli.cli.display import summary_lines, summary_table
+    from dnncli.experiment import config as config_mod
 
     cfg = config_mod.load(config_mod.find_config(config), set_ or [], check_paths=False)
     s = cfg.build_model().summary()
@@ -259,7 +259,7 @@ def validate(
 
     Example: dnn validate configs/quickstart.yaml --set optimizer.name=sgd > resolved.yaml
     """
-    from dnncli import config as config_mod
+    from dnncli.experiment import config as config_mod
 
     cfg = config_mod.load(config, set_ or [])
     typer.echo(cfg.to_yaml(), nl=False)
@@ -279,7 +279,7 @@ def predict(
     import csv
     import io
 
-    from dnncli.run import create_new_file, predict_run
+    from dnncli.experiment.run import create_new_file, predict_run
 
     columns, rows = predict_run(run_dir, input_)
     buf = io.StringIO()
@@ -315,9 +315,9 @@ def inspect_gradients(
 
     Example: dnn inspect-gradients configs/vanishing_sigmoid.yaml --steps 50 --try-advice
     """
-    from dnncli import config as config_mod
-    from dnncli.inspect import inspect_config, inspect_run
-    from dnncli.inspect import try_advice as run_advice
+    from dnncli.experiment import config as config_mod
+    from dnncli.experiment.inspection import inspect_config, inspect_run
+    from dnncli.experiment.inspection import try_advice as run_advice
 
     gate = _fail_on(fail_on)
     if target.is_dir():
@@ -332,12 +332,12 @@ def inspect_gradients(
     if json_:
         _echo_json(report)
     elif plain or not sys.stdout.isatty():
-        from dnncli.display import inspection_plain, try_advice_plain
+        from dnncli.cli.display import inspection_plain, try_advice_plain
 
         for line in inspection_plain(report) + try_advice_plain(report):
             typer.echo(line)
     else:
-        from dnncli.display import inspection_view, show
+        from dnncli.cli.display import inspection_view, show
 
         console = _console()
         show(console, inspection_view(console, report))
@@ -364,9 +364,9 @@ def gradcheck(
     Exit code 0 when every layer and parameter passes, 1 when any fails.
     Example: dnn gradcheck configs/binary_batchnorm.yaml --samples 8
     """
-    from dnncli import config as config_mod
-    from dnncli.display import fitted_table, gradcheck_rows, gradcheck_title
-    from dnncli.inspect import gradcheck_config
+    from dnncli.cli.display import fitted_table, gradcheck_rows, gradcheck_title
+    from dnncli.experiment import config as config_mod
+    from dnncli.experiment.inspection import gradcheck_config
 
     report = gradcheck_config(config_mod.load(config, set_ or []), samples, entries, tolerance)
     if json_:
@@ -390,7 +390,7 @@ def plot(
 
     Needs matplotlib: pip install 'dnncli[plot]'. Example: dnn plot runs/quickstart-20260101-120000
     """
-    from dnncli.inspect import plot_run
+    from dnncli.experiment.inspection import plot_run
 
     if out is not None and out.exists():
         _fail(f"--out {out}: exists already; choose another file.")
@@ -410,11 +410,17 @@ def bench(
 
     Example: dnn bench configs/fashion_mnist.yaml --steps 100
     """
-    from dnncli import config as config_mod
-    from dnncli.benchmark import bench_config
-    from dnncli.display import bench_view
+    import io
 
-    report = bench_config(config_mod.load(config, set_ or []), steps=steps)
+    from rich.console import Console
+
+    from dnncli.cli.display import LiveReporter, bench_view
+    from dnncli.experiment import config as config_mod
+    from dnncli.experiment.inspection import bench_config
+
+    # the live display is part of a step's cost: drawn, as in training, to a terminal that is not shown
+    reporter = LiveReporter(Console(file=io.StringIO(), force_terminal=True, width=120, height=40))
+    report = bench_config(config_mod.load(config, set_ or []), reporter, steps=steps)
     if json_:
         _echo_json(report)
         return
@@ -442,7 +448,7 @@ def data_fetch(
     """
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
-    from dnncli.fetch import fetch
+    from dnncli.data.fetch import fetch
 
     directory = dir_ or Path("data") / name
     tasks = {}

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dnncli import losses as losses_mod
-from dnncli import optimizers as optimizers_mod
 from dnncli.errors import check_bool, check_int
+from dnncli.nn import losses as losses_mod
+from dnncli.nn import optimizers as optimizers_mod
 
 
 class Callback:

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
-from dnncli import gradcheck
+from dnncli.diagnostics import gradcheck
 from dnncli.diagnostics.advice import advise
 from dnncli.diagnostics.monitor import GradientMonitor
 from dnncli.diagnostics.rules import FlagState, WatchedLayer
 from dnncli.errors import DnnError
-from dnncli.training import Callback, Interrupted, NonFiniteLoss
+from dnncli.train.trainer import Callback, Interrupted, NonFiniteLoss
 
 
 class _StopAfter(Callback):
@@ -97,7 +97,7 @@ def inspect_config(config, steps: int | None = None, every: int | None = None) -
     The run is built as ``dnn train`` builds it (same data, order, seed and
     monitor), so a training of the same steps raises the same flags.
     """
-    from dnncli.run import build_trainer, prepare_data
+    from dnncli.experiment.run import build_trainer, prepare_data
 
     model = config.build_model()
     loss = config.build_loss()
@@ -178,8 +178,8 @@ def try_advice(config, report: dict, steps: int | None = None, every: int | None
 
 def inspect_run(run_dir) -> dict:
     """Diagnose what a run recorded: the same flags its training raised; columns are epochs."""
-    from dnncli import config as config_mod
-    from dnncli.run import nonfinite_event, read_step_records, skipped_events
+    from dnncli.experiment import config as config_mod
+    from dnncli.experiment.run import nonfinite_event, read_step_records, skipped_events
 
     run_dir = Path(run_dir)
     config = config_mod.load(run_dir / "config.yaml", check_paths=False)
@@ -206,7 +206,7 @@ def inspect_run(run_dir) -> dict:
 
 def gradcheck_config(config, samples: int = 4, entries: int = 20, tolerance: float = 1e-6) -> dict:
     """Central differences on the user's architecture and loss, in float64, on ``samples`` samples."""
-    from dnncli.run import prepare_data
+    from dnncli.experiment.run import prepare_data
 
     config.raw["dtype"] = "float64"
     model = config.build_model()
@@ -243,7 +243,7 @@ def plot_run(run_dir, out: Path) -> Path:
         from matplotlib.colors import LogNorm
     except ImportError:
         raise DnnError("dnn plot needs matplotlib: pip install 'dnncli[plot]'") from None
-    from dnncli.run import read_step_records
+    from dnncli.experiment.run import read_step_records
 
     run_dir = Path(run_dir)
     history_path = run_dir / "history.csv"
@@ -295,3 +295,22 @@ def plot_run(run_dir, out: Path) -> Path:
     plt.close(fig)
     tmp.replace(out)
     return out
+
+
+def bench_config(config, reporter, steps: int = 50, warmup: int = 5) -> dict:
+    """Time ``steps`` real training steps of the config, in parts, with ``reporter`` as the display."""
+    from dnncli.diagnostics.bench import bench_trainer
+    from dnncli.experiment.run import build_trainer, prepare_data, run_info
+
+    model = config.build_model()
+    loss = config.build_loss()
+    data = prepare_data(config, model, loss)
+    trainer = build_trainer(config, model, loss, len(data.x_train))
+    monitor = GradientMonitor(model, config["monitor"])
+    reporter.train_begin(run_info(config, data, trainer, monitor, "bench", 1, []))
+    try:
+        with np.errstate(all="ignore"):
+            report = bench_trainer(trainer, data.x_train, data.y_train, monitor, reporter, steps, warmup)
+    finally:
+        reporter.train_end(None)
+    return {"config": config.name, **report}

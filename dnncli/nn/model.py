@@ -8,21 +8,16 @@ whole-array passes instead of a Python loop over variables.
 from __future__ import annotations
 
 import math
-import os
-import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from dnncli import layers as layers_mod
-from dnncli import losses as losses_mod
 from dnncli.errors import DnnError, check_int, suggest
-from dnncli.files import atomic_savez
+from dnncli.nn import layers as layers_mod
+from dnncli.nn import losses as losses_mod
 
 DTYPES = ("float32", "float64")
-MODEL_KEYS = ("input_shape", "layers", "dtype", "seed")
 WEIGHT_ORDER = ("kernel", "bias", "gamma", "beta", "moving_mean", "moving_variance")
 
 
@@ -327,22 +322,6 @@ class Sequential:
     def weights_dict(self) -> dict[str, np.ndarray]:
         return dict(zip(self.weight_keys(), self.get_weights()))
 
-    def save_weights(self, path) -> None:
-        """Write every weight to an NPZ file, atomically (temporary file, then rename)."""
-        atomic_savez(path, self.weights_dict())
-
-    def load_weights(self, path) -> None:
-        """Read weights written by ``save_weights``; a missing, extra or misshapen key is an error."""
-        path = Path(path)
-        try:
-            with np.load(path, allow_pickle=False) as npz:
-                stored = {k: npz[k] for k in npz.files}
-        except FileNotFoundError:
-            raise DnnError(f"{path}: no such weights file.") from None
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
-            raise DnnError(f"{path}: not a readable NPZ weights file ({err}).") from None
-        self.set_weights_dict(stored, source=str(path))
-
     def set_weights_dict(self, stored: Mapping[str, np.ndarray], source: str = "weights") -> None:
         keys = self.weight_keys()
         missing = [k for k in keys if k not in stored]
@@ -381,56 +360,3 @@ class Sequential:
             "dtype": self.dtype.name,
             "layers": [layer.get_config() for layer in self.layers],
         }
-
-
-def build_model(spec, dtype: str | None = None, seed: int | None = None) -> Sequential:
-    """Build a model from the ``model:`` part of a config.
-
-    Parameters
-    ----------
-    spec : mapping or path
-        ``{input_shape: [...], layers: [...]}`` (optionally ``dtype``, ``seed``),
-        or a YAML file holding it, or holding a whole config with a ``model:`` key.
-    dtype : str or None, default=None
-        Overrides ``spec["dtype"]``; float32 when neither is given.
-    seed : int or None, default=None
-        Overrides ``spec["seed"]``.
-
-    Examples
-    --------
-    >>> model = build_model({"input_shape": [3], "layers": [{"type": "dense", "units": 4,
-    ...     "activation": "relu"}, {"type": "dense", "units": 2, "activation": "softmax"}]})
-    >>> model.count_params()
-    26
-    """
-    if isinstance(spec, (str, os.PathLike)):
-        spec, outer = _read_yaml(spec), {}
-        if isinstance(spec, Mapping) and "model" in spec:
-            outer = {k: spec[k] for k in ("dtype", "seed") if k in spec}
-            spec = dict(spec["model"], **{k: v for k, v in outer.items() if k not in spec["model"]})
-    if not isinstance(spec, Mapping):
-        raise DnnError(f"model must be a mapping with input_shape and layers. Received: {spec!r}")
-    for key in spec:
-        if key not in MODEL_KEYS:
-            raise DnnError(f"model has no key {key!r}.{suggest(key, MODEL_KEYS)}", (key,))
-    for key in ("input_shape", "layers"):
-        if key not in spec:
-            raise DnnError(f"model needs {key!r}.", (key,))
-    return Sequential(
-        spec["layers"],
-        spec["input_shape"],
-        dtype=dtype or spec.get("dtype", "float32"),
-        seed=seed if seed is not None else spec.get("seed"),
-    )
-
-
-def _read_yaml(path):
-    import yaml
-
-    try:
-        with open(path) as f:
-            return yaml.safe_load(f)
-    except FileNotFoundError:
-        raise DnnError(f"{path}: no such file.") from None
-    except yaml.YAMLError as err:
-        raise DnnError(f"{path}: not valid YAML ({err}).".replace("\n", " ")) from None

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from dnncli.activations import sigmoid, softmax
 from dnncli.errors import DnnError, check_bool
+from dnncli.nn.activations import sigmoid, softmax
 from dnncli.registry import Registry
 
 EPSILON = 1e-7  # keras.backend.epsilon()

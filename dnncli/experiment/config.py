@@ -21,10 +21,12 @@ from typing import Any
 
 import yaml
 
-from dnncli import callbacks, data, losses, metrics, optimizers
+from dnncli import data
 from dnncli.diagnostics.monitor import MonitorConfig
 from dnncli.errors import DnnError, check_bool, check_choice, check_float, check_int, suggest
-from dnncli.model import DTYPES, Sequential
+from dnncli.nn import losses, optimizers
+from dnncli.nn.model import DTYPES, Sequential
+from dnncli.train import callbacks, metrics
 
 TOP_KEYS = ("name", "seed", "dtype", "data", "model", "loss", "metrics", "optimizer", "training", "monitor")
 BATCHING = ("batch", "stochastic", "mini-batch")

@@ -1,0 +1,1 @@
+"""The training loop and what hooks into it: the trainer, callbacks, metrics."""

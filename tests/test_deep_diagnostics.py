@@ -17,7 +17,8 @@ from dnncli.cli.app import app
 from dnncli.cli.display import TrainingView, inspection_table
 from dnncli.experiment.config import load
 from dnncli.experiment.inspection import inspect_config
-from dnncli.experiment.run import Reporter, TrainingRun, read_step_records
+from dnncli.experiment.run import Reporter, TrainingRun
+from dnncli.experiment.rundir import read_step_records
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
@@ -231,7 +232,7 @@ def test_batch_norm_statistics_overflow_is_caught_and_skip_batch_keeps_them(tmp_
     }
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(spec))
     cfg = load(tmp_path / "c.yaml")
-    from dnncli.experiment.run import prepare_data
+    from dnncli.experiment.prepare import prepare_data
 
     model = cfg.build_model()
     data = prepare_data(cfg, model, cfg.build_loss())

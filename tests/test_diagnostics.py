@@ -68,7 +68,7 @@ def test_dead_units_are_judged_over_32_samples_at_least_in_stochastic_mode():
     # and in the record of every step, a dead fraction appears only once 32 samples were seen
     from dnncli.diagnostics.monitor import DEAD_WINDOW, GradientMonitor
     from dnncli.experiment.config import load as load_config
-    from dnncli.experiment.run import prepare_data
+    from dnncli.experiment.prepare import prepare_data
     from dnncli.train.trainer import Trainer
 
     config = load_config(ROOT / "configs" / "dead_relu.yaml", ["training.batch_size=1", "monitor.every=1"])

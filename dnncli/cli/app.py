@@ -215,7 +215,7 @@ def eval_(
 
     Example: dnn eval runs/quickstart-20260101-120000 --json
     """
-    from dnncli.experiment.run import evaluate_run
+    from dnncli.experiment.evaluate import evaluate_run
 
     report = evaluate_run(run_dir, data)
     if json_:
@@ -279,7 +279,8 @@ def predict(
     import csv
     import io
 
-    from dnncli.experiment.run import create_new_file, predict_run
+    from dnncli.experiment.evaluate import predict_run
+    from dnncli.experiment.rundir import create_new_file
 
     columns, rows = predict_run(run_dir, input_)
     buf = io.StringIO()

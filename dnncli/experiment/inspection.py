@@ -97,7 +97,7 @@ def inspect_config(config, steps: int | None = None, every: int | None = None) -
     The run is built as ``dnn train`` builds it (same data, order, seed and
     monitor), so a training of the same steps raises the same flags.
     """
-    from dnncli.experiment.run import build_trainer, prepare_data
+    from dnncli.experiment.prepare import build_trainer, prepare_data
 
     model = config.build_model()
     loss = config.build_loss()
@@ -179,7 +179,7 @@ def try_advice(config, report: dict, steps: int | None = None, every: int | None
 def inspect_run(run_dir) -> dict:
     """Diagnose what a run recorded: the same flags its training raised; columns are epochs."""
     from dnncli.experiment import config as config_mod
-    from dnncli.experiment.run import nonfinite_event, read_step_records, skipped_events
+    from dnncli.experiment.rundir import nonfinite_event, read_step_records, skipped_events
 
     run_dir = Path(run_dir)
     config = config_mod.load(run_dir / "config.yaml", check_paths=False)
@@ -206,7 +206,7 @@ def inspect_run(run_dir) -> dict:
 
 def gradcheck_config(config, samples: int = 4, entries: int = 20, tolerance: float = 1e-6) -> dict:
     """Central differences on the user's architecture and loss, in float64, on ``samples`` samples."""
-    from dnncli.experiment.run import prepare_data
+    from dnncli.experiment.prepare import prepare_data
 
     config.raw["dtype"] = "float64"
     model = config.build_model()
@@ -243,7 +243,7 @@ def plot_run(run_dir, out: Path) -> Path:
         from matplotlib.colors import LogNorm
     except ImportError:
         raise DnnError("dnn plot needs matplotlib: pip install 'dnncli[plot]'") from None
-    from dnncli.experiment.run import read_step_records
+    from dnncli.experiment.rundir import read_step_records
 
     run_dir = Path(run_dir)
     history_path = run_dir / "history.csv"
@@ -300,7 +300,8 @@ def plot_run(run_dir, out: Path) -> Path:
 def bench_config(config, reporter, steps: int = 50, warmup: int = 5) -> dict:
     """Time ``steps`` real training steps of the config, in parts, with ``reporter`` as the display."""
     from dnncli.diagnostics.bench import bench_trainer
-    from dnncli.experiment.run import build_trainer, prepare_data, run_info
+    from dnncli.experiment.prepare import build_trainer, prepare_data
+    from dnncli.experiment.run import run_info
 
     model = config.build_model()
     loss = config.build_loss()

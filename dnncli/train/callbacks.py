@@ -210,3 +210,41 @@ def resolve_specs(mapping, optimizer_config: dict) -> dict:
 def build(specs: dict) -> list:
     """Callback objects from resolved specs."""
     return [REGISTRY.get({"name": name, **args}) for name, args in specs.items()]
+
+
+class TrainMetrics(Callback):
+    """Running metrics over the epoch's training batches (as Keras reports them)."""
+
+    def __init__(self, names, loss):
+        self.metrics = [metrics.get(n, loss) for n in names]
+
+    def on_epoch_begin(self, trainer, epoch):
+        for m in self.metrics:
+            m.reset()
+
+    def on_gradients(self, trainer, x, y, loss):
+        out = trainer.model.last_output
+        for m in self.metrics:
+            m.update(y, out)
+
+    def on_epoch_end(self, trainer, epoch, logs):
+        for m in self.metrics:
+            logs[m.name] = m.result()
+
+    def get_state(self):
+        return {m.name: dict(vars(m)) for m in self.metrics}, {}
+
+    def set_state(self, scalars, arrays):
+        for m in self.metrics:
+            vars(m).update(scalars[m.name])
+
+
+class Validation(Callback):
+    """val_loss and val_ metrics at the end of each epoch, in inference mode."""
+
+    def __init__(self, x, y, loss, names):
+        self.x, self.y, self.loss, self.names = x, y, loss, names
+
+    def on_epoch_end(self, trainer, epoch, logs):
+        result = metrics.evaluate_arrays(trainer.model, self.loss, self.names, self.x, self.y)
+        logs.update({f"val_{k}": v for k, v in result.items()})

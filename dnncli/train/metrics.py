@@ -220,3 +220,17 @@ def per_class_report(cm: np.ndarray) -> list[dict]:
             }
         )
     return rows
+
+
+def evaluate_arrays(model, loss, metric_names, x, y, batch_size=1024) -> dict:
+    """Loss and metrics over (x, y) in inference mode."""
+    ms = [get(name, loss) for name in metric_names]
+    total = 0.0
+    for start in range(0, len(x), batch_size):
+        xb, yb = x[start : start + batch_size], y[start : start + batch_size]
+        total += model.loss_value(xb, yb, loss) * len(xb)
+        for m in ms:
+            m.update(yb, model.last_output)
+    result = {"loss": total / max(len(x), 1)}
+    result.update({m.name: m.result() for m in ms})
+    return result

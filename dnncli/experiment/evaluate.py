@@ -1,0 +1,171 @@
+"""Evaluate and predict with a finished run: its model, its input scaling, and the loss's own view of outputs."""
+
+from __future__ import annotations
+
+import csv
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from dnncli import data as data_mod
+from dnncli.errors import DnnError
+from dnncli.experiment import config as config_mod
+from dnncli.experiment.prepare import model_inputs, prepare_data, to_targets
+from dnncli.experiment.weights import load_weights
+from dnncli.train import metrics as metrics_mod
+from dnncli.train.metrics import evaluate_arrays
+
+
+def load_run(run_dir):
+    """(config, model with model.npz loaded, loss, preprocessor) of a finished run."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise DnnError(f"{run_dir}: no such run directory.")
+    for f in ("config.yaml", "model.npz", "preprocessing.npz"):
+        if not (run_dir / f).exists():
+            hint = " (training did not finish; resume it with dnn train --resume)" if f == "model.npz" else ""
+            raise DnnError(f"{run_dir}: no {f}{hint}.")
+    config = config_mod.load(run_dir / "config.yaml", check_paths=False)
+    model = config.build_model()
+    load_weights(model, run_dir / "model.npz")
+    return config, model, config.build_loss(), data_mod.Preparation.load(run_dir / "preprocessing.npz")
+
+
+def evaluate_run(run_dir, data_path=None) -> dict:
+    """Loss, metrics and, for classification, the confusion matrix and per-class report."""
+    config, model, loss, prep = load_run(run_dir)
+    if data_path is None:
+        d = prepare_data(config, model, loss, prep)
+        x, y = d.x_test, d.y_test
+        source = "test split"
+    else:
+        x_raw, y_raw = read_labelled(data_path, config, prep)
+        n_out = int(np.prod(model.output_shape))
+        x = model_inputs(model, prep, x_raw, str(data_path))
+        try:
+            y = to_targets(y_raw, loss, n_out, model.dtype, prep)
+        except DnnError as err:
+            raise DnnError(f"{data_path}: {err.message}") from None
+        source = str(data_path)
+    result = evaluate_arrays(model, loss, config["metrics"], x, y)
+    report = {"run_dir": str(run_dir), "data": source, "samples": len(x), **result}
+    if loss.name in metrics_mod.CLASSIFICATION_LOSSES:
+        probs = model.predict(x)
+        from_logits = getattr(loss, "from_logits", False)
+        if loss.name == "binary_crossentropy":
+            if probs.shape[1] != 1:
+                return report  # several independent labels: no single confusion matrix
+            pred = (probs[:, 0] > (0.0 if from_logits else 0.5)).astype(int)
+            labels = y[:, 0].astype(int)
+            k = 2
+        else:
+            pred = probs.argmax(axis=1)
+            labels = y if y.ndim == 1 else y.argmax(axis=1)
+            k = probs.shape[1]
+        cm = metrics_mod.confusion_matrix(labels, pred, k)
+        report["confusion_matrix"] = cm.tolist()
+        report["per_class"] = metrics_mod.per_class_report(cm)
+        if prep.class_names is not None and len(prep.class_names) == k:
+            for row in report["per_class"]:
+                row["name"] = prep.class_names[row["class"]]
+    return report
+
+
+def read_labelled(path, config, prep) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs and labels: an NPZ file with arrays ``x`` and ``y``, or a CSV like the training one."""
+    path = Path(path)
+    if path.suffix == ".csv" and prep.encoder is not None:
+        source = data_mod.build_source(config["data"])
+        p, names, rows, lines = source.read(str(path))
+        y, _ = data_mod.parse_targets(names, rows, lines, p, source.targets, prep.class_names)
+        return prep.encoder.transform(names, rows, lines, p), y
+    if path.suffix != ".npz":
+        kind = "an .npz file with arrays 'x' and 'y'" + (", or a .csv like the training file" if prep.encoder else "")
+        raise DnnError(f"--data {path}: expected {kind}.")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            if "x" not in npz.files or "y" not in npz.files:
+                raise DnnError(f"--data {path}: needs arrays 'x' and 'y'; it holds {', '.join(npz.files)}.")
+            return npz["x"], npz["y"]
+    except FileNotFoundError:
+        raise DnnError(f"--data {path}: no such file.") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise DnnError(f"--data {path}: not a readable NPZ file ({err}).") from None
+
+
+def read_inputs(path) -> np.ndarray:
+    """Inputs for prediction: ``.npy``, or ``.csv`` of numbers (a header line is skipped)."""
+    path = Path(path)
+    if not path.exists():
+        raise DnnError(f"{path}: no such file.")
+    if path.suffix == ".npy":
+        try:
+            return np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as err:
+            raise DnnError(f"{path}: not a readable .npy file ({err}).") from None
+    if path.suffix != ".csv":
+        raise DnnError(f"{path}: expected a .csv or .npy file.")
+    rows = []
+    with open(path, newline="") as f:
+        for lineno, row in enumerate(csv.reader(f), start=1):
+            if not row or all(not c.strip() for c in row):
+                continue
+            try:
+                rows.append([float(c) for c in row])
+            except ValueError:
+                if lineno == 1 and not rows:
+                    continue  # a header
+                bad = next(c for c in row if not _is_float(c))
+                raise DnnError(f"{path}:{lineno}: {bad!r} is not a number.") from None
+    if not rows:
+        raise DnnError(f"{path}: no data rows.")
+    width = len(rows[0])
+    for i, r in enumerate(rows):
+        if len(r) != width:
+            raise DnnError(f"{path}: row {i + 1} has {len(r)} values, the first has {width}.")
+    return np.array(rows)
+
+
+def _is_float(text) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def predict_run(run_dir, input_path) -> tuple[list[str], list[list]]:
+    """(column names, rows) of predictions for the inputs in ``input_path``."""
+    config, model, loss, prep = load_run(run_dir)
+    path = Path(input_path)
+    if path.suffix == ".csv" and prep.encoder is not None:
+        source = data_mod.build_source(config["data"])
+        columns = None
+        if not source.header:
+            columns = [c for c in source.columns if c not in source.targets]
+        names, rows, lines = data_mod.read_csv(path, source.header, columns, source.delimiter)
+        raw = prep.encoder.transform(names, rows, lines, path)
+    else:
+        raw = read_inputs(path)
+    out = model.predict(model_inputs(model, prep, raw, str(path)))
+    from_logits = getattr(loss, "from_logits", False)
+    names = prep.class_names
+    if loss.name in ("categorical_crossentropy", "sparse_categorical_crossentropy"):
+        probs = out
+        if from_logits:
+            probs = np.exp(out - out.max(1, keepdims=True))
+            probs /= probs.sum(1, keepdims=True)
+        classes = probs.argmax(1)
+        head = ["class"] + (["label"] if names else []) + [f"p_{k}" for k in range(out.shape[1])]
+        return head, [[int(c)] + ([names[c]] if names else []) + list(map(float, p)) for c, p in zip(classes, probs)]
+    if loss.name == "binary_crossentropy":
+        probs = 1 / (1 + np.exp(-out)) if from_logits else out
+        if out.shape[1] == 1:
+            classes = (probs[:, 0] > 0.5).astype(int)
+            head = ["class"] + (["label"] if names else []) + ["p_1"]
+            return head, [[int(c)] + ([names[c]] if names else []) + [float(p[0])] for c, p in zip(classes, probs)]
+        return [f"p_{k}" for k in range(out.shape[1])], probs.tolist()
+    if prep.targets is not None:
+        out = prep.targets.inverse(out.astype(np.float64))
+    return [f"y_{k}" for k in range(out.shape[1])], out.tolist()

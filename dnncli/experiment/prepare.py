@@ -1,0 +1,104 @@
+"""A config's data made ready for its model: loaded, split, scaled and shaped for the loss; and its trainer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from dnncli import data as data_mod
+from dnncli.data import augment as augment_mod
+from dnncli.errors import DnnError
+from dnncli.train import metrics as metrics_mod
+from dnncli.train.trainer import Trainer
+
+
+@dataclass
+class PreparedData:
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray | None
+    y_val: np.ndarray | None
+    x_test: np.ndarray
+    y_test: np.ndarray
+    classes: int | None
+    preparation: data_mod.Preparation
+
+
+def model_inputs(model, preparation, raw, where: str) -> np.ndarray:
+    """Raw inputs checked (shape, finiteness) and scaled as in training; errors name ``where``."""
+    try:
+        x = model.check_inputs(raw)
+    except DnnError as err:
+        raise DnnError(f"{where}: {err.message}") from None
+    data_mod.check_finite(x, where)
+    # check_inputs copied raw unless it already had the model's dtype and layout: scale the copy in place
+    return preparation.inputs.transform(x, model.dtype, in_place=not np.may_share_memory(x, raw))
+
+
+def to_targets(y, loss, n_outputs: int, dtype, preparation=None) -> np.ndarray:
+    """Labels in the layout the loss needs: integer classes become one-hot rows for categorical_crossentropy."""
+    y = np.asarray(y)
+    if loss.name == "categorical_crossentropy" and y.ndim == 1 and np.issubdtype(y.dtype, np.integer):
+        if len(y) and (y.min() < 0 or y.max() >= n_outputs):
+            bad = y[(y < 0) | (y >= n_outputs)][0]
+            raise DnnError(f"label {bad} is outside the output layer's {n_outputs} classes (0..{n_outputs - 1}).")
+        y = np.eye(n_outputs, dtype=dtype)[y]
+    if preparation is not None and preparation.targets is not None:
+        y = preparation.targets.transform(y, np.float64)
+    return loss.prepare_targets(y, n_outputs, dtype)
+
+
+def prepare_data(config, model, loss, preparation=None) -> PreparedData:
+    """Load the config's data, fit (or reuse) its preparation, scale it and split off validation."""
+    source = data_mod.build_source(config["data"])
+    where = source.describe()
+    regression = loss.name not in metrics_mod.CLASSIFICATION_LOSSES
+    ds = source.load(config["seed"], regression, config["training"]["validation_split"])
+    if preparation is None:
+        try:
+            model.check_inputs(ds.x_train[:1])  # shape and type, before fitting anything on the data
+        except DnnError as err:
+            raise DnnError(f"{where}: {err.message}") from None
+        x_fit = ds.x_train.reshape((len(ds.x_train), *model.input_shape))
+        targets = None
+        if regression and source.target_scale != "none":
+            targets = data_mod.Preprocessor.fit(
+                source.target_scale, np.asarray(ds.y_train, np.float64).reshape(len(ds.y_train), -1)
+            )
+        preparation = data_mod.Preparation(
+            data_mod.Preprocessor.fit(source.scale, x_fit), targets, ds.encoder, ds.class_names
+        )
+    n_out = int(np.prod(model.output_shape))
+    try:
+        x_all = model_inputs(model, preparation, ds.x_train, where)
+        y_all = to_targets(ds.y_train, loss, n_out, model.dtype, preparation)
+        x_test = model_inputs(model, preparation, ds.x_test, f"{where}, test split")
+        y_test = to_targets(ds.y_test, loss, n_out, model.dtype, preparation)
+        x_val = y_val = None
+        if ds.x_val is not None:
+            x_val = model_inputs(model, preparation, ds.x_val, f"{where}, validation split")
+            y_val = to_targets(ds.y_val, loss, n_out, model.dtype, preparation)
+    except DnnError as err:
+        if err.message.startswith(where):
+            raise
+        raise DnnError(f"{where}: {err.message}") from None
+    return PreparedData(x_all, y_all, x_val, y_val, x_test, y_test, ds.classes, preparation)
+
+
+def build_trainer(config, model, loss, n_train: int) -> Trainer:
+    """The trainer of a config, as ``dnn train`` and ``dnn inspect-gradients`` both build it."""
+    t = config["training"]
+    trainer = Trainer(
+        model, loss, config.build_optimizer(), config.batch_size(n_train), shuffle=t["shuffle"], seed=config["seed"]
+    )
+    augmenter = augment_mod.build(config["data"].get("augment"))
+    if augmenter.active:
+        if augmenter.needs_images and len(model.input_shape) < 2:
+            raise DnnError(
+                "data.augment: shift and horizontal_flip need image inputs (input_shape [height, width]);"
+                f" this model's input_shape is {list(model.input_shape)}."
+            )
+        trainer.augment = augmenter
+    trainer.on_nonfinite = t["on_nonfinite"]
+    return trainer

@@ -1,0 +1,190 @@
+"""Run directories: where a run's files go, and the files a run appends or reads back.
+
+A run directory holds the resolved ``config.yaml``, ``history.csv``,
+``gradients.csv``, ``preprocessing.npz``, ``checkpoint.npz`` (everything a
+resume needs) and, once training ends, ``model.npz``. Every file is written to
+a temporary name and renamed (``gradients.csv`` is appended, an epoch at a
+time), so an interruption never leaves a half-written file, and nothing the
+user had is overwritten.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+import zipfile
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from dnncli.diagnostics.monitor import STEP_FIELDS
+from dnncli.errors import DnnError
+from dnncli.files import atomic_write_text
+
+RUN_FILES = ("config.yaml", "history.csv", "gradients.csv", "preprocessing.npz", "checkpoint.npz", "model.npz")
+
+
+def create_new_file(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically, refusing (without a race) if ``path`` exists."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise DnnError(f"{path}: the directory {path.parent} does not exist.")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            f.write(text)
+        os.link(tmp, path)  # fails if path exists, unlike a rename
+    except FileExistsError:
+        raise DnnError(f"{path}: exists already; choose another file.") from None
+    finally:
+        os.unlink(tmp)
+
+
+def csv_text(rows: list[dict], columns: list[str], header: bool = True) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    if header:
+        writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _fmt(row.get(k)) for k in columns})
+    return buf.getvalue()
+
+
+def _fmt(value):
+    if isinstance(value, (float, np.floating)):
+        return repr(float(value))
+    return "" if value is None else value
+
+
+def new_run_dir(name: str, out: str | None, runs_root: str = "runs") -> Path:
+    """Create the run directory: ``--out DIR`` (refused if it holds a run) or ``runs/<name>-<time>``."""
+    if out is not None:
+        path = Path(out)
+        if path.exists() and not path.is_dir():
+            raise DnnError(f"--out {path}: exists and is not a directory.")
+        held = [f for f in RUN_FILES if (path / f).exists()]
+        if held:
+            raise DnnError(
+                f"--out {path}: holds a run already ({held[0]}); resume it with --resume {path},"
+                " or choose another directory."
+            )
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    root = Path(runs_root)
+    root.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 1000):
+        path = root / (f"{name}-{stamp}" if n == 1 else f"{name}-{stamp}-{n}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise DnnError(f"{root}: cannot find a free run directory name for {name}-{stamp}.")
+
+
+class StepLog:
+    """``gradients.csv``: the monitor's records, appended once an epoch, never rewritten.
+
+    Appending keeps a run's cost linear in its length. A resumed run first cuts
+    the file back to its checkpoint's step (records of an epoch that did not
+    reach a checkpoint, or a line half written when the process died).
+    """
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    def create(self) -> None:
+        atomic_write_text(self.path, csv_text([], list(STEP_FIELDS)))
+
+    def append(self, records: list[dict]) -> None:
+        if not records:
+            return
+        if not self.path.exists():
+            self.create()
+        with open(self.path, "a", newline="") as f:
+            f.write(csv_text(records, list(STEP_FIELDS), header=False))
+            f.flush()
+            os.fsync(f.fileno())
+
+    def cut_to(self, step: int) -> list[dict]:
+        """Keep the records up to ``step`` (rewriting the file only if anything goes); return them."""
+        if not self.path.exists():
+            self.create()
+            return []
+        text = self.path.read_text()
+        complete = text if text.endswith("\n") else text[: text.rfind("\n") + 1]
+        records = _parse_step_records(complete)
+        kept = [r for r in records if r["step"] <= step]
+        if len(kept) != len(records) or complete != text:
+            atomic_write_text(self.path, csv_text(kept, list(STEP_FIELDS)))
+        return kept
+
+
+def read_step_records(path: Path) -> list[dict]:
+    """The monitor's rows back from ``gradients.csv``, numbers as numbers."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    text = path.read_text()
+    return _parse_step_records(text if text.endswith("\n") else text[: text.rfind("\n") + 1])
+
+
+def _parse_step_records(text: str) -> list[dict]:
+    ints = ("epoch", "step", "layer_index")
+    return [
+        {k: v if k == "layer" else int(v) if k in ints else float(v) if v else math.nan for k, v in row.items()}
+        for row in csv.DictReader(io.StringIO(text))
+    ]
+
+
+def skipped_events(run_dir: Path) -> list[dict]:
+    """The batches a run skipped as non-finite (``on_nonfinite: skip_batch``), from its checkpoint."""
+    try:
+        with np.load(Path(run_dir) / "checkpoint.npz", allow_pickle=False) as npz:
+            meta = json.loads(str(npz["meta"]))
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return []
+    return meta.get("callbacks", {}).get("monitor", {}).get("events", [])
+
+
+def nonfinite_event(run_dir: Path) -> dict | None:
+    """Where a run stopped on a non-finite batch, from its ``nonfinite_batch.npz``; None if it did not."""
+    path = Path(run_dir) / "nonfinite_batch.npz"
+    if not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            stage = str(npz["stage"]) if "stage" in npz.files else "loss"
+            layer = int(npz["layer"]) if "layer" in npz.files else -1
+            step, epoch = int(npz["step"]), int(npz["epoch"])
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None
+    layer = None if layer < 0 else layer
+    where = "" if layer is None else f" of layer {layer}"
+    detail = f"non-finite {stage}{where} (training stopped)"
+    return {"stage": stage, "layer": layer, "step": step, "epoch": epoch, "skipped": False, "detail": detail}
+
+
+def history_columns(history: list[dict]) -> list[str]:
+    if not history:
+        return ["epoch"]
+    keys = list(history[0])
+    order = ["epoch", "loss"]
+    order += [
+        k
+        for k in keys
+        if k not in ("epoch", "loss", "data_loss", "penalty", "learning_rate", "time", "flags", "skipped_batches")
+        and not k.startswith("val_")
+        and not k.startswith("grad_norm.")
+    ]
+    order += [k for k in keys if k.startswith("val_")]
+    order += ["data_loss", "penalty", "learning_rate", "time"]
+    order += [k for k in keys if k.startswith("grad_norm.")]
+    order += ["skipped_batches", "flags"]
+    return [k for k in order if k in keys]

@@ -10,10 +10,11 @@ from pathlib import Path
 import numpy as np
 
 
-def atomic_write(path, write: Callable, binary: bool) -> None:
-    """Call ``write(f)`` on a temporary file beside ``path``, then rename it to ``path``.
+def atomic_write(path, write: Callable, binary: bool, exclusive: bool = False) -> None:
+    """Call ``write(f)`` on a temporary file beside ``path``, flush it to disk, then put it at ``path``.
 
-    An interruption leaves either the old file or the new one, never half of one.
+    An interruption leaves either the old file or the new one, never half of one. ``exclusive``: refuse
+    (``FileExistsError``, without a race) if ``path`` exists, instead of replacing it.
     """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -22,7 +23,11 @@ def atomic_write(path, write: Callable, binary: bool) -> None:
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        if exclusive:
+            os.link(tmp, path)  # fails if path exists, unlike a rename
+            os.unlink(tmp)
+        else:
+            os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)

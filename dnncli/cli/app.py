@@ -391,7 +391,7 @@ def plot(
 
     Needs matplotlib: pip install 'dnncli[plot]'. Example: dnn plot runs/quickstart-20260101-120000
     """
-    from dnncli.experiment.inspection import plot_run
+    from dnncli.experiment.plot import plot_run
 
     if out is not None and out.exists():
         _fail(f"--out {out}: exists already; choose another file.")

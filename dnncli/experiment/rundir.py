@@ -15,7 +15,6 @@ import io
 import json
 import math
 import os
-import tempfile
 import zipfile
 from datetime import datetime
 from pathlib import Path
@@ -24,7 +23,7 @@ import numpy as np
 
 from dnncli.diagnostics.monitor import STEP_FIELDS
 from dnncli.errors import DnnError
-from dnncli.files import atomic_write_text
+from dnncli.files import atomic_write, atomic_write_text
 
 RUN_FILES = ("config.yaml", "history.csv", "gradients.csv", "preprocessing.npz", "checkpoint.npz", "model.npz")
 
@@ -34,15 +33,10 @@ def create_new_file(path: Path, text: str) -> None:
     path = Path(path)
     if not path.parent.is_dir():
         raise DnnError(f"{path}: the directory {path.parent} does not exist.")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", newline="") as f:
-            f.write(text)
-        os.link(tmp, path)  # fails if path exists, unlike a rename
+        atomic_write(path, lambda f: f.write(text), binary=False, exclusive=True)
     except FileExistsError:
         raise DnnError(f"{path}: exists already; choose another file.") from None
-    finally:
-        os.unlink(tmp)
 
 
 def csv_text(rows: list[dict], columns: list[str], header: bool = True) -> str:

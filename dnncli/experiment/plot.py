@@ -1,0 +1,72 @@
+"""``dnn plot``: a run's loss and metric curves, and a log-scale heat map of its gradient norms, as a PNG."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from dnncli.errors import DnnError
+from dnncli.experiment.rundir import read_step_records
+from dnncli.files import atomic_write
+
+
+def plot_run(run_dir, out: Path) -> Path:
+    """Loss and metric curves, and a log-scale heat map of gradient norms (layers by epochs), as a PNG."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        from matplotlib.colors import LogNorm
+    except ImportError:
+        raise DnnError("dnn plot needs matplotlib: pip install 'dnncli[plot]'") from None
+
+    run_dir = Path(run_dir)
+    history_path = run_dir / "history.csv"
+    if not history_path.exists():
+        raise DnnError(f"{run_dir}: no history.csv (not a run directory, or no epoch finished yet).")
+
+    with open(history_path, newline="") as f:
+        history = list(csv.DictReader(f))
+    epochs = [int(r["epoch"]) for r in history]
+    skip = {"epoch", "data_loss", "penalty", "learning_rate", "time", "flags", "skipped_batches"}
+    curves = [k for k in history[0] if k not in skip and not k.startswith("val_") and not k.startswith("grad_norm.")]
+    records = read_step_records(run_dir / "gradients.csv")
+    layers = sorted({(r["layer_index"], r["layer"]) for r in records})
+    fig, axes = plt.subplots(1, len(curves) + 1, figsize=(5 * (len(curves) + 1), 4), squeeze=False)
+    for ax, key in zip(axes[0], curves):
+        ax.plot(epochs, [float(r[key]) for r in history], "o-", label=f"training {key}")
+        if f"val_{key}" in history[0]:
+            ax.plot(epochs, [float(r[f"val_{key}"]) for r in history], "s--", label=f"validation {key}")
+        ax.set_xlabel("epoch")
+        ax.set_title(key)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    ax = axes[0][-1]
+    if layers:
+        grid = np.full((len(layers), len(epochs)), np.nan)
+        for li, (index, _) in enumerate(layers):
+            for ej, e in enumerate(epochs):
+                values = [r["grad_norm"] for r in records if r["layer_index"] == index and r["epoch"] == e]
+                if values:
+                    grid[li, ej] = np.mean(values)
+        positive = grid[np.isfinite(grid) & (grid > 0)]
+        norm = LogNorm(vmin=positive.min(), vmax=positive.max()) if positive.size else None
+        image = ax.imshow(
+            np.where(grid > 0, grid, np.nan),
+            aspect="auto",
+            cmap="viridis",
+            norm=norm,
+            extent=(epochs[0] - 0.5, epochs[-1] + 0.5, len(layers) - 0.5, -0.5),
+        )
+        ax.set_yticks(range(len(layers)), [f"{i}: {name}" for i, name in layers])
+        ax.set_xlabel("epoch")
+        ax.set_title("kernel gradient norm (log scale)")
+        fig.colorbar(image, ax=ax)
+    fig.suptitle(str(run_dir))
+    fig.tight_layout()
+    atomic_write(out, lambda f: fig.savefig(f, dpi=110, format="png"), binary=True)
+    plt.close(fig)
+    return out

@@ -50,19 +50,12 @@ def evaluate_run(run_dir, data_path=None) -> dict:
         source = str(data_path)
     result = evaluate_arrays(model, loss, config["metrics"], x, y)
     report = {"run_dir": str(run_dir), "data": source, "samples": len(x), **result}
-    if loss.name in metrics_mod.CLASSIFICATION_LOSSES:
-        probs = model.predict(x)
-        from_logits = getattr(loss, "from_logits", False)
-        if loss.name == "binary_crossentropy":
-            if probs.shape[1] != 1:
-                return report  # several independent labels: no single confusion matrix
-            pred = (probs[:, 0] > (0.0 if from_logits else 0.5)).astype(int)
-            labels = y[:, 0].astype(int)
-            k = 2
-        else:
-            pred = probs.argmax(axis=1)
-            labels = y if y.ndim == 1 else y.argmax(axis=1)
-            k = probs.shape[1]
+    if loss.classifies:
+        probs = loss.probabilities(model.predict(x))
+        pred, labels = loss.predicted_classes(probs), loss.target_classes(y)
+        if pred is None or labels is None:
+            return report  # several independent labels: no single confusion matrix
+        k = max(probs.shape[1], 2)
         cm = metrics_mod.confusion_matrix(labels, pred, k)
         report["confusion_matrix"] = cm.tolist()
         report["per_class"] = metrics_mod.per_class_report(cm)
@@ -149,23 +142,15 @@ def predict_run(run_dir, input_path) -> tuple[list[str], list[list]]:
     else:
         raw = read_inputs(path)
     out = model.predict(model_inputs(model, prep, raw, str(path)))
-    from_logits = getattr(loss, "from_logits", False)
     names = prep.class_names
-    if loss.name in ("categorical_crossentropy", "sparse_categorical_crossentropy"):
-        probs = out
-        if from_logits:
-            probs = np.exp(out - out.max(1, keepdims=True))
-            probs /= probs.sum(1, keepdims=True)
-        classes = probs.argmax(1)
-        head = ["class"] + (["label"] if names else []) + [f"p_{k}" for k in range(out.shape[1])]
+    if loss.classifies:
+        probs = loss.probabilities(out)
+        classes = loss.predicted_classes(probs)
+        if classes is None:  # independent labels: a probability each
+            return [f"p_{k}" for k in range(probs.shape[1])], probs.tolist()
+        columns = [f"p_{k}" for k in range(probs.shape[1])] if probs.shape[1] > 1 else ["p_1"]
+        head = ["class"] + (["label"] if names else []) + columns
         return head, [[int(c)] + ([names[c]] if names else []) + list(map(float, p)) for c, p in zip(classes, probs)]
-    if loss.name == "binary_crossentropy":
-        probs = 1 / (1 + np.exp(-out)) if from_logits else out
-        if out.shape[1] == 1:
-            classes = (probs[:, 0] > 0.5).astype(int)
-            head = ["class"] + (["label"] if names else []) + ["p_1"]
-            return head, [[int(c)] + ([names[c]] if names else []) + [float(p[0])] for c, p in zip(classes, probs)]
-        return [f"p_{k}" for k in range(out.shape[1])], probs.tolist()
     if prep.targets is not None:
         out = prep.targets.inverse(out.astype(np.float64))
     return [f"y_{k}" for k in range(out.shape[1])], out.tolist()

@@ -9,7 +9,6 @@ import numpy as np
 from dnncli import data as data_mod
 from dnncli.data import augment as augment_mod
 from dnncli.errors import DnnError
-from dnncli.train import metrics as metrics_mod
 from dnncli.train.trainer import Trainer
 
 
@@ -37,13 +36,8 @@ def model_inputs(model, preparation, raw, where: str) -> np.ndarray:
 
 
 def to_targets(y, loss, n_outputs: int, dtype, preparation=None) -> np.ndarray:
-    """Labels in the layout the loss needs: integer classes become one-hot rows for categorical_crossentropy."""
-    y = np.asarray(y)
-    if loss.name == "categorical_crossentropy" and y.ndim == 1 and np.issubdtype(y.dtype, np.integer):
-        if len(y) and (y.min() < 0 or y.max() >= n_outputs):
-            bad = y[(y < 0) | (y >= n_outputs)][0]
-            raise DnnError(f"label {bad} is outside the output layer's {n_outputs} classes (0..{n_outputs - 1}).")
-        y = np.eye(n_outputs, dtype=dtype)[y]
+    """Raw labels or values in the layout the loss needs (class labels become one-hot rows where it wants them)."""
+    y = loss.encode_labels(y, n_outputs, dtype)
     if preparation is not None and preparation.targets is not None:
         y = preparation.targets.transform(y, np.float64)
     return loss.prepare_targets(y, n_outputs, dtype)
@@ -53,7 +47,7 @@ def prepare_data(config, model, loss, preparation=None) -> PreparedData:
     """Load the config's data, fit (or reuse) its preparation, scale it and split off validation."""
     source = data_mod.build_source(config["data"])
     where = source.describe()
-    regression = loss.name not in metrics_mod.CLASSIFICATION_LOSSES
+    regression = not loss.classifies
     ds = source.load(config["seed"], regression, config["training"]["validation_split"])
     if preparation is None:
         try:

@@ -33,6 +33,26 @@ class Loss:
     name = "loss"
     logits_activation: str | None = None  # the output activation this loss can fuse with
     from_logits = False
+    classifies = False  # the targets are classes (not values to regress)
+    targets = "values"  # their layout: values, one-hot (rows), labels (integers) or binary (0/1 columns)
+
+    # What the loss knows of its task: how raw labels become its targets, how the model's outputs become
+    # probabilities or values, and which class an output or a target stands for.
+    def encode_labels(self, y, n_outputs: int, dtype) -> np.ndarray:
+        """Raw labels from a dataset in the loss's target layout (before ``prepare_targets``)."""
+        return np.asarray(y)
+
+    def probabilities(self, output: np.ndarray) -> np.ndarray:
+        """The model's output as the loss reads it: probabilities for a classifier, values otherwise."""
+        return output
+
+    def predicted_classes(self, probabilities: np.ndarray) -> np.ndarray | None:
+        """The class each row of ``probabilities`` stands for; None where there is no single class per row."""
+        return None
+
+    def target_classes(self, y: np.ndarray) -> np.ndarray | None:
+        """The class of each prepared target row; None where there is no single class per row."""
+        return None
 
     def forward(self, y_true, y_pred) -> float:
         raise NotImplementedError
@@ -121,6 +141,27 @@ class CategoricalCrossentropy(Loss):
         out *= 1.0 / len(Z)
         return out
 
+    classifies = True
+    targets = "one-hot"
+
+    def encode_labels(self, y, n_outputs, dtype):
+        y = np.asarray(y)
+        if y.ndim == 1 and np.issubdtype(y.dtype, np.integer):  # class labels: one-hot rows
+            if len(y) and (y.min() < 0 or y.max() >= n_outputs):
+                bad = y[(y < 0) | (y >= n_outputs)][0]
+                raise DnnError(f"label {bad} is outside the output layer's {n_outputs} classes (0..{n_outputs - 1}).")
+            return np.eye(n_outputs, dtype=dtype)[y]
+        return y
+
+    def probabilities(self, output):
+        return softmax(output) if self.from_logits else output
+
+    def predicted_classes(self, probabilities):
+        return probabilities.argmax(axis=1)
+
+    def target_classes(self, y):
+        return y.argmax(axis=1)
+
     def prepare_targets(self, y, n_outputs, dtype):
         y = super().prepare_targets(y, n_outputs, dtype)
         if n_outputs > 1 and len(y) and (np.abs(y.sum(axis=1) - 1.0) > 1e-3).any():
@@ -135,6 +176,13 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
     """Categorical cross-entropy with integer class labels instead of one-hot rows."""
 
     name = "sparse_categorical_crossentropy"
+    targets = "labels"
+
+    def encode_labels(self, y, n_outputs, dtype):
+        return np.asarray(y)
+
+    def target_classes(self, y):
+        return y
 
     def _onehot(self, y_true, like):
         Y = np.zeros_like(like)
@@ -229,6 +277,19 @@ class BinaryCrossentropy(Loss):
         out = np.subtract(A, y_true, out=out)
         out *= 1.0 / Z.size
         return out
+
+    classifies = True
+    targets = "binary"
+
+    def probabilities(self, output):
+        return sigmoid(output) if self.from_logits else output
+
+    def predicted_classes(self, probabilities):
+        # several sigmoid units are independent labels: no single class per row
+        return (probabilities[:, 0] > 0.5).astype(np.int64) if probabilities.shape[1] == 1 else None
+
+    def target_classes(self, y):
+        return y[:, 0].astype(np.int64) if y.shape[1] == 1 else None
 
     def prepare_targets(self, y, n_outputs, dtype):
         y = super().prepare_targets(y, n_outputs, dtype)

@@ -14,8 +14,6 @@ import numpy as np
 
 from dnncli.errors import DnnError, suggest
 
-CLASSIFICATION_LOSSES = ("categorical_crossentropy", "sparse_categorical_crossentropy", "binary_crossentropy")
-
 
 class Metric:
     direction = "max"  # whether larger is better, for callbacks in "auto" mode
@@ -110,22 +108,19 @@ class Recall(Precision):
         return self.tp / (self.tp + self.fn) if self.tp + self.fn else 0.0
 
 
-# name -> (class, losses it needs or None for any)
-_ACCURACY = {
-    "binary_crossentropy": BinaryAccuracy,
-    "categorical_crossentropy": CategoricalAccuracy,
-    "sparse_categorical_crossentropy": SparseCategoricalAccuracy,
-}
+# accuracy adapts to the loss's target layout
+_ACCURACY = {"binary": BinaryAccuracy, "one-hot": CategoricalAccuracy, "labels": SparseCategoricalAccuracy}
+# name -> (class, or None for the accuracy of the loss's layout; the target layouts it needs, or None for any)
 METRICS = {
-    "accuracy": (None, CLASSIFICATION_LOSSES),
-    "binary_accuracy": (BinaryAccuracy, ("binary_crossentropy",)),
-    "categorical_accuracy": (None, ("categorical_crossentropy", "sparse_categorical_crossentropy")),
-    "sparse_categorical_accuracy": (SparseCategoricalAccuracy, ("sparse_categorical_crossentropy",)),
-    "mean_absolute_error": (MeanAbsoluteError, None),
-    "mean_squared_error": (MeanSquaredError, None),
-    "root_mean_squared_error": (RootMeanSquaredError, None),
-    "precision": (Precision, ("binary_crossentropy",)),
-    "recall": (Recall, ("binary_crossentropy",)),
+    "accuracy": (None, tuple(_ACCURACY)),
+    "binary_accuracy": (BinaryAccuracy, ("binary",)),
+    "categorical_accuracy": (None, ("one-hot", "labels")),
+    "sparse_categorical_accuracy": (SparseCategoricalAccuracy, ("labels",)),
+    "mean_absolute_error": (MeanAbsoluteError, ("values", "one-hot", "binary")),
+    "mean_squared_error": (MeanSquaredError, ("values", "one-hot", "binary")),
+    "root_mean_squared_error": (RootMeanSquaredError, ("values", "one-hot", "binary")),
+    "precision": (Precision, ("binary",)),
+    "recall": (Recall, ("binary",)),
 }
 ALIASES = {
     "acc": "accuracy",
@@ -133,9 +128,15 @@ ALIASES = {
     "mse": "mean_squared_error",
     "rmse": "root_mean_squared_error",
 }
+_LAYOUTS = {
+    "values": "values to regress",
+    "one-hot": "one-hot class rows",
+    "labels": "integer class labels",
+    "binary": "0/1 labels",
+}
 
 
-def _check(name, loss_name, index):
+def _check(name, loss, index):
     canonical = ALIASES.get(name, name) if isinstance(name, str) else None
     if canonical not in METRICS:
         names = list(METRICS) + list(ALIASES)
@@ -143,16 +144,11 @@ def _check(name, loss_name, index):
             f"unknown metric {name!r}.{suggest(str(name), names)} Known: {', '.join(METRICS)}.", ("metrics", index)
         )
     needs = METRICS[canonical][1]
-    if needs is not None and loss_name not in needs:
+    if loss.targets not in needs:
+        wanted = " or ".join(_LAYOUTS[n] for n in needs)
         raise DnnError(
-            f"metric {name!r} needs one of the losses {', '.join(needs)}. Received: loss {loss_name!r}",
+            f"metric {name!r} needs targets that are {wanted}; loss {loss.name!r} takes {_LAYOUTS[loss.targets]}.",
             ("metrics", index),
-        )
-    if canonical in ("mean_absolute_error", "mean_squared_error", "root_mean_squared_error") and (
-        loss_name == "sparse_categorical_crossentropy"
-    ):
-        raise DnnError(
-            f"metric {name!r} needs targets shaped like the output; the sparse loss gives labels.", ("metrics", index)
         )
     return canonical
 
@@ -166,7 +162,7 @@ def resolve_names(names, loss, n_outputs: int) -> list[str]:
     if not isinstance(names, list):
         raise DnnError(f"metrics must be a list of names. Received: {names!r}", ("metrics",))
     for i, name in enumerate(names):
-        _check(name, loss.name, i)
+        _check(name, loss, i)
     if len(set(names)) != len(names):
         raise DnnError(f"metrics lists a name twice. Received: {names}", ("metrics",))
     return list(names)
@@ -174,13 +170,8 @@ def resolve_names(names, loss, n_outputs: int) -> list[str]:
 
 def get(name: str, loss) -> Metric:
     """A fresh metric object for ``name``, adapted to the loss's target layout."""
-    canonical = _check(name, loss.name, 0)
-    cls = METRICS[canonical][0]
-    if cls is None:
-        cls = _ACCURACY[loss.name]
-        if canonical == "categorical_accuracy" and loss.name == "sparse_categorical_crossentropy":
-            cls = SparseCategoricalAccuracy
-    return cls(name, from_logits=getattr(loss, "from_logits", False))
+    cls = METRICS[_check(name, loss, 0)][0] or _ACCURACY[loss.targets]
+    return cls(name, from_logits=loss.from_logits)
 
 
 def direction(name: str) -> str:

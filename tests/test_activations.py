@@ -113,3 +113,16 @@ def test_unknown_names_and_arguments_are_rejected_with_a_suggestion():
         activations.get({"name": "leaky_relu", "slope": 0.1})
     with pytest.raises(DnnError, match=r"negative_slope must be a finite number in \[0.0, 1.0\]. Received: -1"):
         activations.get({"name": "leaky_relu", "negative_slope": -1})
+
+
+def test_softplus_gradient_does_not_cancel_far_below_zero():
+    # review defect: 1 - exp(-A) is exactly 0 in float32 at z = -20, where the true gradient is 2.06e-9
+    from dnncli.nn.activations import get
+
+    act = get("softplus")
+    Z = np.array([[-20.0, -30.0, 0.0, 20.0]], dtype=np.float32)
+    A = act.forward(Z.copy())
+    dZ = act.backward(Z, A, np.ones_like(Z))
+    expected = 1.0 / (1.0 + np.exp(-Z.astype(np.float64)))
+    np.testing.assert_allclose(dZ, expected, rtol=1e-3)
+    assert dZ.dtype == np.float32 and dZ[0, 0] > 0

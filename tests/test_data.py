@@ -334,7 +334,9 @@ def test_npz_and_npy_sources(tmp_path, monkeypatch):
         data.build_source(data.resolve_spec({"source": "npz", "path": str(tmp_path / "d.npz")})).load(0)
     np.save(tmp_path / "x.npy", x)
     np.save(tmp_path / "y.npy", y)
-    monkeypatch.setattr(data.NpySource, "MMAP_BYTES", 100)
+    from dnncli.data.sources import NpySource
+
+    monkeypatch.setattr(NpySource, "MMAP_BYTES", 100)
     src = data.build_source(
         data.resolve_spec({"source": "npy", "x_path": str(tmp_path / "x.npy"), "y_path": str(tmp_path / "y.npy")})
     )

@@ -4,14 +4,14 @@ from pathlib import Path
 
 import pytest
 
-from dnncli import data
+from dnncli.data import sources
 from dnncli.experiment.config import TRAINING
 from dnncli.nn import activations, initializers, layers, losses, optimizers, regularizers, schedules
 from dnncli.train import callbacks
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 CI = (Path(__file__).resolve().parents[1] / ".ci" / "run").read_text()
-REGISTRIES = [activations, callbacks, data, initializers, layers, losses, optimizers, regularizers, schedules]
+REGISTRIES = [activations, callbacks, sources, initializers, layers, losses, optimizers, regularizers, schedules]
 
 
 def test_two_commands():

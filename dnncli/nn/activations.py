@@ -266,10 +266,11 @@ class Softplus(Activation):
         return out
 
     def backward(self, Z, A, dA, out=None):
-        # softplus' = sigmoid(z) = 1 - exp(-softplus(z)), a function of A alone
+        # softplus' = sigmoid(z) = 1 - exp(-softplus(z)) = -expm1(-A), a function of A alone; written as
+        # 1 - exp(-A) it cancels to exactly 0 in float32 for A below about 6e-8 (z below about -16.6)
         grad = np.negative(A)
-        np.exp(grad, out=grad)
-        np.subtract(1.0, grad, out=grad)
+        np.expm1(grad, out=grad)
+        np.negative(grad, out=grad)
         return np.multiply(dA, grad, out=out)
 
 

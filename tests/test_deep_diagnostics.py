@@ -1,5 +1,6 @@
 """Gradient diagnostics on deep networks: readable views, flags over the whole window, advice that is tried."""
 
+import csv
 import io
 import json
 import math
@@ -141,6 +142,7 @@ def test_inspect_table_shows_whole_numbers_first_and_last_step(name, width):
     for layer in report["layers"]:
         line = next(ln for ln in text.splitlines() if ln.split()[:2] == [str(layer["index"]), layer["name"]])
         cells = SCI.findall(line.split(layer["activation"], 1)[1])
+        assert len(cells) == len(steps), line
         for step, cell in zip(steps, cells):
             expected = layer["grad_norm"][report["steps"].index(step)]
             assert float(cell) == pytest.approx(expected, rel=0.01, abs=1e-300), (line, step)
@@ -299,9 +301,31 @@ def test_advice_names_the_negative_bias_and_omits_what_the_config_has():
 def test_every_advice_item_applies_as_given():
     for name in ("vanishing_sigmoid", "exploding_relu", "dead_relu", "deep_sigmoid_20"):
         cfg = load(CONFIGS / f"{name}.yaml")
+        written = yaml.safe_load((CONFIGS / f"{name}.yaml").read_text())["model"]["layers"]
         for item in inspect_config(cfg)["advice"]:
             changed = load(CONFIGS / f"{name}.yaml", item["set"])  # what a user gets by pasting the overrides
             assert changed.raw != cfg.raw, item
+            if any(o.startswith("model.layers=") for o in item["set"]):
+                continue  # a new list of layers
+            # only the layers the overrides name change: by index, or by * where the layer has the key
+            named = set()
+            for o in item["set"]:
+                parts = o.split("=", 1)[0].split(".")
+                if parts[:2] == ["model", "layers"]:
+                    named |= (
+                        {i for i, spec in enumerate(written) if parts[3] in spec}
+                        if parts[2] == "*"
+                        else {int(parts[2])}
+                    )
+            before, after = cfg.raw["model"]["layers"], changed.raw["model"]["layers"]
+            assert {i for i, (a, b) in enumerate(zip(before, after)) if a != b} <= named, (name, item["set"])
+
+
+def test_an_override_of_one_layer_leaves_the_layers_sharing_its_yaml_anchor_alone():
+    # the teaching configs share one initializer through &id001; --set of layer 0 must change layer 0 only
+    cfg = load(CONFIGS / "vanishing_sigmoid.yaml", ["model.layers.0.kernel_initializer.stddev=0.3"])
+    stddevs = [layer["kernel_initializer"].get("stddev") for layer in cfg.raw["model"]["layers"]]
+    assert stddevs == [0.3] + [0.05] * 9 + [None]
 
 
 def test_try_advice_clears_the_dead_flag_with_the_bias_advice():
@@ -328,6 +352,12 @@ def test_set_wildcards(tmp_path):
     assert r.exit_code == 2 and "matches nothing" in r.output and "Did you mean 'activation'" in r.output
     r = run("validate", CONFIGS / "vanishing_sigmoid.yaml", "--set", "model.layers.*.units=0")
     assert r.exit_code == 2 and "--set model.layers.0.units" in r.output
+    r = run("validate", CONFIGS / "vanishing_sigmoid.yaml", "--set", "model.layers.-1.units=0")
+    assert r.exit_code == 2 and "--set model.layers.10.units" in r.output  # the override, not the file
+    r = run("validate", CONFIGS / "vanishing_sigmoid.yaml", "--set", "model.layerz.*.activation=relu")
+    assert r.exit_code == 2 and "model.layerz does not exist. Did you mean 'layers'" in r.output
+    r = run("validate", CONFIGS / "vanishing_sigmoid.yaml", "--set", "model.layers.*.activation.name=relu")
+    assert r.exit_code == 2 and "'activation' is 'sigmoid', not a mapping" in r.output
 
 
 # scripting ----------------------------------------------------------------------------------------------------------
@@ -404,3 +434,146 @@ def test_resume_keeps_gradients_csv_and_flags_as_an_uninterrupted_run(tmp_path):
     assert [(f["layer"], f["flag"], f["onset_step"]) for f in straight_result.flags] == [
         (f["layer"], f["flag"], f["onset_step"]) for f in resumed.flags
     ]
+
+
+def test_resume_is_identical_with_small_batches_sparse_records_and_skipped_batches(tmp_path):
+    """Batches under 32 samples (the dead-unit window), records sparser than an epoch, a skipped batch."""
+    from dnncli.train.trainer import Callback
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(160, 4)).astype(np.float32)
+    x[3, 0] = 1e20  # overflows a batch normalization's statistics: that batch is skipped
+    y = (x[:, 1] > 0).astype(int)
+    np.savez(tmp_path / "d.npz", x=x, y=y)
+    spec = {
+        "data": {"source": "npz", "path": str(tmp_path / "d.npz"), "test_path": str(tmp_path / "d.npz")},
+        "model": {
+            "input_shape": [4],
+            "layers": [
+                {"type": "dense", "units": 8, "activation": "relu"},
+                {"type": "batch_normalization"},
+                {
+                    "type": "dense",
+                    "units": 8,
+                    "activation": "relu",
+                    "bias_initializer": {"name": "constant", "value": -1},
+                },
+                {"type": "dense", "units": 2, "activation": "softmax"},
+            ],
+        },
+        "loss": "sparse_categorical_crossentropy",
+        "training": {"epochs": 5, "batch_size": 10, "on_nonfinite": "skip_batch"},
+    }
+    for name, extra in (("small", {}), ("sparse", {"monitor": {"every": 23}})):
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(spec | extra))
+        straight = TrainingRun.create(load(path), out=tmp_path / f"{name}-a").train()
+
+        class StopAt(Callback):
+            def on_batch_end(self, trainer, step, logs):
+                if step == 37:
+                    trainer.request_stop()
+
+        cut = TrainingRun.create(load(path), out=tmp_path / f"{name}-b")
+        cut.callbacks.insert(0, StopAt())
+        assert cut.train().status == "interrupted"
+        resumed = TrainingRun.open(tmp_path / f"{name}-b").train()
+        a, b = tmp_path / f"{name}-a", tmp_path / f"{name}-b"
+        assert (a / "gradients.csv").read_text() == (b / "gradients.csv").read_text(), name
+
+        def history(run_dir):
+            rows = list(csv.DictReader((run_dir / "history.csv").open()))
+            return [{k: v for k, v in row.items() if k != "time"} for row in rows]
+
+        assert history(a) == history(b), name
+        assert [row["skipped_batches"] for row in history(a)] == ["1"] * 5
+        assert [(f["layer"], f["flag"], f["onset_step"]) for f in straight.flags] == [
+            (f["layer"], f["flag"], f["onset_step"]) for f in resumed.flags
+        ]
+
+
+def test_a_collapse_counts_every_record_from_its_onset_and_a_dip_splits_nothing():
+    report = inspect_config(load(CONFIGS / "exploding_relu.yaml", ["optimizer.clipnorm=1.0"]))
+    info = {i["flag"]: i for i in report["layers"][0]["flag_info"]}
+    zeros = sum(1 for v in report["layers"][0]["grad_norm"] if v == 0)
+    onset = info["collapsed"]["onset_step"]
+    assert info["collapsed"]["records"] == len(report["steps"]) - report["steps"].index(onset) <= zeros
+    deep = inspect_config(load(CONFIGS / "deep_sigmoid_20.yaml"))
+    assert all(i["episodes"] == 1 for layer in deep["layers"] for i in layer["flag_info"]), deep["layers"]
+
+
+def test_a_float32_gradient_norm_past_1e19_is_finite_not_nonfinite():
+    from dnncli.nn.model import Sequential
+    from dnncli.train.trainer import Trainer
+
+    model = Sequential([{"type": "dense", "units": 1}], [2], seed=0)
+    trainer = Trainer(model, "mse", "sgd", batch_size=4, shuffle=False)
+    x = np.full((4, 2), 3e9, np.float32)  # the squared norm of dW (about 1e39) overflows a float32 dot product
+    y = np.zeros((4, 1), np.float32)
+    trainer.fit(x, y, epochs=1)  # used to raise NonFiniteLoss at stage "unknown"
+    assert trainer.grad_sq.sum() > 1e38 and np.isfinite(trainer.grad_sq).all()
+
+
+def test_nonfinite_is_found_in_the_order_of_the_forward_pass(tmp_path):
+    from dnncli.nn.model import Sequential
+    from dnncli.train.trainer import NonFiniteLoss, Trainer
+
+    first = {"type": "dense", "units": 3, "kernel_initializer": "ones"}  # 3e38 + 3e38: inf
+    model = Sequential([first, {"type": "batch_normalization"}, {"type": "dense", "units": 1}], [2])
+    trainer = Trainer(model, "mse", "sgd", batch_size=4, shuffle=False)
+    x = np.ones((4, 2), np.float32)
+    x[0] = 3e38  # the first layer's output overflows; the statistics after it follow from that
+    with pytest.raises(NonFiniteLoss) as err, np.errstate(all="ignore"):
+        trainer.fit(x, np.zeros((4, 1), np.float32), epochs=1)
+    assert (err.value.stage, err.value.layer) == ("forward activation", 0)
+
+
+def test_wide_tables_keep_every_number_whole_at_80_columns():
+    from dnncli.cli.display import eval_tables, fitted_table, show, try_advice_rows
+
+    k = 16
+    cm = [[38 if i == j else 1 for j in range(k)] for i in range(k)]
+    per_class = [
+        {"class": i, "name": f"class_{i}", "precision": 0.9, "recall": 0.8, "f1": 0.85, "support": 53} for i in range(k)
+    ]
+    report = {
+        "run_dir": "r",
+        "data": "test split",
+        "samples": 848,
+        "loss": 0.5,
+        "confusion_matrix": cm,
+        "per_class": per_class,
+    }
+    c = console(80, 24)
+    show(c, eval_tables(c, report))
+    text = c.export_text()
+    rows = [ln for ln in text.splitlines() if ln.strip().startswith("class_")]
+    assert "…" not in text
+    for i in range(k):  # every count of the matrix, whole
+        line = next(ln for ln in rows if ln.split()[0] == f"class_{i}" and len(ln.split()) > 6)
+        assert [int(v) for v in line.split()[1:]] == cm[i], line
+    tried = {
+        "tried": [
+            {
+                "advice": 1,
+                "set": [],
+                "cleared": [{"layer": f"dense_{i}", "flag": "dead"} for i in range(3)],
+                "remaining": [{"layer": "dense", "flag": "vanishing"}],
+                "new": [],
+                "loss_before": 0.6951,
+                "loss_after": 12800.5,
+                "nonfinite": None,
+            }
+        ]
+    }
+    c = console(80, 24)
+    cols, rows = try_advice_rows(tried)
+    show(c, [fitted_table(c, cols, rows, 80)])
+    text = c.export_text()
+    assert "0.6951 -> 1.28e+04" in text.replace("\n", " ") or ("0.6951" in text and "1.28e+04" in text)
+    assert "dense_2" in text and "…" not in text
+
+
+def test_growth_window_must_exceed_smooth():
+    r = run("validate", CONFIGS / "quickstart.yaml", "--set", "monitor.growth_window=5")
+    assert r.exit_code == 2 and "growth_window must be larger than monitor.smooth" in r.output

@@ -221,11 +221,10 @@ def eval_(
     if json_:
         _echo_json(report)
         return
-    from dnncli.cli.display import eval_tables
+    from dnncli.cli.display import eval_tables, show
 
     console = _console()
-    for table in eval_tables(console, report):
-        console.print(table)
+    show(console, eval_tables(console, report))
 
 
 @app.command()
@@ -238,13 +237,13 @@ def summary(
 
     Example: dnn summary configs/fashion_mnist.yaml
     """
-    from dnncli.cli.display import summary_lines, summary_table
+    from dnncli.cli.display import show, summary_lines, summary_table
     from dnncli.experiment import config as config_mod
 
     cfg = config_mod.load(config_mod.find_config(config), set_ or [], check_paths=False)
     s = cfg.build_model().summary()
     console = _console()
-    console.print(summary_table(console, s, f'Model: "{cfg.name}"'))
+    show(console, [summary_table(console, s, f'Model: "{cfg.name}"')])
     for line in summary_lines(s):
         console.print(line)
 
@@ -365,7 +364,7 @@ def gradcheck(
     Exit code 0 when every layer and parameter passes, 1 when any fails.
     Example: dnn gradcheck configs/binary_batchnorm.yaml --samples 8
     """
-    from dnncli.cli.display import fitted_table, gradcheck_rows, gradcheck_title
+    from dnncli.cli.display import fitted_table, gradcheck_rows, gradcheck_title, show
     from dnncli.experiment import config as config_mod
     from dnncli.experiment.inspection import gradcheck_config
 
@@ -375,7 +374,7 @@ def gradcheck(
     else:
         console = _console()
         cols, rows = gradcheck_rows(report)
-        console.print(fitted_table(console, cols, rows, console.width, title=gradcheck_title(report)))
+        show(console, [fitted_table(console, cols, rows, console.width, title=gradcheck_title(report))])
         typer.echo("All gradients match." if report["passed"] else "Some gradients do not match.")
     if not report["passed"]:
         raise typer.Exit(1)
@@ -415,7 +414,7 @@ def bench(
 
     from rich.console import Console
 
-    from dnncli.cli.display import LiveReporter, bench_view
+    from dnncli.cli.display import LiveReporter, bench_view, show
     from dnncli.experiment import config as config_mod
     from dnncli.experiment.inspection import bench_config
 
@@ -426,8 +425,7 @@ def bench(
         _echo_json(report)
         return
     console = _console()
-    for part in bench_view(console, report):
-        console.print(part)
+    show(console, bench_view(console, report))
 
 
 data_app = typer.Typer(help="Datasets: download the classic ones.", no_args_is_help=True)

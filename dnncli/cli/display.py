@@ -79,6 +79,7 @@ class Col:
     justify: str = "right"
     style: str | None = None
     drop: int = 0  # higher: left out sooner when the table is too wide
+    wrap: bool = False  # text that may wrap onto more lines (at spaces); numbers never do
 
 
 def natural_width(console: Console, renderable) -> int:
@@ -97,8 +98,7 @@ def _table(cols: list[Col], rows: list[list], title: str | None, caption: str | 
         padding=(0, 1),
     )
     for c in cols:
-        # fold, never an ellipsis: a cell too long for any width wraps onto the next line whole
-        t.add_column(c.header, justify=c.justify, style=c.style, no_wrap=True, overflow="fold")
+        t.add_column(c.header, justify=c.justify, style=c.style, no_wrap=not c.wrap, overflow="fold")
     for r in rows:
         t.add_row(*r)
     return t
@@ -107,7 +107,11 @@ def _table(cols: list[Col], rows: list[list], title: str | None, caption: str | 
 def fitted_table(
     console: Console, cols: list[Col], rows: list[list], width: int, title: str | None = None, note: str = ""
 ) -> Table:
-    """A table at its natural column widths, leaving out the most droppable columns until it fits ``width``."""
+    """A table at its natural column widths, leaving out the most droppable columns until it fits ``width``.
+
+    Text columns may wrap. A table that still does not fit keeps its natural width (``natural_width``
+    attribute): ``show`` prints it so, and the terminal wraps its lines, rather than cut a cell.
+    """
     keep = list(range(len(cols)))
     left_out: list[str] = []
     while True:
@@ -125,6 +129,9 @@ def fitted_table(
         caption = (note + "; " if note else "") + f"left out to fit {width} columns: {', '.join(left_out)}"
     if caption:
         t = _table([cols[k] for k in keep], [[r[k] for k in keep] for r in rows], title, caption)
+    natural = natural_width(console, t)
+    if natural > width and not any(cols[k].wrap for k in keep):
+        t.natural_width = natural  # nothing may wrap: print it whole, the terminal wraps its lines
     return t
 
 
@@ -524,7 +531,10 @@ def inspection_table(console: Console, report: dict) -> Table:
         keep = _even(n, k)
         cols, rows = _inspect_grid(report, keep, styled=True)
         table = _table(cols, rows, title, _shown_note(report, keep) or None)
-        if natural_width(console, table) <= width or k <= 2:
+        if natural_width(console, table) <= width:
+            return table
+        if k <= 2:  # first and last step do not fit: print whole, the terminal wraps the lines
+            table.natural_width = natural_width(console, table)
             return table
     return table
 
@@ -583,7 +593,8 @@ def flag_groups(items: list[dict]) -> str:
 
 
 def try_advice_rows(report: dict) -> tuple[list[Col], list[list[str]]]:
-    cols = [Col("#"), Col("cleared", "left"), Col("remaining", "left"), Col("new", "left"), Col("final loss")]
+    cols = [Col("#"), Col("cleared", "left", wrap=True), Col("remaining", "left", wrap=True)]
+    cols += [Col("new", "left", wrap=True), Col("final loss", wrap=True)]
     rows = []
     for t in report.get("tried", []):
         if "error" in t:
@@ -610,9 +621,17 @@ class Command:
 
 
 def show(console: Console, parts: list) -> None:
+    """Print each part whole: a command soft-wrapped (pasteable), a table too wide for the terminal at its width."""
     for part in parts:
         if isinstance(part, Command):
             console.print(part.text, soft_wrap=True, highlight=False, markup=False)
+        elif getattr(part, "natural_width", None):
+            width = console.width
+            console.width = part.natural_width  # print() caps its width at the console's
+            try:
+                console.print(part, crop=False)
+            finally:
+                console.width = width
         else:
             console.print(part)
 

@@ -104,6 +104,13 @@ class MonitorConfig:
                 out[f.name] = f.metadata["check"](spec.get(f.name, f.default), f"monitor.{f.name}")
             except DnnError as err:
                 raise DnnError(err.message, ("monitor", f.name)) from None
+        if out["growth_window"] <= out["smooth"]:
+            raise DnnError(
+                "monitor.growth_window must be larger than monitor.smooth (the growth rule compares a running"
+                f" median with those before it). Received: growth_window={out['growth_window']},"
+                f" smooth={out['smooth']}",
+                ("monitor", "growth_window"),
+            )
         return out
 
 
@@ -290,25 +297,21 @@ class GradientMonitor(Callback):
         return out
 
     def replay(self, records: list[dict], events: list[dict] = ()) -> None:
-        """Judge recorded steps again (a resumed run, or a run directory), in step order."""
-        events = sorted(events, key=lambda e: e["step"])
-        by_step: dict[int, list[dict]] = {}
+        """Judge recorded steps and non-finite events again, as one timeline in (epoch, step) order."""
+        timeline: dict[tuple[int, int], list] = {}
         for r in records:
-            by_step.setdefault(r["step"], []).append(r)
+            timeline.setdefault((r["epoch"], r["step"]), [[], []])[0].append(r)
+        for e in events:
+            timeline.setdefault((e["epoch"], e["step"]), [[], []])[1].append(e)
         epoch = None
-        k = 0
-        for step in sorted(by_step):
-            rows = by_step[step]
-            while k < len(events) and events[k]["step"] <= step:
-                e = events[k]
-                self.tracker.nonfinite(e["layer"], e["stage"], e["step"], e["epoch"], e["skipped"])
-                k += 1
-            if rows[0]["epoch"] != epoch:
-                epoch = rows[0]["epoch"]
+        for (at_epoch, _), (rows, happened) in sorted(timeline.items()):
+            if at_epoch != epoch:
+                epoch = at_epoch
                 self.tracker.begin_epoch()
-            self.tracker.update(rows)
-        for e in events[k:]:
-            self.tracker.nonfinite(e["layer"], e["stage"], e["step"], e["epoch"], e["skipped"])
+            for e in happened:  # a skipped batch makes no record; a stopped one comes before its own
+                self.tracker.nonfinite(e["layer"], e["stage"], e["step"], e["epoch"], e["skipped"])
+            if rows:
+                self.tracker.update(rows)
 
     def summarize(self) -> list[LayerSummary]:
         """This epoch's numbers and flags for each watched layer; moves the trend on by one epoch."""
@@ -353,7 +356,9 @@ class GradientMonitor(Callback):
             "trend": [list(t) for t in self.trend],
             "active_before": self.active_before,
             "events": [e for e in self.tracker.events if e["skipped"]],
-        }, {}
+            "epoch_flags": [self.tracker.epoch_flags(w.index) for w in self.layers],
+            "alive_samples": self._alive_samples,
+        }, {f"peak.{i}": peak for i, peak in self._peak.items() if peak is not None}
 
     def set_state(self, scalars, arrays):
         self.sums[:] = scalars["sums"]
@@ -365,8 +370,16 @@ class GradientMonitor(Callback):
             t.clear()
             t.extend(values)
         self.active_before = [list(a) for a in scalars["active_before"]]
-        self.restored_events = scalars["events"]
+        self._restored = scalars
+        # the small-batch dead-unit window: each unit's peak output since the last record
+        self._alive_samples = scalars["alive_samples"]
+        for i in self._peak:
+            self._peak[i] = arrays.get(f"peak.{i}")
 
     def resume(self, records: list[dict]) -> None:
-        """After ``set_state``: judge the run's records so far again, with its skipped batches."""
-        self.replay(records, getattr(self, "restored_events", []))
+        """After ``set_state``: judge the run's records so far again, with its skipped batches.
+
+        The flags held in the unfinished epoch come from the checkpoint: the epoch may have no record yet.
+        """
+        self.replay(records, self._restored["events"])
+        self.tracker.set_epoch_flags({w.index: flags for w, flags in zip(self.layers, self._restored["epoch_flags"])})

@@ -65,8 +65,6 @@ class FlagState:
     records: int = 0  # records at which it held
     episodes: int = 0  # separate stretches
     active: bool = False  # holds at the last record
-    since_step: int = 0  # onset of the current (or last) stretch
-    since_epoch: int = 0
     peak: float = math.nan  # the worst value of the flag's measure
     detail: str = ""  # the numbers at the worst record
 
@@ -193,17 +191,17 @@ class FlagTracker:
             win.seen_above = True
         if math.isfinite(median):
             win.peak = max(win.peak, median)
-        collapsing = win.zero_run > 0
-        if win.zero_run >= cfg["collapse_records"]:
+        collapsing = win.zero_run >= cfg["collapse_records"]
+        if collapsing:
             s, e = win.zero_start
             zero = "0" if g == 0 else f"under the floor {floor:.0e}"
-            held["collapsed"] = (s, e, -win.zero_run, None, f"gradient {zero}")
+            held["collapsed"] = (s, e, -win.zero_run, False, f"gradient {zero}")
 
         # a median of exactly 0 after a live start is a collapse under way, not a vanishing gradient
         if math.isfinite(median) and not collapsing and not (median == 0 and win.seen_above):
             if median < floor and not win.seen_above:
                 onset = self._onset(win.grad, lambda v: v < floor)
-                held["vanishing"] = (*onset, median, None, f"gradient norm {median:.2g} < floor {floor:.0e}")
+                held["vanishing"] = (*onset, median, False, f"gradient norm {median:.2g} < floor {floor:.0e}")
             elif not w.output and math.isfinite(reference) and reference > floor:
                 ratio = median / reference
                 if ratio < cfg["vanishing_ratio"]:
@@ -211,8 +209,8 @@ class FlagTracker:
                     onset = self._onset(win.grad, lambda v: v < limit)
                     held["vanishing"] = (
                         *onset,
-                        ratio,
-                        None,
+                        median,
+                        False,
                         f"gradient norm {median:.2g}, {ratio:.2g} x the last layer's ({reference:.2g})",
                     )
             if median > cfg["exploding_norm"]:
@@ -252,7 +250,9 @@ class FlagTracker:
             if name not in held:
                 state.active = False
         for name, (s, e, measure, higher_is_worse, detail) in held.items():
-            self._hold(win, name, step, epoch, s, e, measure, higher_is_worse, detail)
+            # a collapse is confirmed after collapse_records records at 0: they all count, from its onset
+            backdated = win.zero_run - 1 if name == "collapsed" else 0
+            self._hold(win, name, step, epoch, s, e, measure, higher_is_worse, detail, backdated)
 
     @staticmethod
     def _onset(values: deque, condition) -> tuple[int, int]:
@@ -264,14 +264,14 @@ class FlagTracker:
         return step, epoch
 
     @staticmethod
-    def _hold(win, name, step, epoch, onset_step, onset_epoch, measure, higher_is_worse, detail) -> None:
+    def _hold(win, name, step, epoch, onset_step, onset_epoch, measure, higher_is_worse, detail, backdated=0) -> None:
         state = win.flags.get(name)
         if state is None:
             state = win.flags[name] = FlagState(name, onset_step, onset_epoch, step, epoch)
         if not state.active:
             state.active = True
             state.episodes += 1
-            state.since_step, state.since_epoch = onset_step, onset_epoch
+            state.records += backdated
         state.records += 1
         state.last_step, state.last_epoch = step, epoch
         worse = (
@@ -312,6 +312,11 @@ class FlagTracker:
         """Every flag the layer raised in the window, in the order of FLAGS."""
         found = self.windows[index].flags
         return [found[name] for name in FLAGS if name in found]
+
+    def set_epoch_flags(self, flags: dict[int, list[str]]) -> None:
+        """The flags held so far in the current epoch, by layer index (a resumed run's, from its checkpoint)."""
+        for index, names in flags.items():
+            self.windows[index].epoch_flags = set(names)
 
     def epoch_flags(self, index: int) -> list[str]:
         return [name for name in FLAGS if name in self.windows[index].epoch_flags]

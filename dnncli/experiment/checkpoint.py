@@ -17,7 +17,7 @@ import numpy as np
 
 from dnncli.errors import DnnError
 from dnncli.files import atomic_savez
-from dnncli.train.trainer import EpochPosition
+from dnncli.train.trainer import EpochPosition, NonFiniteLoss
 
 
 class Checkpoint:
@@ -58,6 +58,8 @@ class Checkpoint:
             "learning_rate": trainer.optimizer.learning_rate if keep_learning_rate else None,
             "position": None,
             "callbacks": {},
+            # batches skipped as non-finite: each epoch's count is logged at its end
+            "skipped": [[e.epoch, e.step, e.batch_start, e.batch_size, e.stage, e.layer] for e in trainer.skipped],
         }
         pos = trainer.position
         if pos is not None:
@@ -100,6 +102,10 @@ class Checkpoint:
         if meta["learning_rate"] is not None:
             trainer.optimizer.learning_rate = meta["learning_rate"]
         trainer.epoch, trainer.step = meta["epoch"], meta["step"]
+        trainer.skipped = [
+            NonFiniteLoss(epoch, step, start, size, float("nan"), stage, layer)
+            for epoch, step, start, size, stage, layer in meta.get("skipped", [])
+        ]
         trainer.rng.bit_generator.state = meta["shuffle_rng"]
         for k, g in model.generators().items():
             g.bit_generator.state = meta["generators"][k]

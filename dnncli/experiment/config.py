@@ -173,14 +173,18 @@ def _walk(node, path: tuple, lines: dict) -> None:
             _walk(item, (*path, i), lines)
 
 
-def apply_overrides(mapping: dict, overrides: list[str]) -> dict:
+def apply_overrides(mapping: dict, overrides: list[str], touched: list | None = None) -> dict:
     """Apply ``key.path=value`` overrides, in order (value parsed as YAML; list items by index).
 
     A ``*`` part stands for every item of a list (or every key of a mapping):
     ``model.layers.*.activation=relu`` sets the activation of every layer that
     has one, and leaves the others alone. A pattern that matches nothing is an error.
+    ``touched`` collects the key paths that were set (indices as numbers).
     """
-    mapping = copy.deepcopy(mapping)
+    # a plain copy: YAML anchors make one object of several places, and an override of one place must not
+    # change the others (copy.deepcopy would keep them shared)
+    mapping = _plain_copy(mapping)
+    touched = [] if touched is None else touched
     for item in overrides or []:
         if "=" not in item:
             raise DnnError(f"--set needs key.path=value. Received: {item!r}")
@@ -193,17 +197,22 @@ def apply_overrides(mapping: dict, overrides: list[str]) -> dict:
             value = parse_yaml(text) if text.strip() else None
         except yaml.YAMLError:
             raise DnnError(f"--set {dotted}: the value {text!r} is not valid YAML.") from None
-        if _assign(mapping, parts, 0, value, strict=True) == 0:
+        if _assign(mapping, parts, 0, value, True, (), touched) == 0:
             star = parts.index("*")
-            raise DnnError(
-                f"--set {dotted}: matches nothing: no item of {'.'.join(parts[:star]) or 'the config'} has"
-                f" {'.'.join(parts[star + 1 :])!r}.{_suggest_under(mapping, parts, star)}"
-            )
+            raise DnnError(f"--set {dotted}: matches nothing: {_why_nothing(mapping, parts, star)}")
     return mapping
 
 
-def _assign(target, parts: list[str], depth: int, value, strict: bool) -> int:
-    """Set ``parts[depth:]`` below ``target``; return how many places were set.
+def _plain_copy(value):
+    if isinstance(value, dict):
+        return {k: _plain_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain_copy(v) for v in value]
+    return value
+
+
+def _assign(target, parts: list[str], depth: int, value, strict: bool, path: tuple, touched: list) -> int:
+    """Set ``parts[depth:]`` below ``target`` (at key path ``path``); return how many places were set.
 
     ``strict`` (no ``*`` seen yet): missing mappings are created and a bad index is an error.
     Below a ``*``: only paths that exist are set.
@@ -217,51 +226,68 @@ def _assign(target, parts: list[str], depth: int, value, strict: bool) -> int:
         count = 0
         for key in range(len(target)) if isinstance(target, list) else list(target):
             if last:
-                target[key] = copy.deepcopy(value)
+                target[key] = _plain_copy(value)
+                touched.append((*path, key))
                 count += 1
             elif isinstance(target[key], (dict, list)):
-                count += _assign(target[key], parts, depth + 1, value, strict=False)
+                count += _assign(target[key], parts, depth + 1, value, False, (*path, key), touched)
         return count
     if strict:
         key = _index(target, part, parts[: depth + 1])
         if last:
             target[key] = value
+            touched.append((*path, key))
             return 1
+        if parts[depth + 1] == "*" and isinstance(target, dict) and key not in target:
+            raise DnnError(
+                f"--set {'.'.join(parts)}: {'.'.join(parts[: depth + 1])} does not exist.{suggest(key, target)}"
+            )
         child = target.setdefault(key, {}) if isinstance(target, dict) else target[key]
         if not isinstance(child, (dict, list)):
             raise DnnError(f"--set {'.'.join(parts)}: {'.'.join(parts[: depth + 1])} is not a mapping or list.")
-        return _assign(child, parts, depth + 1, value, strict=True)
+        return _assign(child, parts, depth + 1, value, True, (*path, key), touched)
     if isinstance(target, dict) and part in target:
         key = part
     elif isinstance(target, list) and part.lstrip("-").isdigit() and -len(target) <= int(part) < len(target):
-        key = int(part)
+        key = int(part) % len(target)
     else:
         return 0
     if last:
-        target[key] = copy.deepcopy(value)
+        target[key] = _plain_copy(value)
+        touched.append((*path, key))
         return 1
     child = target[key]
-    return _assign(child, parts, depth + 1, value, strict=False) if isinstance(child, (dict, list)) else 0
+    if not isinstance(child, (dict, list)):
+        return 0
+    return _assign(child, parts, depth + 1, value, False, (*path, key), touched)
 
 
-def _suggest_under(mapping, parts: list[str], star: int) -> str:
-    """A near name among the keys that the items under a ``*`` do have."""
+def _why_nothing(mapping, parts: list[str], star: int) -> str:
+    """Why a ``*`` pattern set nothing: no item has the key (a near name?), or it is no mapping where one is needed."""
     node = mapping
     for part in parts[:star]:
-        try:
-            node = node[int(part)] if isinstance(node, list) else node[part]
-        except (KeyError, IndexError, ValueError, TypeError):
-            return ""
+        node = node[int(part)] if isinstance(node, list) else node[part]
     items = node if isinstance(node, list) else list(node.values()) if isinstance(node, dict) else []
+    where = ".".join(parts[:star]) or "the config"
+    if star + 1 >= len(parts):
+        return f"{where} is empty."
+    key = parts[star + 1]
+    having = [item[key] for item in items if isinstance(item, dict) and key in item]
+    if having and star + 2 < len(parts):
+        sample = next((h for h in having if not isinstance(h, (dict, list))), having[0])
+        return (
+            f"in the items of {where}, {key!r} is {sample!r}, not a mapping with {parts[star + 2]!r};"
+            f" set it whole: --set {'.'.join(parts[: star + 2])}=VALUE."
+        )
     keys = {k for item in items if isinstance(item, dict) for k in item}
-    return suggest(parts[star + 1], keys) if star + 1 < len(parts) else ""
+    return f"no item of {where} has {'.'.join(parts[star + 1 :])!r}.{suggest(key, keys)}"
 
 
 def _index(target, part: str, parts: list[str]):
     if isinstance(target, list):
         if not part.lstrip("-").isdigit() or not -len(target) <= int(part) < len(target):
             raise DnnError(f"--set {'.'.join(parts)}: {part!r} is not an index of a list of {len(target)}.")
-        return int(part)
+        return int(part) % len(target)
     return part
 
 
@@ -272,19 +298,20 @@ def load(path, overrides: list[str] | None = None, check_paths: bool = True) -> 
     commands (predict, summary) that do not read the data.
     """
     mapping, lines = read_config_file(path)
-    mapping = apply_overrides(mapping, overrides or [])
+    touched: list[tuple] = []
+    mapping = apply_overrides(mapping, overrides or [], touched)
     try:
         raw = resolve(mapping, default_name=Path(path).stem, check_paths=check_paths)
     except DnnError as err:
-        raise locate(err, path, lines, overrides or []) from None
+        raise locate(err, path, lines, touched) from None
     return Config(raw, Path(path), mapping)
 
 
-def locate(err: DnnError, path, lines: dict, overrides: list[str]) -> DnnError:
-    """Prefix ``file:line: dotted.key:`` to a resolution error."""
+def locate(err: DnnError, path, lines: dict, touched: list[tuple]) -> DnnError:
+    """Prefix ``file:line: dotted.key:`` (or ``--set dotted.key:`` for a value an override set) to an error."""
     key = err.key
     dotted = ".".join(str(k) for k in key)
-    from_set = any(_covers(o.split("=", 1)[0].strip().split("."), [str(k) for k in key]) for o in overrides)
+    from_set = any(tuple(key[: len(t)]) == tuple(t) for t in touched)
     if from_set:
         where = f"--set {dotted}"
     else:
@@ -297,11 +324,6 @@ def locate(err: DnnError, path, lines: dict, overrides: list[str]) -> DnnError:
         if dotted:
             where += f": {dotted}"
     return DnnError(f"{where}: {err.message}", key)
-
-
-def _covers(pattern: list[str], key: list[str]) -> bool:
-    """Whether an override's key path (``*`` for any one part) is ``key`` or a prefix of it."""
-    return len(pattern) <= len(key) and all(p in ("*", k) for p, k in zip(pattern, key))
 
 
 # resolution ----------------------------------------------------------------------

@@ -184,10 +184,10 @@ class Sequential:
         for i, layer in enumerate(self.layers):
             if any(not np.isfinite(w).all() for w in layer.params.values()):
                 return "update", i
-        for i, layer in enumerate(self.layers):
+        # in the order of the forward pass: a layer's batch statistics come from the outputs before it
+        for i, (layer, out) in enumerate(zip(self.layers, self.outputs)):
             if getattr(layer, "stats_nonfinite", False):
                 return "moving statistics", i
-        for i, out in enumerate(self.outputs):
             if out is not None and not np.isfinite(out).all():
                 return "forward activation", i
         if not math.isfinite(loss_value):

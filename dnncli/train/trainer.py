@@ -159,7 +159,8 @@ class Trainer:
         for j, g in enumerate(grads):
             sq[j] = np.vdot(g, g)
         # the squared norms catch a NaN or infinity anywhere, and serve the gradient monitor too
-        if not (math.isfinite(batch_loss.total) and math.isfinite(sq.sum())) or self.model.state_nonfinite():
+        finite = math.isfinite(sq.sum()) or self._finite_in_float64(grads)
+        if not (math.isfinite(batch_loss.total) and finite) or self.model.state_nonfinite():
             stage, layer = self.model.find_nonfinite(batch_loss.total)
             err = NonFiniteLoss(self.epoch, self.step, batch_start, len(xb), batch_loss.total, stage, layer)
             if self.on_nonfinite == "skip_batch" and stage != "update":
@@ -175,6 +176,15 @@ class Trainer:
         self.optimizer.apply(variables, grads)
         self.step += 1
         return batch_loss.data, batch_loss.penalty
+
+    def _finite_in_float64(self, grads) -> bool:
+        """A float32 dot product overflows above a norm of about 1.8e19: take the squared norms in float64."""
+        sq = self.grad_sq
+        for j, g in enumerate(grads):
+            if not np.isfinite(g).all():
+                return False
+            sq[j] = np.vdot(g.astype(np.float64), g)
+        return math.isfinite(sq.sum())
 
     def run_epoch(self, x, y) -> dict:
         """Finish the current epoch (or run a new one); return its logs."""

@@ -483,3 +483,47 @@ def test_augment_needs_images_and_known_keys(tmp_path):
     )
     r = run("train", flat, "--out", tmp_path / "run2")
     assert r.exit_code == 2 and "need image inputs" in r.output
+
+
+# preprocessing numbers -------------------------------------------------------------------------------
+def test_preprocessor_numbers_for_each_method():
+    from dnncli.data.preprocess import Preprocessor
+
+    x = np.array([[1.0, 10.0], [3.0, 10.0], [5.0, 10.0], [7.0, 10.0]], np.float32)
+    std = Preprocessor.fit("standardize", x)
+    np.testing.assert_allclose(std.offset, [4.0, 10.0])
+    np.testing.assert_allclose(std.scale, [np.sqrt(5.0), 1.0])  # a constant feature scales by 1, not 0
+    np.testing.assert_allclose(std.transform(x, np.float64)[:, 0], (x[:, 0] - 4) / np.sqrt(5))
+    mm = Preprocessor.fit("minmax", x)
+    np.testing.assert_allclose(mm.transform(x, np.float64)[:, 0], [0, 1 / 3, 2 / 3, 1])
+    div = Preprocessor.fit(255, x)
+    np.testing.assert_allclose(div.transform(x, np.float64), x / 255)
+    np.testing.assert_allclose(std.inverse(std.transform(x, np.float64)), x, rtol=1e-12)
+
+
+def test_standardize_is_stable_for_a_large_mean():
+    # review defect: E[x^2] - E[x]^2 gave a scale of 1.41 for a feature of mean 1e8 and std 0.98
+    from dnncli.data.preprocess import Preprocessor
+
+    rng = np.random.default_rng(0)
+    x = (1e8 + rng.normal(0, 0.98, size=(10_000, 1))).astype(np.float64)
+    p = Preprocessor.fit("standardize", x)
+    assert p.scale[0] == pytest.approx(x.std(), rel=1e-9)
+    assert p.offset[0] == pytest.approx(x.mean(), rel=1e-15)
+
+
+def test_scaling_round_trips_as_its_type(tmp_path):
+    # review defect: a divisor came back as the string "255.0"
+    from dnncli.data.preprocess import Preparation, Preprocessor, Scaling
+
+    x = np.ones((3, 2), np.float32)
+    prep = Preparation(Preprocessor.fit(255, x), Preprocessor.fit("standardize", x))
+    prep.save(tmp_path / "p.npz")
+    back = Preparation.load(tmp_path / "p.npz")
+    assert back.inputs.kind == Scaling("divide", 255.0) and back.targets.kind == Scaling("standardize")
+    np.testing.assert_array_equal(back.inputs.transform(x, np.float32), x / 255)
+    # a run directory written before keeps working: the kind stored as text
+    np.savez(
+        tmp_path / "old.npz", **{"x.kind": np.array("255.0"), "x.offset": np.zeros(2), "x.scale": np.full(2, 255.0)}
+    )
+    assert Preparation.load(tmp_path / "old.npz").inputs.kind == Scaling("divide", 255.0)

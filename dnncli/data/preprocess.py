@@ -22,28 +22,47 @@ def check_finite(x: np.ndarray, where: str) -> None:
             raise DnnError(f"{where}: sample {row}, feature {col} is {value}; inputs must be finite.")
 
 
+@dataclass(frozen=True)
+class Scaling:
+    """How features are scaled: ``none``, ``standardize``, ``minmax``, or divided by a fixed number (255 for images)."""
+
+    method: str  # none | standardize | minmax | divide
+    divisor: float = 1.0
+
+    METHODS = ("none", "standardize", "minmax")
+
+    @classmethod
+    def parse(cls, value) -> Scaling:
+        """From a config value: one of the method names, or a positive number to divide by."""
+        if isinstance(value, Scaling):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return cls("divide", float(value))
+        return cls(str(value))
+
+    @property
+    def config(self):
+        """As a config writes it."""
+        return self.divisor if self.method == "divide" else self.method
+
+
 class Preprocessor:
     """``x' = (x - offset) / scale`` per feature, fitted on the training split."""
 
     def __init__(self, kind, offset: np.ndarray, scale: np.ndarray):
-        self.kind, self.offset, self.scale = kind, offset, scale
+        self.kind = Scaling.parse(kind)
+        self.offset, self.scale = offset, scale
 
     @classmethod
     def fit(cls, kind, x: np.ndarray) -> Preprocessor:
+        kind = Scaling.parse(kind)
         shape = x.shape[1:]
-        if kind == "none":
-            return cls("none", np.zeros(shape), np.ones(shape))
-        if not isinstance(kind, str):
-            return cls(float(kind), np.zeros(shape), np.full(shape, float(kind)))
-        if kind == "standardize":
-            # float64 moments, a few thousand rows at a time: no float64 copy of the whole set
-            total, squares = np.zeros(shape), np.zeros(shape)
-            for start in range(0, len(x), 4096):
-                block = np.asarray(x[start : start + 4096], dtype=np.float64)
-                total += block.sum(axis=0)
-                squares += np.square(block).sum(axis=0)
-            offset = total / max(len(x), 1)
-            scale = np.sqrt(np.maximum(squares / max(len(x), 1) - offset**2, 0.0))
+        if kind.method == "none":
+            return cls(kind, np.zeros(shape), np.ones(shape))
+        if kind.method == "divide":
+            return cls(kind, np.zeros(shape), np.full(shape, kind.divisor))
+        if kind.method == "standardize":
+            offset, scale = _mean_std(x)
         else:
             offset = x.min(axis=0).astype(np.float64)
             scale = x.max(axis=0).astype(np.float64) - offset
@@ -55,26 +74,53 @@ class Preprocessor:
         out = np.asarray(x, dtype=dtype)
         if out is x and not in_place:
             out = out.copy()
-        if self.kind == "none":
+        if self.kind.method == "none":
             return out
         out -= self.offset.astype(dtype)
         out /= self.scale.astype(dtype)
         return out
 
     def inverse(self, y: np.ndarray) -> np.ndarray:
-        return y * self.scale + self.offset if self.kind != "none" else y
+        return y * self.scale + self.offset if self.kind.method != "none" else y
 
     def arrays(self, prefix: str) -> dict:
         return {
-            f"{prefix}.kind": np.array(str(self.kind)),
+            f"{prefix}.method": np.array(self.kind.method),
+            f"{prefix}.divisor": np.array(self.kind.divisor),
             f"{prefix}.offset": self.offset,
             f"{prefix}.scale": self.scale,
         }
 
     @classmethod
     def from_arrays(cls, arrays, prefix: str) -> Preprocessor:
-        kind = str(arrays[f"{prefix}.kind"])
+        if f"{prefix}.method" in arrays:
+            kind = Scaling(str(arrays[f"{prefix}.method"]), float(arrays[f"{prefix}.divisor"]))
+        else:  # run directories written before: the kind as text, "255.0" for a divisor
+            text = str(arrays[f"{prefix}.kind"])
+            kind = Scaling(text) if text in Scaling.METHODS else Scaling("divide", float(text))
         return cls(kind, np.asarray(arrays[f"{prefix}.offset"]), np.asarray(arrays[f"{prefix}.scale"]))
+
+
+def _mean_std(x: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature mean and (population) standard deviation, in float64, a few thousand rows at a time.
+
+    Each chunk's mean and sum of squared deviations are merged with Chan et al.'s update, which stays exact
+    where E[x^2] - E[x]^2 cancels (a feature of mean 1e8 and std 1 had std 1.41 that way); no float64 copy of
+    the whole set is made.
+    """
+    shape = x.shape[1:]
+    n, mean, m2 = 0, np.zeros(shape), np.zeros(shape)
+    for start in range(0, len(x), chunk):
+        block = np.asarray(x[start : start + chunk], dtype=np.float64)
+        k = len(block)
+        block_mean = block.mean(axis=0)
+        block_m2 = np.square(block - block_mean).sum(axis=0)
+        delta = block_mean - mean
+        total = n + k
+        mean += delta * (k / total)
+        m2 += block_m2 + np.square(delta) * (n * k / total)
+        n = total
+    return mean, np.sqrt(m2 / max(n, 1))
 
 
 @dataclass
@@ -107,7 +153,7 @@ class Preparation:
             raise DnnError(f"{path}: not a readable preprocessing file ({err}).") from None
         return cls(
             Preprocessor.from_arrays(arrays, "x"),
-            Preprocessor.from_arrays(arrays, "y") if "y.kind" in arrays else None,
+            Preprocessor.from_arrays(arrays, "y") if "y.scale" in arrays else None,
             TableEncoder.from_json(str(arrays["table"])) if "table" in arrays else None,
             json.loads(str(arrays["class_names"])) if "class_names" in arrays else None,
         )

@@ -80,9 +80,8 @@ def csv_config(tmp_path, csv_path, n_features=2, loss="binary_crossentropy", uni
 # synthetic --------------------------------------------------------------------------------------
 @pytest.mark.parametrize("generator", ["spirals", "moons", "circles", "xor", "blobs", "regression"])
 def test_synthetic_generators_are_seeded(generator):
-    spec = data.resolve_spec(
-        {"generator": generator, "n_samples": 200, "classes": 3 if generator in ("spirals", "blobs") else 2}
-    )
+    extra = {"classes": 3} if generator in ("spirals", "blobs") else {}
+    spec = data.resolve_spec({"generator": generator, "n_samples": 200, **extra})
     a, b = data.build_source(spec).load(1), data.build_source(spec).load(1)
     c = data.build_source(spec).load(2)
     np.testing.assert_array_equal(a.x_train, b.x_train)
@@ -527,3 +526,28 @@ def test_scaling_round_trips_as_its_type(tmp_path):
         tmp_path / "old.npz", **{"x.kind": np.array("255.0"), "x.offset": np.zeros(2), "x.scale": np.full(2, 255.0)}
     )
     assert Preparation.load(tmp_path / "old.npz").inputs.kind == Scaling("divide", 255.0)
+
+
+def test_a_generator_refuses_arguments_it_does_not_take(tmp_path):
+    # review defect: moons with classes: 3 and n_features: 7 silently gave 2 classes and 2 features
+    with pytest.raises(DnnError, match=r"data.classes does not apply to the moons generator.*Received: classes=3"):
+        data.resolve_spec({"generator": "moons", "classes": 3, "n_features": 7})
+    with pytest.raises(DnnError, match="data.n_features does not apply to the moons generator"):
+        data.resolve_spec({"generator": "moons", "n_features": 7})
+    assert data.resolve_spec({"generator": "moons"}) == {
+        "source": "synthetic",
+        "generator": "moons",
+        "n_samples": 1000,
+        "noise": 0.1,
+        "test_split": None,
+        "scale": "none",
+        "target_scale": "none",
+        "augment": None,
+    }
+    assert data.resolve_spec({"generator": "blobs", "n_features": 5})["n_features"] == 5
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "data: {generator: moons, classes: 3}\nmodel: {input_shape: [2], layers: [{type: dense, units: 1}]}\nloss: mse\n"
+    )
+    r = CliRunner().invoke(app, ["validate", str(path)])
+    assert r.exit_code == 2 and f"{path}:1: data.classes: data.classes does not apply" in r.output

@@ -137,40 +137,59 @@ def _check_scale(value, name):
 
 
 class SyntheticSource(Source):
-    """Built-in seeded generators: spirals, moons, circles, xor, blobs (classification), regression."""
+    """Built-in seeded generators: spirals, moons, circles, xor, blobs (classification), regression.
+
+    ``classes``, ``n_features``, ``noise``, ``factor`` and ``cluster_std`` apply to the generators that take
+    them, with each generator's own default (``data/synthetic.py``); one given to a generator that does not
+    take it is an error.
+    """
 
     name = "synthetic"
+    CHECKS = {
+        "classes": lambda v: check_int(v, "data.classes", minimum=2),
+        "n_features": lambda v: check_int(v, "data.n_features"),
+        "noise": lambda v: check_float(v, "data.noise", 0.0),
+        "factor": lambda v: check_float(v, "data.factor", 0.0, 1.0, True, True),
+        "cluster_std": lambda v: check_float(v, "data.cluster_std", 0.0, low_open=True),
+    }
 
     def __init__(
         self,
         generator: str = "spirals",
         n_samples: int = 1000,
-        classes: int = 2,
-        n_features: int = 2,
-        noise: float = 0.1,
-        factor: float = 0.5,
-        cluster_std: float = 1.0,
+        classes: int | None = None,
+        n_features: int | None = None,
+        noise: float | None = None,
+        factor: float | None = None,
+        cluster_std: float | None = None,
         **common,
     ):
         super().__init__(**common)
         self.generator = check_choice(generator, "data.generator", synthetic.GENERATORS)
         self.n_samples = check_int(n_samples, "data.n_samples", minimum=2)
-        self.classes = check_int(classes, "data.classes", minimum=2)
-        self.n_features = check_int(n_features, "data.n_features")
-        self.noise = check_float(noise, "data.noise", 0.0)
-        self.factor = check_float(factor, "data.factor", 0.0, 1.0, True, True)
-        self.cluster_std = check_float(cluster_std, "data.cluster_std", 0.0, low_open=True)
+        takes = synthetic.arguments(self.generator)
+        given = {"classes": classes, "n_features": n_features, "noise": noise, "factor": factor}
+        given["cluster_std"] = cluster_std
+        self.args = {}
+        for key, value in given.items():
+            if key not in takes:
+                if value is not None:
+                    raise DnnError(
+                        f"data.{key} does not apply to the {self.generator} generator, which takes"
+                        f" {', '.join(['n_samples', *takes])}. Received: {key}={value!r}",
+                        (key,),
+                    )
+                continue
+            self.args[key] = self.CHECKS[key](takes[key] if value is None else value)
+        for key, value in given.items():
+            setattr(self, key, self.args.get(key))
+
+    def get_config(self):
+        cfg = super().get_config()
+        return {k: v for k, v in cfg.items() if k not in self.CHECKS or k in self.args}
 
     def arrays(self, rng):
-        x, y = synthetic.GENERATORS[self.generator](
-            rng,
-            self.n_samples,
-            classes=self.classes,
-            n_features=self.n_features,
-            noise=self.noise,
-            factor=self.factor,
-            cluster_std=self.cluster_std,
-        )
+        x, y = synthetic.GENERATORS[self.generator](rng, self.n_samples, **self.args)
         return x.astype(np.float64), y
 
 

@@ -532,7 +532,7 @@ def test_a_generator_refuses_arguments_it_does_not_take(tmp_path):
     # review defect: moons with classes: 3 and n_features: 7 silently gave 2 classes and 2 features
     with pytest.raises(DnnError, match=r"data.classes does not apply to the moons generator.*Received: classes=3"):
         data.resolve_spec({"generator": "moons", "classes": 3, "n_features": 7})
-    with pytest.raises(DnnError, match="data.n_features does not apply to the moons generator"):
+    with pytest.raises(DnnError, match=r"data\.n_features does not apply to the moons generator"):
         data.resolve_spec({"generator": "moons", "n_features": 7})
     assert data.resolve_spec({"generator": "moons"}) == {
         "source": "synthetic",

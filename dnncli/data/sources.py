@@ -13,6 +13,7 @@ import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
@@ -145,7 +146,7 @@ class SyntheticSource(Source):
     """
 
     name = "synthetic"
-    CHECKS = {
+    CHECKS: ClassVar[dict] = {
         "classes": lambda v: check_int(v, "data.classes", minimum=2),
         "n_features": lambda v: check_int(v, "data.n_features"),
         "noise": lambda v: check_float(v, "data.noise", 0.0),
@@ -181,7 +182,7 @@ class SyntheticSource(Source):
                     )
                 continue
             self.args[key] = self.CHECKS[key](takes[key] if value is None else value)
-        for key, value in given.items():
+        for key in given:
             setattr(self, key, self.args.get(key))
 
     def get_config(self):

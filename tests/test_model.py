@@ -185,8 +185,10 @@ def test_initialization_depends_on_seed_only():
     b = dnncli.build_model(_mlp(4, 2) | {"seed": 5}).get_weights()
     for wa, wb in zip(a, b):
         np.testing.assert_array_equal(wa, wb)
-    longer = dnncli.build_model(_mlp(4, 2) | {"seed": 5})
     longer = dnncli.build_model(
         {"input_shape": [3], "seed": 5, "layers": _mlp(4, 2)["layers"] + [{"type": "dense", "units": 3}]}
     ).get_weights()
-    np.testing.assert_array_equal(a[0], longer[0])  # adding a layer leaves earlier ones unchanged
+    for wa, wl in zip(a, longer[: len(a)]):  # adding a layer leaves the earlier ones' weights unchanged
+        np.testing.assert_array_equal(wa, wl)
+    other = dnncli.build_model(_mlp(4, 2) | {"seed": 6}).get_weights()
+    assert not np.array_equal(a[0], other[0])

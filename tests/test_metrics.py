@@ -29,7 +29,8 @@ def test_precision_and_recall_by_hand():
     assert empty.result() == 0.0  # nothing predicted positive: 0, not NaN
 
 
-def test_mae_mse_rmse_by_hand(rng=np.random.default_rng(0)):
+def test_mae_mse_rmse_by_hand():
+    rng = np.random.default_rng(0)
     y = rng.normal(size=(37, 2))
     p = rng.normal(size=(37, 2))
     assert _run("mae", "mse", y, p, batches=3) == pytest.approx(np.abs(y - p).mean(), rel=1e-12)

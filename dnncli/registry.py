@@ -112,17 +112,48 @@ class Registry:
             return spec
         try:
             name, args = self.split(spec)
-            params = self.parameters(name)
-            for arg in args:
-                if arg not in params:
-                    raise DnnError(
-                        f"{self.kind} '{name}' has no argument {arg!r}.{suggest(arg, params)}"
-                        f" Arguments: {', '.join(params) or 'none'}.",
-                        (arg,),
-                    )
-            missing = [k for k, p in params.items() if p.default is p.empty and k not in args]
-            if missing:
-                raise DnnError(f"{self.kind} '{name}' needs {', '.join(map(repr, missing))}.", (missing[0],))
+            check_arguments(f"{self.kind} '{name}'", self.parameters(name), args)
             return self.entries[name](**args)
         except DnnError as err:
             raise err.at(*prefix) from None
+
+
+def check_arguments(what: str, params: Mapping[str, inspect.Parameter], args: Mapping) -> None:
+    """Refuse an argument ``params`` does not declare (suggesting the nearest), and a required one missing."""
+    for arg in args:
+        if arg not in params:
+            raise DnnError(
+                f"{what} has no argument {arg!r}.{suggest(arg, params)} Arguments: {', '.join(params) or 'none'}.",
+                (arg,),
+            )
+    missing = [k for k, p in params.items() if p.default is p.empty and k not in args]
+    if missing:
+        raise DnnError(f"{what} needs {', '.join(map(repr, missing))}.", (missing[0],))
+
+
+def section_parameters(cls) -> dict[str, inspect.Parameter]:
+    """The keys of a config section: the arguments of ``cls``'s constructor, with their declared defaults."""
+    return {k: p for k, p in inspect.signature(cls.__init__).parameters.items() if k != "self"}
+
+
+def build_section(cls, spec, name: str):
+    """Build a config section (``training``, ``monitor``, ``data.augment``) from its mapping.
+
+    The one schema mechanism, as for named objects: ``cls``'s constructor declares each key and its default
+    and checks its value; a key it does not declare is refused with the nearest suggested. Errors carry the
+    key path below the section.
+    """
+    if spec is None:
+        spec = {}
+    if not isinstance(spec, Mapping):
+        raise DnnError(f"{name} must be a mapping. Received: {spec!r}")
+    params = section_parameters(cls)
+    for key in spec:
+        if key not in params:
+            raise DnnError(f"{name} has no key {key!r}.{suggest(key, params)}", (key,))
+    return cls(**spec)
+
+
+def section_config(obj) -> dict:
+    """A section's resolved mapping: every key, defaults filled in."""
+    return {k: getattr(obj, k) for k in section_parameters(type(obj))}

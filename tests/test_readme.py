@@ -5,8 +5,9 @@ from pathlib import Path
 import pytest
 
 from dnncli.data import sources
-from dnncli.experiment.config import TRAINING
+from dnncli.experiment.config import TrainingSettings
 from dnncli.nn import activations, initializers, layers, losses, optimizers, regularizers, schedules
+from dnncli.registry import section_parameters
 from dnncli.train import callbacks
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
@@ -37,15 +38,13 @@ def test_reference_documents_every_name_argument_and_default(module):
 
 
 def test_reference_documents_training_keys():
-    for key in TRAINING:
+    for key in section_parameters(TrainingSettings):
         assert f"| `{key}` |" in README, key
 
 
 def test_reference_documents_monitor_keys():
-    import dataclasses
+    from dnncli.diagnostics.monitor import MonitorSettings
 
-    from dnncli.diagnostics.monitor import MonitorConfig
-
-    for f in dataclasses.fields(MonitorConfig):
-        default = "null" if f.default is None else repr(f.default)
-        assert f"| `{f.name}` | {default} |" in README, f.name
+    for name, p in section_parameters(MonitorSettings).items():
+        default = "null" if p.default is None else repr(p.default)
+        assert f"| `{name}` | {default} |" in README, name

@@ -6,13 +6,10 @@ by their (dy, dx) offset, at most (2*shift + 1)**2 groups, each one slice copy.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import numpy as np
 
-from dnncli.errors import DnnError, check_bool, check_float, check_int, suggest
-
-KEYS = ("gaussian_noise", "shift", "horizontal_flip")
+from dnncli.errors import DnnError, check_bool, check_float, check_int
+from dnncli.registry import build_section, section_config
 
 
 class Augmenter:
@@ -61,7 +58,7 @@ class Augmenter:
             x += rng.standard_normal(x.shape, dtype=x.dtype) * np.asarray(self.gaussian_noise, x.dtype)
 
     def get_config(self) -> dict:
-        return {k: getattr(self, k) for k in KEYS}
+        return section_config(self)
 
 
 def _shifted(block: np.ndarray, dy: int, dx: int) -> np.ndarray:
@@ -74,15 +71,8 @@ def _shifted(block: np.ndarray, dy: int, dx: int) -> np.ndarray:
 
 
 def build(spec) -> Augmenter:
-    """An augmenter from ``data.augment`` (None or a mapping)."""
-    if spec is None:
-        return Augmenter()
-    if not isinstance(spec, Mapping):
-        raise DnnError(f"data.augment must be a mapping of {', '.join(KEYS)}. Received: {spec!r}", ("augment",))
-    for key in spec:
-        if key not in KEYS:
-            raise DnnError(f"data.augment has no key {key!r}.{suggest(key, KEYS)}", ("augment", key))
+    """An augmenter from ``data.augment`` (None or a mapping of the constructor's arguments)."""
     try:
-        return Augmenter(**spec)
+        return build_section(Augmenter, spec, "data.augment")
     except DnnError as err:
-        raise DnnError(err.message, ("augment", *err.key)) from None
+        raise err.at("augment") from None

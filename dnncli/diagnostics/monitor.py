@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from dnncli.diagnostics.rules import DEAD_ACTIVATIONS, FLAGS, SATURATING, FlagState, FlagTracker, WatchedLayer
-from dnncli.errors import DnnError, check_float, check_int, suggest
+from dnncli.errors import DnnError, check_float, check_int
+from dnncli.registry import build_section, section_config
 from dnncli.train.trainer import Callback
 
 AUTO_EVERY_PARAMS = 50_000  # models up to this size record every statistic at every step
@@ -55,63 +55,67 @@ STEP_FIELDS = (
 )
 
 
-def _positive(value, name):
-    return check_float(value, name, 0.0, low_open=True)
+class MonitorSettings:
+    """The ``monitor:`` section: how often to record, and the flags' thresholds and windows (see ``rules.py``).
 
+    Parameters
+    ----------
+    every : int or None, default=None
+        Record the full statistics every K steps; None: every step for models of up to 50,000 parameters, else 20.
+    vanishing_ratio, vanishing_floor, exploding_norm, exploding_growth, exploding_min : float
+        The thresholds of ``vanishing``, ``exploding`` (and of ``collapsed``'s drop, ``vanishing_ratio``).
+    dead_fraction, saturated_fraction : float, default=0.5
+        Fractions of units (outputs) dead (saturated) that raise ``dead`` (``saturated``).
+    smooth : int, default=5
+        Records in each rule's running median.
+    growth_window : int, default=20
+        Records the growth rule looks back over; larger than ``smooth``.
+    collapse_records : int, default=5
+        Records at 0 in a row that make a collapse.
+    """
 
-def _fraction(value, name):
-    return check_float(value, name, 0.0, 1.0)
-
-
-def _count(value, name):
-    return check_int(value, name, minimum=1)
-
-
-def _optional_count(value, name):
-    return None if value is None else check_int(value, name, minimum=1)
-
-
-@dataclass
-class MonitorConfig:
-    """The ``monitor:`` section: how often to record, and the flags' thresholds and windows."""
-
-    every: int | None = field(default=None, metadata={"check": _optional_count})  # None: 1 up to 50k params, else 20
-    vanishing_ratio: float = field(default=1e-3, metadata={"check": _positive})
-    vanishing_floor: float = field(default=1e-7, metadata={"check": _positive})
-    exploding_norm: float = field(default=1e3, metadata={"check": _positive})
-    exploding_growth: float = field(default=10.0, metadata={"check": _positive})
-    exploding_min: float = field(default=1.0, metadata={"check": _positive})  # growth counts up to this norm or more
-    dead_fraction: float = field(default=0.5, metadata={"check": _fraction})
-    saturated_fraction: float = field(default=0.5, metadata={"check": _fraction})
-    smooth: int = field(default=5, metadata={"check": _count})  # records in a rule's running median
-    growth_window: int = field(default=20, metadata={"check": _count})  # records the growth rule looks back over
-    collapse_records: int = field(default=5, metadata={"check": _count})  # records at 0 that make a collapse
-
-    @classmethod
-    def resolve(cls, spec) -> dict:
-        """Validate a ``monitor:`` mapping and fill in every default."""
-        if spec is None:
-            spec = {}
-        if not isinstance(spec, Mapping):
-            raise DnnError(f"monitor must be a mapping. Received: {spec!r}", ("monitor",))
-        names = [f.name for f in fields(cls)]
-        for key in spec:
-            if key not in names:
-                raise DnnError(f"monitor has no key {key!r}.{suggest(key, names)}", ("monitor", key))
-        out = {}
-        for f in fields(cls):
-            try:
-                out[f.name] = f.metadata["check"](spec.get(f.name, f.default), f"monitor.{f.name}")
-            except DnnError as err:
-                raise DnnError(err.message, ("monitor", f.name)) from None
-        if out["growth_window"] <= out["smooth"]:
+    def __init__(
+        self,
+        every: int | None = None,
+        vanishing_ratio: float = 1e-3,
+        vanishing_floor: float = 1e-7,
+        exploding_norm: float = 1e3,
+        exploding_growth: float = 10.0,
+        exploding_min: float = 1.0,
+        dead_fraction: float = 0.5,
+        saturated_fraction: float = 0.5,
+        smooth: int = 5,
+        growth_window: int = 20,
+        collapse_records: int = 5,
+    ):
+        self.every = None if every is None else check_int(every, "monitor.every")
+        for name, value in (
+            ("vanishing_ratio", vanishing_ratio),
+            ("vanishing_floor", vanishing_floor),
+            ("exploding_norm", exploding_norm),
+            ("exploding_growth", exploding_growth),
+            ("exploding_min", exploding_min),
+        ):
+            setattr(self, name, check_float(value, f"monitor.{name}", 0.0, low_open=True))
+        self.dead_fraction = check_float(dead_fraction, "monitor.dead_fraction", 0.0, 1.0)
+        self.saturated_fraction = check_float(saturated_fraction, "monitor.saturated_fraction", 0.0, 1.0)
+        self.smooth = check_int(smooth, "monitor.smooth")
+        self.growth_window = check_int(growth_window, "monitor.growth_window")
+        self.collapse_records = check_int(collapse_records, "monitor.collapse_records")
+        if self.growth_window <= self.smooth:
             raise DnnError(
                 "monitor.growth_window must be larger than monitor.smooth (the growth rule compares a running"
-                f" median with those before it). Received: growth_window={out['growth_window']},"
-                f" smooth={out['smooth']}",
-                ("monitor", "growth_window"),
+                f" median with those before it). Received: growth_window={growth_window}, smooth={smooth}",
+                ("growth_window",),
             )
-        return out
+
+
+def resolve_monitor(spec) -> dict:
+    """Validate a ``monitor:`` mapping and fill in every default."""
+    try:
+        return section_config(build_section(MonitorSettings, spec, "monitor"))
+    except DnnError as err:
+        raise err.at("monitor") from None
 
 
 @dataclass

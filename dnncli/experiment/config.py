@@ -12,20 +12,19 @@ into ``file:line`` using the YAML node tree.
 
 from __future__ import annotations
 
-import copy
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 from dnncli import data
-from dnncli.diagnostics.monitor import MonitorConfig
+from dnncli.diagnostics.monitor import resolve_monitor
 from dnncli.errors import DnnError, check_bool, check_choice, check_float, check_int, suggest
 from dnncli.nn import losses, optimizers
 from dnncli.nn.model import DTYPES, Sequential
+from dnncli.registry import build_section, section_config
 from dnncli.train import callbacks, metrics
 
 TOP_KEYS = ("name", "seed", "dtype", "data", "model", "loss", "metrics", "optimizer", "training", "monitor")
@@ -47,40 +46,44 @@ def parse_yaml(text: str):
     return yaml.load(text, Loader=Loader)
 
 
-@dataclass
-class Field:
-    """A config-only key: its default and its check, ``check(value, dotted_name) -> value``."""
+class TrainingSettings:
+    """The ``training:`` section.
 
-    default: Any
-    check: Callable[[Any, str], Any]
-    doc: str = ""
+    Parameters
+    ----------
+    epochs : int, default=10
+        Passes over the training set.
+    batching : {"mini-batch", "batch", "stochastic"}, default="mini-batch"
+        batch: the whole training set per update; stochastic: one sample; mini-batch: ``batch_size`` samples.
+    batch_size : int, default=32
+        Samples per update in mini-batch mode.
+    shuffle : bool, default=True
+        Permute the training set every epoch (seeded).
+    validation_split : float, default=0.0
+        Fraction of the training set held out for the ``val_`` metrics.
+    on_nonfinite : {"stop", "skip_batch"}, default="stop"
+        A NaN or infinity in a batch's loss or gradients: stop (exit 3), or skip the batch (no update; counted).
+    callbacks : mapping or None, default=None
+        ``early_stopping``, ``reduce_lr_on_plateau``.
+    """
 
-
-def _optional(check):
-    return lambda v, n: None if v is None else check(v, n)
-
-
-TRAINING = {
-    "epochs": Field(10, lambda v, n: check_int(v, n, 1), "passes over the training set"),
-    "batching": Field(
-        "mini-batch",
-        lambda v, n: check_choice(v, n, BATCHING),
-        "batch: whole training set per update; stochastic: one sample; mini-batch: batch_size samples",
-    ),
-    "batch_size": Field(32, lambda v, n: check_int(v, n, 1), "samples per update in mini-batch mode"),
-    "shuffle": Field(True, check_bool, "permute the training set every epoch (seeded)"),
-    "validation_split": Field(
-        0.0,
-        lambda v, n: check_float(v, n, 0.0, 1.0, high_open=True),
-        "fraction of the training set held out for val_ metrics",
-    ),
-    "on_nonfinite": Field(
-        "stop",
-        lambda v, n: check_choice(v, n, ("stop", "skip_batch")),
-        "a NaN or infinity in a batch's loss or gradients: stop (exit 3), or skip_batch (no update; counted)",
-    ),
-    "callbacks": Field({}, None, "early_stopping, reduce_lr_on_plateau"),
-}
+    def __init__(
+        self,
+        epochs: int = 10,
+        batching: str = "mini-batch",
+        batch_size: int = 32,
+        shuffle: bool = True,
+        validation_split: float = 0.0,
+        on_nonfinite: str = "stop",
+        callbacks=None,
+    ):
+        self.epochs = check_int(epochs, "training.epochs", 1)
+        self.batching = check_choice(batching, "training.batching", BATCHING)
+        self.batch_size = check_int(batch_size, "training.batch_size", 1)
+        self.shuffle = check_bool(shuffle, "training.shuffle")
+        self.validation_split = check_float(validation_split, "training.validation_split", 0.0, 1.0, high_open=True)
+        self.on_nonfinite = check_choice(on_nonfinite, "training.on_nonfinite", ("stop", "skip_batch"))
+        self.callbacks = {} if callbacks is None else callbacks
 
 
 @dataclass
@@ -327,26 +330,6 @@ def locate(err: DnnError, path, lines: dict, touched: list[tuple]) -> DnnError:
 
 
 # resolution ----------------------------------------------------------------------
-def _section(mapping, fields: Mapping[str, Field], name: str) -> dict:
-    if mapping is None:
-        mapping = {}
-    if not isinstance(mapping, Mapping):
-        raise DnnError(f"{name} must be a mapping. Received: {mapping!r}", (name,))
-    out = {}
-    for key in mapping:
-        if key not in fields:
-            raise DnnError(f"{name} has no key {key!r}.{suggest(key, fields)}", (name, key))
-    for key, field in fields.items():
-        value = mapping.get(key, copy.deepcopy(field.default))
-        if field.check is not None:
-            try:
-                value = field.check(value, f"{name}.{key}")
-            except DnnError as err:
-                raise DnnError(err.message, (name, key)) from None
-        out[key] = value
-    return out
-
-
 def resolve(mapping: Mapping, default_name: str = "experiment", check_paths: bool = True) -> dict:
     """Validate a config mapping and return it with every default filled in."""
     for key in mapping:
@@ -398,10 +381,13 @@ def resolve(mapping: Mapping, default_name: str = "experiment", check_paths: boo
     opt_spec = mapping.get("optimizer", "adam")
     raw["optimizer"] = optimizers.get(opt_spec, "optimizer").get_config()
 
-    training = _section(mapping.get("training"), TRAINING, "training")
+    try:
+        training = section_config(build_section(TrainingSettings, mapping.get("training"), "training"))
+    except DnnError as err:
+        raise err.at("training") from None
     training["callbacks"] = callbacks.resolve_specs(training["callbacks"], raw["optimizer"])
     raw["training"] = training
-    raw["monitor"] = MonitorConfig.resolve(mapping.get("monitor"))
+    raw["monitor"] = resolve_monitor(mapping.get("monitor"))
     return raw
 
 

@@ -167,3 +167,23 @@ def test_restore_best_weights_then_resume_for_more_epochs_matches_a_straight_run
         for k in a.files:
             if k.startswith("weights.") or k.startswith("optimizer."):
                 np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def test_a_config_is_checked_without_building_a_model_and_never_changed_in_place(tmp_path, monkeypatch):
+    from dnncli.nn import model as model_mod
+
+    built = []
+    original = model_mod.Sequential._build
+    monkeypatch.setattr(model_mod.Sequential, "_build", lambda self: (built.append(1), original(self)))
+    path = write(tmp_path / "r.yaml", REGRESSION)
+    cfg = load(path)
+    assert built == []  # validated and resolved with no weight allocated or initialized
+    before = json.dumps(cfg.raw, sort_keys=True)
+    TrainingRun.create(cfg, out=tmp_path / "run", epochs=2)
+    assert len(built) == 1  # built once for the run
+    assert json.dumps(cfg.raw, sort_keys=True) == before  # --epochs went into the run's own copy
+    assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["training"]["epochs"] == 2
+    from dnncli.experiment.inspection import gradcheck_config
+
+    gradcheck_config(cfg, samples=2, entries=2)
+    assert cfg["dtype"] == "float32"  # the float64 check ran on a copy

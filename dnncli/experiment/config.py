@@ -119,6 +119,16 @@ class Config:
         t = self.raw["training"]
         return {"batch": max(n_train, 1), "stochastic": 1}.get(t["batching"], t["batch_size"])
 
+    def replaced(self, key: tuple, value) -> Config:
+        """A copy with one resolved value changed (``("training", "epochs")``); this config stays as it is."""
+        raw, source = _plain_copy(self.raw), _plain_copy(self.source if self.source is not None else self.raw)
+        for mapping in (raw, source):
+            node = mapping
+            for part in key[:-1]:
+                node = node.setdefault(part, {})
+            node[key[-1]] = value
+        return Config(raw, self.path, source)
+
     def with_overrides(self, overrides: list[str]) -> Config:
         """This config with ``--set`` overrides applied to it as written, resolved again."""
         mapping = apply_overrides(self.source if self.source is not None else self.raw, overrides)
@@ -366,17 +376,16 @@ def resolve(mapping: Mapping, default_name: str = "experiment", check_paths: boo
         if key not in model_spec:
             raise DnnError(f"model needs {key!r}.", ("model",))
     try:
-        model = Sequential(model_spec["layers"], model_spec["input_shape"], dtype=dtype, seed=raw["seed"])
+        # checked, and every default filled in, without allocating or initializing a weight: built once, later
+        raw["model"], output_shape = Sequential.resolve(model_spec["layers"], model_spec["input_shape"], dtype)
     except DnnError as err:
         raise err.at("model") from None
-    raw["model"] = model.get_config()
-    del raw["model"]["dtype"]
 
     if "loss" not in mapping:
         raise DnnError("the config needs a 'loss' (for example sparse_categorical_crossentropy or mse).", ("loss",))
     loss = losses.get(mapping["loss"], "loss")
     raw["loss"] = loss.get_config()
-    raw["metrics"] = metrics.resolve_names(mapping.get("metrics", []), loss, model.output_shape[0])
+    raw["metrics"] = metrics.resolve_names(mapping.get("metrics", []), loss, output_shape[0])
 
     opt_spec = mapping.get("optimizer", "adam")
     raw["optimizer"] = optimizers.get(opt_spec, "optimizer").get_config()

@@ -208,7 +208,7 @@ def gradcheck_config(config, samples: int = 4, entries: int = 20, tolerance: flo
     """Central differences on the user's architecture and loss, in float64, on ``samples`` samples."""
     from dnncli.experiment.prepare import prepare_data
 
-    config.raw["dtype"] = "float64"
+    config = config.replaced(("dtype",), "float64")
     model = config.build_model()
     loss = config.build_loss()
     data = prepare_data(config, model, loss)

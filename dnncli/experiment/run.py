@@ -126,7 +126,7 @@ class TrainingRun:
     @classmethod
     def create(cls, config, out=None, runs_root="runs", init_weights=None, epochs=None, reporter=None):
         if epochs is not None:
-            config.raw["training"]["epochs"] = epochs
+            config = config.replaced(("training", "epochs"), epochs)
         # everything that can fail on the user's input fails before the directory exists
         probe = cls(config, Path("."), reporter)
         if init_weights is not None:
@@ -151,7 +151,7 @@ class TrainingRun:
             raise DnnError(f"--resume {run_dir}: no checkpoint.npz to resume from.")
         config = config_mod.load(run_dir / "config.yaml")
         if epochs is not None:
-            config.raw["training"]["epochs"] = epochs
+            config = config.replaced(("training", "epochs"), epochs)
         run = cls(config, run_dir, reporter)
         run.data = prepare_data(config, run.model, run.loss, data_mod.Preparation.load(run_dir / "preprocessing.npz"))
         run._build_trainer()

@@ -8,6 +8,7 @@ whole-array passes instead of a Python loop over variables.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -55,6 +56,68 @@ class Summary:
         return self.trainable + self.non_trainable
 
 
+def _check_dtype(dtype) -> np.dtype:
+    if dtype not in DTYPES:
+        raise DnnError(f"dtype must be one of {', '.join(DTYPES)}. Received: {dtype!r}", ("dtype",))
+    return np.dtype(dtype)
+
+
+def _stack(layers, input_shape, dtype) -> tuple[list, tuple, tuple]:
+    """(layer objects with shapes and names, input shape, output shape) of a spec; no weight is allocated.
+
+    Each layer is built (its output shape and the weights it declares), named ``dense``, ``dense_1``, ...
+    where it has no name, and checked against the shape of its input.
+    """
+    if isinstance(input_shape, int) and not isinstance(input_shape, bool):
+        input_shape = [input_shape]
+    if not isinstance(input_shape, (list, tuple)) or not input_shape:
+        raise DnnError(f"input_shape must be a list of positive integers. Received: {input_shape!r}", ("input_shape",))
+    for i, d in enumerate(input_shape):
+        try:
+            check_int(d, f"input_shape[{i}]")
+        except DnnError as err:
+            raise DnnError(err.message, ("input_shape", i)) from None
+    input_shape = tuple(int(d) for d in input_shape)
+    if not isinstance(layers, (list, tuple)) or not layers:
+        raise DnnError(f"layers must be a non-empty list. Received: {layers!r}", ("layers",))
+    built = [layers_mod.get(spec, ("layers", i)) for i, spec in enumerate(layers)]
+    shape = input_shape
+    counts: dict[str, int] = {}
+    for i, layer in enumerate(built):
+        try:
+            shape = layer.build(shape, dtype)
+        except DnnError as err:
+            raise err.at("layers", i) from None
+        if layer.name is None:
+            n = counts.get(layer.type_name, 0)
+            layer.name = layer.type_name if n == 0 else f"{layer.type_name}_{n}"
+        counts[layer.type_name] = counts.get(layer.type_name, 0) + 1
+    names = [layer.name for layer in built]
+    for i, name in enumerate(names):
+        if names.index(name) != i:
+            raise DnnError(f"layer name {name!r} is used twice.", ("layers", i, "name"))
+    # exact counts (Python integers): weights, their gradients and optimizer moments take several copies
+    n_params = sum(math.prod(s.shape) for layer in built for s in layer.specs)
+    if n_params * dtype.itemsize * 4 > _memory_bytes():
+        raise DnnError(
+            f"the model has {_count(n_params)} parameters: too many for this machine's memory"
+            f" ({_memory_bytes() / 2**30:.0f} GiB) in {dtype.name}.",
+            ("layers",),
+        )
+    return built, input_shape, shape
+
+
+def _count(n: int) -> str:
+    return f"{n:,}" if n < 10**15 else f"about 10^{len(str(n)) - 1}"
+
+
+def _memory_bytes() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not a POSIX system: no limit known
+        return 1 << 62
+
+
 class Sequential:
     """A stack of layers built for an input shape.
 
@@ -71,46 +134,19 @@ class Sequential:
     """
 
     def __init__(self, layers, input_shape, dtype: str = "float32", seed: int | None = None):
-        if dtype not in DTYPES:
-            raise DnnError(f"dtype must be one of {', '.join(DTYPES)}. Received: {dtype!r}", ("dtype",))
-        self.dtype = np.dtype(dtype)
+        self.dtype = _check_dtype(dtype)
         self.seed = None if seed is None else check_int(seed, "seed", minimum=0)
-        if isinstance(input_shape, int) and not isinstance(input_shape, bool):
-            input_shape = [input_shape]
-        if not isinstance(input_shape, (list, tuple)) or not input_shape:
-            raise DnnError(
-                f"input_shape must be a list of positive integers. Received: {input_shape!r}", ("input_shape",)
-            )
-        for i, d in enumerate(input_shape):
-            try:
-                check_int(d, f"input_shape[{i}]")
-            except DnnError as err:
-                raise DnnError(err.message, ("input_shape", i)) from None
-        self.input_shape = tuple(int(d) for d in input_shape)
-        if not isinstance(layers, (list, tuple)) or not layers:
-            raise DnnError(f"layers must be a non-empty list. Received: {layers!r}", ("layers",))
-        self.layers = [layers_mod.get(spec, ("layers", i)) for i, spec in enumerate(layers)]
+        self.layers, self.input_shape, self.output_shape = _stack(layers, input_shape, self.dtype)
         self._build()
+
+    @staticmethod
+    def resolve(layers, input_shape, dtype: str = "float32") -> tuple[dict, tuple]:
+        """Check a model spec without allocating a weight: (its config, every default filled in; output shape)."""
+        layers, input_shape, output_shape = _stack(layers, input_shape, _check_dtype(dtype))
+        return {"input_shape": list(input_shape), "layers": [layer.get_config() for layer in layers]}, output_shape
 
     # construction ------------------------------------------------------------
     def _build(self) -> None:
-        shape = self.input_shape
-        counts: dict[str, int] = {}
-        for i, layer in enumerate(self.layers):
-            try:
-                shape = layer.build(shape, self.dtype)
-            except DnnError as err:
-                raise err.at("layers", i) from None
-            if layer.name is None:
-                n = counts.get(layer.type_name, 0)
-                layer.name = layer.type_name if n == 0 else f"{layer.type_name}_{n}"
-            counts[layer.type_name] = counts.get(layer.type_name, 0) + 1
-        self.output_shape = shape
-        names = [layer.name for layer in self.layers]
-        for i, name in enumerate(names):
-            if names.index(name) != i:
-                raise DnnError(f"layer name {name!r} is used twice.", ("layers", i, "name"))
-
         specs = [(layer, s) for layer in self.layers for s in layer.specs]
         n_train = sum(int(np.prod(s.shape)) for _, s in specs if s.trainable)
         try:

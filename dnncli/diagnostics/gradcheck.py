@@ -65,61 +65,61 @@ def check_model(model, x, y, loss, h: float = 1e-6, max_per_param: int | None = 
     list of GradCheckRow
     """
     loss = losses_mod.get(loss)
-    gens = model.generators()
-    states = {k: copy.deepcopy(g.bit_generator.state) for k, g in gens.items()}
-    moving = {
-        (i, k): v.copy()
-        for i, layer in enumerate(model.layers)
-        for k, v in layer.params.items()
-        if k.startswith("moving_")
-    }
-
-    def restore():
-        for k, g in gens.items():
-            g.bit_generator.state = copy.deepcopy(states[k])
-        for (i, k), v in moving.items():
-            model.layers[i].params[k][...] = v
+    frozen = _Frozen(model)  # every evaluation sees the same dropout masks and moving statistics
 
     def total_loss() -> float:
-        restore()
-        value = model.loss_value(x, y, loss, training=True)
-        return value + model.penalty()
+        frozen.restore()
+        return model.loss_value(x, y, loss, training=True) + model.penalty()
 
-    restore()
+    frozen.restore()
     model.compute_gradients(x, y, loss)
     analytic = [g.copy() for g in model.gradients]
     rng = np.random.default_rng(seed)
     rows = []
-    index = 0
-    for li, layer in enumerate(model.layers):
-        for spec in layer.specs:
-            if not spec.trainable:
-                continue
-            w = layer.params[spec.name]
-            a = analytic[index].ravel()
-            index += 1
-            flat = w.reshape(-1)
-            picks = np.arange(flat.size)
-            if max_per_param is not None and flat.size > max_per_param:
-                picks = rng.choice(flat.size, max_per_param, replace=False)
-            numeric = np.empty(len(picks))
-            for j, p in enumerate(picks):
-                old = flat[p]
-                flat[p] = old + h
-                up = total_loss()
-                flat[p] = old - h
-                down = total_loss()
-                flat[p] = old
-                numeric[j] = (up - down) / (2 * h)
-            rows.append(
-                GradCheckRow(
-                    li,
-                    layer.name,
-                    spec.name,
-                    relative_error(a[picks], numeric),
-                    float(np.abs(a[picks] - numeric).max(initial=0.0)),
-                    len(picks),
-                )
-            )
-    restore()
+    trainable = [(li, layer, spec) for li, layer in enumerate(model.layers) for spec in layer.specs if spec.trainable]
+    for (li, layer, spec), a in zip(trainable, analytic):
+        flat = layer.params[spec.name].reshape(-1)
+        picks = np.arange(flat.size)
+        if max_per_param is not None and flat.size > max_per_param:
+            picks = rng.choice(flat.size, max_per_param, replace=False)
+        numeric = _central_differences(flat, picks, total_loss, h)
+        expected = a.ravel()[picks]
+        error = float(np.abs(expected - numeric).max(initial=0.0))
+        rows.append(GradCheckRow(li, layer.name, spec.name, relative_error(expected, numeric), error, len(picks)))
+    frozen.restore()
     return rows
+
+
+class _Frozen:
+    """The random generators' states and moving statistics of a model, put back before each evaluation."""
+
+    def __init__(self, model):
+        self.model = model
+        self.generators = model.generators()
+        self.states = {k: copy.deepcopy(g.bit_generator.state) for k, g in self.generators.items()}
+        self.moving = {
+            (i, k): v.copy()
+            for i, layer in enumerate(model.layers)
+            for k, v in layer.params.items()
+            if k.startswith("moving_")
+        }
+
+    def restore(self) -> None:
+        for k, g in self.generators.items():
+            g.bit_generator.state = copy.deepcopy(self.states[k])
+        for (i, k), v in self.moving.items():
+            self.model.layers[i].params[k][...] = v
+
+
+def _central_differences(flat: np.ndarray, picks: np.ndarray, total_loss, h: float) -> np.ndarray:
+    """(L(w + h) - L(w - h)) / 2h for each picked entry of the weight ``flat``, left as it was."""
+    numeric = np.empty(len(picks))
+    for j, p in enumerate(picks):
+        old = flat[p]
+        flat[p] = old + h
+        up = total_loss()
+        flat[p] = old - h
+        down = total_loss()
+        flat[p] = old
+        numeric[j] = (up - down) / (2 * h)
+    return numeric

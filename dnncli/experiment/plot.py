@@ -14,6 +14,26 @@ from dnncli.files import atomic_write
 
 def plot_run(run_dir, out: Path) -> Path:
     """Loss and metric curves, and a log-scale heat map of gradient norms (layers by epochs), as a PNG."""
+    plt, LogNorm = _matplotlib()
+    run_dir = Path(run_dir)
+    history = _history(run_dir)
+    epochs = [int(r["epoch"]) for r in history]
+    skip = {"epoch", "data_loss", "penalty", "learning_rate", "time", "flags", "skipped_batches"}
+    curves = [k for k in history[0] if k not in skip and not k.startswith("val_") and not k.startswith("grad_norm.")]
+    fig, axes = plt.subplots(1, len(curves) + 1, figsize=(5 * (len(curves) + 1), 4), squeeze=False)
+    for ax, key in zip(axes[0], curves):
+        _curve(ax, history, epochs, key)
+    layers, grid = _gradient_grid(read_step_records(run_dir / "gradients.csv"), epochs)
+    if layers:
+        _heat_map(fig, axes[0][-1], layers, grid, epochs, LogNorm)
+    fig.suptitle(str(run_dir))
+    fig.tight_layout()
+    atomic_write(out, lambda f: fig.savefig(f, dpi=110, format="png"), binary=True)
+    plt.close(fig)
+    return out
+
+
+def _matplotlib():
     try:
         import matplotlib
 
@@ -22,51 +42,53 @@ def plot_run(run_dir, out: Path) -> Path:
         from matplotlib.colors import LogNorm
     except ImportError:
         raise DnnError("dnn plot needs matplotlib: pip install 'dnncli[plot]'") from None
+    return plt, LogNorm
 
-    run_dir = Path(run_dir)
-    history_path = run_dir / "history.csv"
-    if not history_path.exists():
+
+def _history(run_dir: Path) -> list[dict]:
+    path = run_dir / "history.csv"
+    if not path.exists():
         raise DnnError(f"{run_dir}: no history.csv (not a run directory, or no epoch finished yet).")
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
 
-    with open(history_path, newline="") as f:
-        history = list(csv.DictReader(f))
-    epochs = [int(r["epoch"]) for r in history]
-    skip = {"epoch", "data_loss", "penalty", "learning_rate", "time", "flags", "skipped_batches"}
-    curves = [k for k in history[0] if k not in skip and not k.startswith("val_") and not k.startswith("grad_norm.")]
-    records = read_step_records(run_dir / "gradients.csv")
+
+def _curve(ax, history: list[dict], epochs: list[int], key: str) -> None:
+    ax.plot(epochs, [float(r[key]) for r in history], "o-", label=f"training {key}")
+    if f"val_{key}" in history[0]:
+        ax.plot(epochs, [float(r[f"val_{key}"]) for r in history], "s--", label=f"validation {key}")
+    ax.set_xlabel("epoch")
+    ax.set_title(key)
+    ax.grid(alpha=0.3)
+    ax.legend()
+
+
+def _gradient_grid(records: list[dict], epochs: list[int]) -> tuple[list[tuple], np.ndarray]:
+    """((layer index, name) per row, mean kernel gradient norm by layer and epoch), in one pass over the records."""
     layers = sorted({(r["layer_index"], r["layer"]) for r in records})
-    fig, axes = plt.subplots(1, len(curves) + 1, figsize=(5 * (len(curves) + 1), 4), squeeze=False)
-    for ax, key in zip(axes[0], curves):
-        ax.plot(epochs, [float(r[key]) for r in history], "o-", label=f"training {key}")
-        if f"val_{key}" in history[0]:
-            ax.plot(epochs, [float(r[f"val_{key}"]) for r in history], "s--", label=f"validation {key}")
-        ax.set_xlabel("epoch")
-        ax.set_title(key)
-        ax.grid(alpha=0.3)
-        ax.legend()
-    ax = axes[0][-1]
-    if layers:
-        grid = np.full((len(layers), len(epochs)), np.nan)
-        for li, (index, _) in enumerate(layers):
-            for ej, e in enumerate(epochs):
-                values = [r["grad_norm"] for r in records if r["layer_index"] == index and r["epoch"] == e]
-                if values:
-                    grid[li, ej] = np.mean(values)
-        positive = grid[np.isfinite(grid) & (grid > 0)]
-        norm = LogNorm(vmin=positive.min(), vmax=positive.max()) if positive.size else None
-        image = ax.imshow(
-            np.where(grid > 0, grid, np.nan),
-            aspect="auto",
-            cmap="viridis",
-            norm=norm,
-            extent=(epochs[0] - 0.5, epochs[-1] + 0.5, len(layers) - 0.5, -0.5),
-        )
-        ax.set_yticks(range(len(layers)), [f"{i}: {name}" for i, name in layers])
-        ax.set_xlabel("epoch")
-        ax.set_title("kernel gradient norm (log scale)")
-        fig.colorbar(image, ax=ax)
-    fig.suptitle(str(run_dir))
-    fig.tight_layout()
-    atomic_write(out, lambda f: fig.savefig(f, dpi=110, format="png"), binary=True)
-    plt.close(fig)
-    return out
+    row = {index: k for k, (index, _) in enumerate(layers)}
+    col = {e: k for k, e in enumerate(epochs)}
+    sums = np.zeros((len(layers), len(epochs)))
+    counts = np.zeros_like(sums)
+    for r in records:
+        if r["epoch"] in col and np.isfinite(r["grad_norm"]):
+            sums[row[r["layer_index"]], col[r["epoch"]]] += r["grad_norm"]
+            counts[row[r["layer_index"]], col[r["epoch"]]] += 1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return layers, np.where(counts > 0, sums / counts, np.nan)
+
+
+def _heat_map(fig, ax, layers, grid, epochs, LogNorm) -> None:
+    positive = grid[np.isfinite(grid) & (grid > 0)]
+    norm = LogNorm(vmin=positive.min(), vmax=positive.max()) if positive.size else None
+    image = ax.imshow(
+        np.where(grid > 0, grid, np.nan),
+        aspect="auto",
+        cmap="viridis",
+        norm=norm,
+        extent=(epochs[0] - 0.5, epochs[-1] + 0.5, len(layers) - 0.5, -0.5),
+    )
+    ax.set_yticks(range(len(layers)), [f"{i}: {name}" for i, name in layers])
+    ax.set_xlabel("epoch")
+    ax.set_title("kernel gradient norm (log scale)")
+    fig.colorbar(image, ax=ax)

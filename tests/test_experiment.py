@@ -187,3 +187,16 @@ def test_a_config_is_checked_without_building_a_model_and_never_changed_in_place
 
     gradcheck_config(cfg, samples=2, entries=2)
     assert cfg["dtype"] == "float32"  # the float64 check ran on a copy
+
+
+def test_the_python_api_trains_evaluates_and_predicts(tmp_path):
+    from dnncli.experiment import api
+
+    result = api.train(write(tmp_path / "r.yaml", REGRESSION), ["training.epochs=3"], out=tmp_path / "run")
+    assert result.status == "completed" and len(result.history) == 3
+    report = api.evaluate(tmp_path / "run")
+    assert report["loss"] == pytest.approx(result.test["loss"], rel=1e-6)
+    x = np.random.default_rng(0).uniform(-2, 2, size=(5, 3))
+    np.save(tmp_path / "x.npy", x)
+    rows = list(csv.reader(run("predict", tmp_path / "run", tmp_path / "x.npy").output.splitlines()))[1:]
+    np.testing.assert_allclose(api.predict(tmp_path / "run", x)[:, 0], [float(r[0]) for r in rows], rtol=1e-6)

@@ -48,3 +48,14 @@ def test_reference_documents_monitor_keys():
     for name, p in section_parameters(MonitorSettings).items():
         default = "null" if p.default is None else repr(p.default)
         assert f"| `{name}` | {default} |" in README, name
+
+
+def test_python_api_example_runs(tmp_path, monkeypatch):
+    root = Path(__file__).resolve().parents[1]
+    code = README.split("## The Python API")[1].split("```python")[1].split("```")[0]
+    monkeypatch.chdir(tmp_path)  # its run directory goes here
+    code = code.replace('"configs/quickstart.yaml"', repr(str(root / "configs" / "quickstart.yaml")))
+    scope: dict = {}
+    exec(compile(code, "README.md", "exec"), scope)
+    assert scope["result"].status == "completed" and (tmp_path / "runs" / "notebook" / "model.npz").exists()
+    assert scope["probabilities"].shape == (32, 2)

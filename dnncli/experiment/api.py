@@ -1,4 +1,4 @@
-"""The Python API for notebooks and scripts: build a model from a spec or a YAML file.
+"""The Python API for notebooks and scripts: build a model, train from a config, evaluate, predict.
 
 >>> from dnncli.experiment.api import build_model
 >>> build_model({"input_shape": [3], "layers": [{"type": "dense", "units": 4, "activation": "relu"},
@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+
+import numpy as np
 
 from dnncli.errors import DnnError, suggest
 from dnncli.nn.model import Sequential
@@ -61,3 +63,40 @@ def _read_yaml(path):
         raise DnnError(f"{path}: no such file.") from None
     except yaml.YAMLError as err:
         raise DnnError(f"{path}: not valid YAML ({err}).".replace("\n", " ")) from None
+
+
+def train(config, overrides: list[str] | None = None, out=None, epochs: int | None = None, reporter=None):
+    """Train from a config file (or a loaded ``Config``) as ``dnn train`` does; returns the ``RunResult``.
+
+    >>> result = train("configs/quickstart.yaml", ["training.epochs=3"], out="runs/try")  # doctest: +SKIP
+    >>> result.test["accuracy"], result.run_dir  # doctest: +SKIP
+    """
+    from dnncli.experiment.config import Config, load
+    from dnncli.experiment.run import TrainingRun
+
+    cfg = config if isinstance(config, Config) else load(config, overrides or [])
+    if isinstance(config, Config) and overrides:
+        cfg = cfg.with_overrides(overrides)
+    return TrainingRun.create(cfg, out=out, epochs=epochs, reporter=reporter).train()
+
+
+def evaluate(run_dir, data=None) -> dict:
+    """Loss, metrics and (for classification) the confusion matrix, as ``dnn eval --json`` gives them."""
+    from dnncli.experiment.evaluate import evaluate_run
+
+    return evaluate_run(run_dir, data)
+
+
+def predict(run_dir, x) -> np.ndarray:
+    """A finished run's predictions for raw inputs ``x``: probabilities for a classifier, values in the data's units.
+
+    The run's input scaling is applied, and for regression its target scaling undone, as by ``dnn predict``.
+    """
+    from dnncli.experiment.evaluate import load_run
+    from dnncli.experiment.prepare import model_inputs
+
+    _, model, loss, prep = load_run(run_dir)
+    out = loss.probabilities(model.predict(model_inputs(model, prep, np.asarray(x), "x")))
+    if not loss.classifies and prep.targets is not None:
+        out = prep.targets.inverse(out.astype(np.float64))
+    return out

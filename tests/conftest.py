@@ -26,3 +26,26 @@ def rel_error(a, n):
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+def stopped_and_resumed(config, out, step: int, before_resume=None):
+    """Train ``config`` into ``out``, stopped after ``step`` steps (as Ctrl-C does), then resumed to the end.
+
+    ``before_resume()``, if given, runs in between. Returns the resumed run's ``(TrainingRun, RunResult)``.
+    """
+    from dnncli.experiment.run import TrainingRun
+    from dnncli.train.trainer import Callback
+
+    class StopAt(Callback):
+        def on_batch_end(self, trainer, at, logs):
+            if at == step:
+                trainer.request_stop()
+
+    cut = TrainingRun.create(config, out=out)
+    cut.callbacks.insert(0, StopAt())
+    assert cut.train().status == "interrupted"
+    if before_resume is not None:
+        before_resume()
+    resumed = TrainingRun.open(out)
+    assert resumed.trainer.step == step
+    return resumed, resumed.train()

@@ -15,6 +15,7 @@ import yaml
 from typer.testing import CliRunner
 
 from dnncli.cli.app import app
+from tests.conftest import stopped_and_resumed
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
@@ -394,23 +395,13 @@ def test_resume_in_process_mid_epoch(tmp_path):
     """Stop at a chosen batch, resume, and compare with an uninterrupted run, weights and history."""
     from dnncli.experiment import config as config_mod
     from dnncli.experiment.run import TrainingRun
-    from dnncli.train.trainer import Callback
 
     cfg_path = write(tmp_path / "resume.yaml", RESUME | {"training": RESUME["training"] | {"epochs": 4}})
     straight = TrainingRun.create(config_mod.load(cfg_path), out=tmp_path / "a")
     assert straight.train().status == "completed"
 
-    class StopAt(Callback):
-        def on_batch_end(self, trainer, step, logs):
-            if step == 333:
-                trainer.request_stop()
-
-    cut = TrainingRun.create(config_mod.load(cfg_path), out=tmp_path / "b")
-    cut.callbacks.insert(0, StopAt())
-    assert cut.train().status == "interrupted"
-    resumed = TrainingRun.open(tmp_path / "b")
-    assert resumed.trainer.position is not None and resumed.trainer.step == 333
-    assert resumed.train().status == "completed"
+    resumed, resumed_result = stopped_and_resumed(config_mod.load(cfg_path), tmp_path / "b", 333)
+    assert resumed_result.status == "completed"
     for a, b in zip(straight.model.get_weights(), resumed.model.get_weights()):
         np.testing.assert_array_equal(a, b)
     strip = [{k: v for k, v in row.items() if k != "time"} for row in straight.history]
@@ -452,7 +443,6 @@ def test_python_dash_m_and_console_script_agree():
 def test_resume_with_augmentation_mid_epoch_is_bit_identical(tmp_path):
     from dnncli.experiment import config as config_mod
     from dnncli.experiment.run import TrainingRun
-    from dnncli.train.trainer import Callback
 
     spec = RESUME | {
         "data": RESUME["data"] | {"augment": {"gaussian_noise": 0.1}},
@@ -462,16 +452,7 @@ def test_resume_with_augmentation_mid_epoch_is_bit_identical(tmp_path):
     straight = TrainingRun.create(config_mod.load(cfg_path), out=tmp_path / "a")
     straight.train()
 
-    class StopAt(Callback):
-        def on_batch_end(self, trainer, step, logs):
-            if step == 400:
-                trainer.request_stop()
-
-    cut = TrainingRun.create(config_mod.load(cfg_path), out=tmp_path / "b")
-    cut.callbacks.insert(0, StopAt())
-    assert cut.train().status == "interrupted"
-    resumed = TrainingRun.open(tmp_path / "b")
-    resumed.train()
+    resumed, _ = stopped_and_resumed(config_mod.load(cfg_path), tmp_path / "b", 400)
     for a, b in zip(straight.model.get_weights(), resumed.model.get_weights()):
         np.testing.assert_array_equal(a, b)
 

@@ -20,6 +20,7 @@ from dnncli.experiment.config import load
 from dnncli.experiment.inspection import inspect_config
 from dnncli.experiment.run import Reporter, TrainingRun
 from dnncli.experiment.rundir import read_step_records
+from tests.conftest import stopped_and_resumed
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
@@ -413,23 +414,16 @@ def test_gradients_csv_is_appended_and_its_size_after_each_epoch_is_the_sum_of_t
 
 
 def test_resume_keeps_gradients_csv_and_flags_as_an_uninterrupted_run(tmp_path):
-    from dnncli.train.trainer import Callback
 
     cfg = CONFIGS / "vanishing_sigmoid.yaml"
     straight = TrainingRun.create(load(cfg), out=tmp_path / "a", epochs=3)
     straight_result = straight.train()
 
-    class StopAt(Callback):
-        def on_batch_end(self, trainer, step, logs):
-            if step == 70:
-                trainer.request_stop()
+    def half_a_line():  # as a process killed mid-write leaves it
+        with open(tmp_path / "b" / "gradients.csv", "a") as f:
+            f.write("2,999,0,dense,0.1")
 
-    cut = TrainingRun.create(load(cfg), out=tmp_path / "b", epochs=3)
-    cut.callbacks.insert(0, StopAt())
-    assert cut.train().status == "interrupted"
-    with open(tmp_path / "b" / "gradients.csv", "a") as f:
-        f.write("2,999,0,dense,0.1")  # half a line, as a process killed mid-write leaves it
-    resumed = TrainingRun.open(tmp_path / "b").train()
+    _, resumed = stopped_and_resumed(load(cfg, ["training.epochs=3"]), tmp_path / "b", 70, half_a_line)
     assert (tmp_path / "a" / "gradients.csv").read_text() == (tmp_path / "b" / "gradients.csv").read_text()
     assert [(f["layer"], f["flag"], f["onset_step"]) for f in straight_result.flags] == [
         (f["layer"], f["flag"], f["onset_step"]) for f in resumed.flags
@@ -438,7 +432,6 @@ def test_resume_keeps_gradients_csv_and_flags_as_an_uninterrupted_run(tmp_path):
 
 def test_resume_is_identical_with_small_batches_sparse_records_and_skipped_batches(tmp_path):
     """Batches under 32 samples (the dead-unit window), records sparser than an epoch, a skipped batch."""
-    from dnncli.train.trainer import Callback
 
     rng = np.random.default_rng(1)
     x = rng.normal(size=(160, 4)).astype(np.float32)
@@ -469,15 +462,7 @@ def test_resume_is_identical_with_small_batches_sparse_records_and_skipped_batch
         path.write_text(yaml.safe_dump(spec | extra))
         straight = TrainingRun.create(load(path), out=tmp_path / f"{name}-a").train()
 
-        class StopAt(Callback):
-            def on_batch_end(self, trainer, step, logs):
-                if step == 37:
-                    trainer.request_stop()
-
-        cut = TrainingRun.create(load(path), out=tmp_path / f"{name}-b")
-        cut.callbacks.insert(0, StopAt())
-        assert cut.train().status == "interrupted"
-        resumed = TrainingRun.open(tmp_path / f"{name}-b").train()
+        _, resumed = stopped_and_resumed(load(path), tmp_path / f"{name}-b", 37)
         a, b = tmp_path / f"{name}-a", tmp_path / f"{name}-b"
         assert (a / "gradients.csv").read_text() == (b / "gradients.csv").read_text(), name
 

@@ -16,6 +16,7 @@ from dnncli.experiment.prepare import prepare_data
 from dnncli.experiment.run import TrainingRun
 from dnncli.nn.activations import softmax
 from dnncli.train.trainer import Callback
+from tests.conftest import stopped_and_resumed
 
 
 def run(*args):
@@ -126,16 +127,7 @@ def test_a_learning_rate_schedule_continues_across_a_resume(tmp_path):
     straight = TrainingRun.create(load(path), out=tmp_path / "a")
     straight.train()
 
-    class StopAt(Callback):
-        def on_batch_end(self, trainer, step, logs):
-            if step == 23:
-                trainer.request_stop()
-
-    cut = TrainingRun.create(load(path), out=tmp_path / "b")
-    cut.callbacks.insert(0, StopAt())
-    assert cut.train().status == "interrupted"
-    resumed = TrainingRun.open(tmp_path / "b")
-    resumed.train()
+    resumed, _ = stopped_and_resumed(load(path), tmp_path / "b", 23)
     for a, b in zip(straight.model.get_weights(), resumed.model.get_weights()):
         np.testing.assert_array_equal(a, b)
     rates = [row["learning_rate"] for row in resumed.history]

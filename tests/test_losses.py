@@ -138,3 +138,20 @@ def test_aliases_and_errors():
         losses.get("categorical_crossentropy").prepare_targets(np.array([[3.0, 0.0]]), 2, np.float32)
     with pytest.raises(DnnError, match=r"shape \(samples, 2\)"):
         losses.get("mse").prepare_targets(np.zeros((4, 3)), 2, np.float32)
+
+
+def test_probabilities_from_logits_use_the_engine_and_never_overflow():
+    # review defect: predict had its own sigmoid, 1 / (1 + exp(-z)), which overflows (a warning) at z = -1000
+    import warnings
+
+    from dnncli.nn.activations import softmax
+
+    binary = losses.get({"name": "binary_crossentropy", "from_logits": True})
+    categorical = losses.get({"name": "sparse_categorical_crossentropy", "from_logits": True})
+    z = np.array([[-1000.0], [0.0], [1000.0]], np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(binary.probabilities(z), [[0.0], [0.5], [1.0]])
+        rows = np.array([[1000.0, 0.0, -1000.0], [1.0, 2.0, 3.0]], np.float32)
+        np.testing.assert_allclose(categorical.probabilities(rows), softmax(rows.copy()))
+    assert losses.get("binary_crossentropy").probabilities(z) is z  # probabilities already: unchanged

@@ -1,26 +1,69 @@
-"""Atomic file writes: a temporary file beside the target, flushed to disk, then renamed over it."""
+"""Atomic file writes: a temporary file beside the target, flushed to disk, then renamed over it.
+
+The one writer of every file the tool creates. A full disk or a directory that cannot be written is one
+``StorageError`` naming the directory, the space free and the space needed; whatever was there before is
+left as it was.
+"""
 
 from __future__ import annotations
 
+import errno
+import io
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
 
+from dnncli.errors import DnnError
+
+
+class StorageError(DnnError):
+    """A file could not be written: no space left, or no permission. What was on disk before is intact."""
+
+
+def storage_error(err: OSError, path, needed: int | None = None) -> StorageError:
+    """The one-line error for an ``OSError`` raised while writing ``path``."""
+    path = Path(path)
+    directory = path.parent
+    if err.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        try:
+            free = f"{_size(shutil.disk_usage(directory).free)} free"
+        except OSError:
+            free = "free space unknown"
+        need = f", about {_size(needed)} needed" if needed else ""
+        return StorageError(f"{directory}: no space left on the device for {path.name} ({free}{need}).")
+    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return StorageError(f"{directory}: cannot write {path.name} ({err.strerror}).")
+    return StorageError(f"{path}: cannot write ({err.strerror or err}).")
+
+
+def _size(n: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
 
 def atomic_write(path, write: Callable, binary: bool, exclusive: bool = False) -> None:
-    """Call ``write(f)`` on a temporary file beside ``path``, flush it to disk, then put it at ``path``.
+    """Call ``write(f)`` into memory, then put the bytes in a temporary file beside ``path``, flushed to disk,
+    and move it to ``path``.
 
     An interruption leaves either the old file or the new one, never half of one. ``exclusive``: refuse
     (``FileExistsError``, without a race) if ``path`` exists, instead of replacing it.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    buffer = io.BytesIO() if binary else io.StringIO(newline="")
+    write(buffer)
+    data = buffer.getvalue() if binary else buffer.getvalue().encode("utf-8")
+    tmp = None
     try:
-        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"newline": ""})) as f:
-            write(f)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         if exclusive:
@@ -28,10 +71,31 @@ def atomic_write(path, write: Callable, binary: bool, exclusive: bool = False) -
             os.unlink(tmp)
         else:
             os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    except FileExistsError:
+        _remove(tmp)
         raise
+    except OSError as err:
+        _remove(tmp)
+        raise storage_error(err, path, len(data)) from None
+    except BaseException:
+        _remove(tmp)
+        raise
+
+
+def append_text(path, text: str) -> None:
+    """Append ``text`` to ``path`` and flush it to disk (a log that grows; a reader drops a half-written last line)."""
+    try:
+        with open(path, "a", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as err:
+        raise storage_error(err, path, len(text.encode("utf-8"))) from None
+
+
+def _remove(tmp) -> None:
+    if tmp is not None and os.path.exists(tmp):
+        os.unlink(tmp)
 
 
 def atomic_write_text(path, text: str) -> None:

@@ -185,7 +185,8 @@ def test_train_writes_the_run_directory(tmp_path, cfg):
     assert r.exit_code == 0, r.output
     for f in ("config.yaml", "history.csv", "gradients.csv", "model.npz", "checkpoint.npz", "preprocessing.npz"):
         assert (out / f).exists(), f
-    assert not list(out.glob(".*"))  # no temporary files left behind
+    # no temporary files left behind; .lock stays (unlocked), naming the last run that held the directory
+    assert [p.name for p in out.glob(".*")] == [".lock"]
     rows = list(csv.DictReader((out / "history.csv").open()))
     assert [r["epoch"] for r in rows] == ["1", "2", "3"]
     assert {"loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "time", "grad_norm.dense"} <= set(rows[0])

@@ -17,7 +17,6 @@ import typer
 
 EXIT_USAGE = 2
 EXIT_NONFINITE = 3
-EXIT_INTERRUPTED = 130
 
 app = typer.Typer(
     name="dnn",
@@ -154,6 +153,9 @@ def train(
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the final result.")] = False,
     fail_on: FailOnOption = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="With --resume: resume although config.yaml was edited since the start.")
+    ] = False,
 ):
     """Train a model and write a run directory.
 
@@ -177,25 +179,32 @@ def train(
     else:
         reporter = PlainReporter()
     if resume is not None:
-        run = TrainingRun.open(resume, epochs=epochs, reporter=reporter)
+        run = TrainingRun.open(resume, epochs=epochs, reporter=reporter, force=force)
     else:
         cfg = config_mod.load(config, set_ or [])
         run = TrainingRun.create(cfg, out=out, init_weights=init_weights, epochs=epochs, reporter=reporter)
 
-    def on_sigint(signum, frame):
-        run.trainer.request_stop()
-        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C stops at once
+    # Ctrl-C (SIGINT) and SIGTERM (sent by timeout, SLURM, Kubernetes, Ray to stop a job): finish the batch,
+    # write the checkpoint, print the resume command, exit 128 + the signal; a second one stops at once
+    stopped_by: list[int] = []
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
+    def on_signal(signum, frame):
+        if stopped_by:
+            raise KeyboardInterrupt
+        stopped_by.append(signum)
+        run.trainer.request_stop()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         result = run.train()
     except KeyboardInterrupt:
         typer.echo(f"Stopped at once; resume from the last checkpoint with: dnn train --resume {run.run_dir}", err=True)
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+        raise typer.Exit(128 + (stopped_by[-1] if stopped_by else signal.SIGINT)) from None
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
     if result.status == "interrupted":
-        raise typer.Exit(EXIT_INTERRUPTED)
+        raise typer.Exit(128 + (stopped_by[0] if stopped_by else signal.SIGINT))
     if result.status == "nonfinite":
         raise typer.Exit(EXIT_NONFINITE)
     hit = sorted({f["flag"] for f in result.flags} & gate)

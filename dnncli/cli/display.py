@@ -353,7 +353,8 @@ class PlainReporter(Reporter):
                 self._print(f"  flag cleared: {s.name} ({s.index}, {s.activation}) {name}")
 
     def train_end(self, result):
-        print_result(result, self._print)
+        if result is not None:  # None: the run ended on an error, which the caller reports
+            print_result(result, self._print)
 
 
 def flag_summary(result: RunResult) -> list[str]:

@@ -39,8 +39,13 @@ class Checkpoint:
     def history(self) -> list[dict]:
         return self.meta["history"]
 
+    @property
+    def config(self) -> dict | None:
+        """The resolved config the run was training under (None in checkpoints written before it was kept)."""
+        return self.meta.get("config")
+
     @classmethod
-    def capture(cls, trainer, history: list[dict], callbacks: dict, status: str, keep_learning_rate: bool):
+    def capture(cls, trainer, history: list[dict], callbacks: dict, status: str, keep_learning_rate: bool, config=None):
         """The state of ``trainer`` (its model and optimizer), the history and the stateful ``callbacks`` by name.
 
         ``keep_learning_rate``: the learning rate is a number (not a schedule, which the step count drives).
@@ -50,6 +55,7 @@ class Checkpoint:
         arrays.update({f"optimizer.{k}": v for k, v in trainer.optimizer.get_state().items()})
         meta = {
             "status": status,
+            "config": config,
             "epoch": trainer.epoch,
             "step": trainer.step,
             "history": history,

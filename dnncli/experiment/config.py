@@ -146,16 +146,39 @@ class Config:
 
 
 # loading -------------------------------------------------------------------------
+MAX_BYTES = 4 << 20  # a config larger than this is refused before it is parsed
+MAX_DEPTH = 100  # nesting levels
+MAX_NODES = 100_000  # nodes the document stands for once every alias is expanded
+
+
 def read_config_file(path) -> tuple[dict, dict]:
-    """Parse a YAML config; return (mapping, {key path: line number})."""
+    """Parse a YAML config; return (mapping, {key path: line number}).
+
+    A file larger than ``MAX_BYTES``, not UTF-8, nested deeper than ``MAX_DEPTH``, or whose aliases expand
+    to more than ``MAX_NODES`` nodes (a "billion laughs" document of a few hundred bytes) is refused, with
+    the limit and the place, before anything is composed, copied or walked.
+    """
     path = Path(path)
     try:
-        text = path.read_text()
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            raise DnnError(f"{path}: {size / 2**20:.1f} MiB; a config may be {MAX_BYTES >> 20} MiB at most.")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise DnnError(f"{path}: no such config file.") from None
+    except IsADirectoryError:
+        raise DnnError(f"{path}: a directory, not a config file.") from None
     except OSError as err:
         raise DnnError(f"{path}: cannot read ({err.strerror}).") from None
     try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise DnnError(
+            f"{path}: not UTF-8 text: byte {err.start} (0x{data[err.start]:02x}) cannot be decoded;"
+            " save the file as UTF-8."
+        ) from None
+    try:
+        _check_size(text, path)
         node = yaml.compose(text, Loader=Loader)
         mapping = parse_yaml(text)
     except yaml.YAMLError as err:
@@ -170,6 +193,40 @@ def read_config_file(path) -> tuple[dict, dict]:
     lines: dict[tuple, int] = {}
     _walk(node, (), lines)
     return mapping, lines
+
+
+def _check_size(text: str, path) -> None:
+    """Count nesting and alias-expanded nodes from the parser's events: one pass, no recursion, no expansion."""
+    anchors: dict[str, int] = {}  # anchor -> nodes its value stands for
+    stack: list[list] = [[0, None]]  # per open collection: [nodes so far, its anchor]
+    total = 0
+    for event in yaml.parse(text, Loader=Loader):
+        line = event.start_mark.line + 1
+        if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+            stack.append([1, event.anchor])
+            if len(stack) - 1 > MAX_DEPTH:
+                raise DnnError(f"{path}:{line}: nested deeper than {MAX_DEPTH} levels; a config is a few levels deep.")
+            continue
+        if isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+            count, anchor = stack.pop()
+            if anchor is not None:
+                anchors[anchor] = count
+        elif isinstance(event, yaml.ScalarEvent):
+            count = 1
+            if event.anchor is not None:
+                anchors[event.anchor] = 1
+        elif isinstance(event, yaml.AliasEvent):
+            count = anchors.get(event.anchor, 1)
+        else:
+            continue
+        stack[-1][0] += count
+        total += count
+        if stack[-1][0] > MAX_NODES or total > MAX_NODES:
+            raise DnnError(
+                f"{path}:{line}: the document expands to more than {MAX_NODES:,} values"
+                f"{f' (at *{event.anchor})' if isinstance(event, yaml.AliasEvent) else ''};"
+                " aliases may share a value, not multiply it without bound."
+            )
 
 
 def _walk(node, path: tuple, lines: dict) -> None:
@@ -207,6 +264,7 @@ def apply_overrides(mapping: dict, overrides: list[str], touched: list | None = 
         if not all(parts):
             raise DnnError(f"--set: bad key path {dotted!r}.")
         try:
+            _check_size(text, f"--set {dotted}")
             value = parse_yaml(text) if text.strip() else None
         except yaml.YAMLError:
             raise DnnError(f"--set {dotted}: the value {text!r} is not valid YAML.") from None

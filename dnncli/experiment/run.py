@@ -18,9 +18,9 @@ from dnncli.errors import DnnError
 from dnncli.experiment import config as config_mod
 from dnncli.experiment.checkpoint import Checkpoint
 from dnncli.experiment.prepare import PreparedData, build_trainer, prepare_data
-from dnncli.experiment.rundir import StepLog, csv_text, history_columns, new_run_dir
+from dnncli.experiment.rundir import RunLock, StepLog, csv_text, history_columns, new_run_dir
 from dnncli.experiment.weights import load_weights, save_weights
-from dnncli.files import atomic_savez, atomic_write_text
+from dnncli.files import StorageError, atomic_savez, atomic_write_text
 from dnncli.train import callbacks as callbacks_mod
 from dnncli.train.callbacks import TrainMetrics, Validation
 from dnncli.train.metrics import evaluate_arrays
@@ -121,6 +121,7 @@ class TrainingRun:
         self.trainer = None
         self.epochs = t["epochs"]
         self.steps = StepLog(self.run_dir / "gradients.csv")
+        self.lock = None  # the run directory's lock, held from creation (or --resume) to the end of train()
 
     # construction ------------------------------------------------------------------
     @classmethod
@@ -133,7 +134,7 @@ class TrainingRun:
             load_weights(probe.model, init_weights)
         probe.data = prepare_data(config, probe.model, probe.loss)
         probe._build_trainer()
-        run_dir = new_run_dir(config.name, out, runs_root)
+        run_dir, probe.lock = new_run_dir(config.name, out, runs_root)
         probe.run_dir = run_dir
         atomic_write_text(run_dir / "config.yaml", config.to_yaml())
         probe.data.preparation.save(run_dir / "preprocessing.npz")
@@ -143,13 +144,34 @@ class TrainingRun:
         return probe
 
     @classmethod
-    def open(cls, run_dir, epochs=None, reporter=None):
+    def open(cls, run_dir, epochs=None, reporter=None, force: bool = False):
         run_dir = Path(run_dir)
         if not run_dir.is_dir():
             raise DnnError(f"--resume {run_dir}: no such run directory.")
         if not (run_dir / "checkpoint.npz").exists():
             raise DnnError(f"--resume {run_dir}: no checkpoint.npz to resume from.")
+        lock = RunLock(run_dir).acquire("--resume")
+        try:
+            run = cls._open(run_dir, epochs, reporter, force)
+        except BaseException:
+            lock.release()
+            raise
+        run.lock = lock
+        return run
+
+    @classmethod
+    def _open(cls, run_dir, epochs, reporter, force):
         config = config_mod.load(run_dir / "config.yaml")
+        started = Checkpoint.load(run_dir / "checkpoint.npz").config
+        if started is not None and not force:
+            changed = _first_difference(started, config.raw)
+            if changed:
+                key, was, now = changed
+                raise DnnError(
+                    f"--resume {run_dir}: config.yaml was edited after the run started ({key}: {was!r} -> {now!r});"
+                    " a resumed run must be the same experiment. Put it back, or resume anyway with --force"
+                    " (to train longer, use --epochs)."
+                )
         if epochs is not None:
             config = config.replaced(("training", "epochs"), epochs)
         run = cls(config, run_dir, reporter)
@@ -209,7 +231,9 @@ class TrainingRun:
 
     def save_checkpoint(self, status: str = "running"):
         schedule = isinstance(self.config["optimizer"]["learning_rate"], dict)
-        checkpoint = Checkpoint.capture(self.trainer, self.history, self._stateful(), status, not schedule)
+        checkpoint = Checkpoint.capture(
+            self.trainer, self.history, self._stateful(), status, not schedule, self.config.raw
+        )
         checkpoint.save(self.run_dir / "checkpoint.npz")
 
     def load_checkpoint(self) -> str:
@@ -256,6 +280,24 @@ class TrainingRun:
     # training ----------------------------------------------------------------------
     def train(self) -> RunResult:
         """Train to the configured number of epochs; the result says how it ended."""
+        try:
+            return self._train()
+        except StorageError as err:
+            self.reporter.train_end(None)
+            raise StorageError(
+                f"{err.message} Training stopped at epoch {self.trainer.epoch + 1}, step {self.trainer.step};"
+                f" {self.run_dir / 'checkpoint.npz'} holds the last finished epoch. Make room, then:"
+                f" dnn train --resume {self.run_dir}"
+            ) from None
+        except BaseException:
+            self.reporter.train_end(None)
+            raise
+        finally:
+            if self.lock is not None:
+                self.lock.release()
+                self.lock = None
+
+    def _train(self) -> RunResult:
         d = self.data
         tr = self.trainer
         self.reporter.train_begin(run_info(self.config, d, tr, self.monitor, self.run_dir, self.epochs, self.history))
@@ -323,3 +365,20 @@ def run_info(config, data, trainer, monitor, run_dir, epochs: int, history: list
         "params": trainer.model.count_params(),
         "resumed": bool(history),
     }
+
+
+def _first_difference(a, b, path: str = "") -> tuple[str, object, object] | None:
+    """(dotted key, value in a, value in b) of the first place two resolved configs differ, or None."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in list(a) + [k for k in b if k not in a]:
+            found = _first_difference(a.get(key), b.get(key), f"{path}.{key}" if path else str(key))
+            if found:
+                return found
+        return None
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b)):
+            found = _first_difference(x, y, f"{path}.{i}")
+            if found:
+                return found
+        return None
+    return None if a == b else (path, a, b)

@@ -11,10 +11,12 @@ user had is overwritten.
 from __future__ import annotations
 
 import csv
+import fcntl
 import io
 import json
 import math
 import os
+import socket
 import zipfile
 from datetime import datetime
 from pathlib import Path
@@ -23,7 +25,7 @@ import numpy as np
 
 from dnncli.diagnostics.monitor import STEP_FIELDS
 from dnncli.errors import DnnError
-from dnncli.files import atomic_write, atomic_write_text
+from dnncli.files import append_text, atomic_write, atomic_write_text, storage_error
 
 RUN_FILES = ("config.yaml", "history.csv", "gradients.csv", "preprocessing.npz", "checkpoint.npz", "model.npz")
 
@@ -55,28 +57,70 @@ def _fmt(value):
     return "" if value is None else value
 
 
-def new_run_dir(name: str, out: str | None, runs_root: str = "runs") -> Path:
-    """Create the run directory: ``--out DIR`` (refused if it holds a run) or ``runs/<name>-<time>``."""
+class RunLock:
+    """One run per directory: an exclusive lock on ``DIR/.lock``, held while the run trains.
+
+    The system releases the lock when the process ends, however it ends: a lock left by a crash is
+    recognisably stale (the file still names its last holder, but nothing holds it) and is taken over.
+    """
+
+    def __init__(self, directory: Path):
+        self.path = Path(directory) / ".lock"
+        self.file = None
+
+    def acquire(self, what: str) -> RunLock:
+        try:
+            f = open(self.path, "a+")  # noqa: SIM115 (held open: the lock lives as long as the file)
+        except OSError as err:
+            raise storage_error(err, self.path) from None
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            f.close()
+            raise DnnError(
+                f"{what} {self.path.parent}: in use by {holder}; wait for it to end, or stop it first."
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"process {os.getpid()} on {socket.gethostname()} (since {datetime.now():%Y-%m-%d %H:%M:%S})\n")
+        f.flush()
+        self.file = f
+        return self
+
+    def release(self) -> None:
+        if self.file is not None:
+            fcntl.flock(self.file, fcntl.LOCK_UN)
+            self.file.close()
+            self.file = None
+
+
+def new_run_dir(name: str, out: str | None, runs_root: str = "runs") -> tuple[Path, RunLock]:
+    """Create and lock the run directory: ``--out DIR`` (refused if it holds a run or another run holds it)
+    or ``runs/<name>-<time>`` (a new name, ``-2``, ``-3``, ... for runs started within the same second)."""
     if out is not None:
         path = Path(out)
         if path.exists() and not path.is_dir():
             raise DnnError(f"--out {path}: exists and is not a directory.")
+        path.mkdir(parents=True, exist_ok=True)
+        lock = RunLock(path).acquire("--out")
         held = [f for f in RUN_FILES if (path / f).exists()]
         if held:
+            lock.release()
             raise DnnError(
                 f"--out {path}: holds a run already ({held[0]}); resume it with --resume {path},"
                 " or choose another directory."
             )
-        path.mkdir(parents=True, exist_ok=True)
-        return path
+        return path, lock
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     root = Path(runs_root)
     root.mkdir(parents=True, exist_ok=True)
     for n in range(1, 1000):
         path = root / (f"{name}-{stamp}" if n == 1 else f"{name}-{stamp}-{n}")
         try:
-            path.mkdir()
-            return path
+            path.mkdir()  # atomic: of two runs started together, one gets the name, the other the next
+            return path, RunLock(path).acquire("--out")
         except FileExistsError:
             continue
     raise DnnError(f"{root}: cannot find a free run directory name for {name}-{stamp}.")
@@ -101,10 +145,7 @@ class StepLog:
             return
         if not self.path.exists():
             self.create()
-        with open(self.path, "a", newline="") as f:
-            f.write(csv_text(records, list(STEP_FIELDS), header=False))
-            f.flush()
-            os.fsync(f.fileno())
+        append_text(self.path, csv_text(records, list(STEP_FIELDS), header=False))
 
     def cut_to(self, step: int) -> list[dict]:
         """Keep the records up to ``step`` (rewriting the file only if anything goes); return them."""

@@ -152,6 +152,8 @@ class Optimizer:
         """Restore what ``get_state`` returned, for the same ``variables``."""
         self.build(variables)
         self.iterations = int(state["iterations"])
+        if self.iterations == 0 and not any("." in k for k in state):
+            return  # saved before its first step (a run's epoch-0 checkpoint): the built slots are that state
         for i, slots in enumerate(self.slots):
             for k in slots:
                 key = f"{i}.{k}"

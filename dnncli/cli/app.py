@@ -437,6 +437,43 @@ def bench(
     show(console, bench_view(console, report))
 
 
+@app.command("lr-find")
+@handles_errors
+def lr_find(
+    config: Annotated[Path, typer.Argument(help="A YAML config.")],
+    min_lr: Annotated[float, typer.Option("--min", help="The first learning rate.")] = 1e-7,
+    max_lr: Annotated[float, typer.Option("--max", help="The last learning rate.")] = 10.0,
+    steps: Annotated[int, typer.Option("--steps", min=5, help="Steps from --min to --max, exponentially.")] = 100,
+    plot: Annotated[Path | None, typer.Option("--plot", help="Draw the loss against the rate into this PNG.")] = None,
+    set_: SetOption = None,
+    json_: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+):
+    """The learning-rate range test: the loss as the rate grows exponentially, and the rate to use.
+
+    Trains from the config's initial weights; saves no weights and makes no run directory.
+    Example: dnn lr-find configs/quickstart.yaml --plot lr.png
+    """
+    from dnncli.experiment import config as config_mod
+    from dnncli.experiment.lrfind import lr_find as range_test
+    from dnncli.experiment.lrfind import plot_range_test
+
+    if plot is not None and plot.exists():
+        _fail(f"--plot {plot}: exists already; choose another file.")
+    report = range_test(config_mod.load(config, set_ or []), min_lr, max_lr, steps)
+    if plot is not None:
+        plot_range_test(report, plot)
+    if json_:
+        _echo_json(report)
+        return
+    s = report["suggestions"]
+    typer.echo(f"{report['config']}: {report['steps']} steps from {min_lr:g} to {max_lr:g}; {report['stopped']}.")
+    typer.echo(f"Lowest smoothed loss at rate {report['min_loss_rate']:.3g}.")
+    typer.echo(f"Suggested: {s['min_over_10']:.3g} (the minimum / 10); steepest descent at {s['steepest']:.3g}.")
+    typer.echo(f"Use: {report['command']}")
+    if plot is not None:
+        typer.echo(f"Wrote {plot}")
+
+
 data_app = typer.Typer(help="Datasets: download the classic ones.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 

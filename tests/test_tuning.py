@@ -1,0 +1,58 @@
+"""Tuning: the learning-rate range test (and, below, comparing runs)."""
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from dnncli.cli import app
+from dnncli.experiment import api
+from dnncli.experiment.config import load
+from dnncli.experiment.lrfind import lr_find
+
+ROOT = Path(__file__).resolve().parents[1]
+QUICK = ROOT / "configs" / "quickstart.yaml"
+
+
+def _refuse(token):
+    raise ValueError(f"not strict JSON: {token}")
+
+
+def run(*args):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def test_lr_find_suggests_within_a_decade_of_the_best_fixed_rate(tmp_path):
+    report = lr_find(load(QUICK))
+    final = {}
+    for lr in (1e-4, 1e-3, 1e-2, 1e-1, 1.0):
+        overrides = [f"optimizer.learning_rate={lr}", "training.epochs=3", "training.callbacks={}"]
+        final[lr] = api.train(QUICK, overrides, out=tmp_path / f"grid-{lr}").history[-1]["val_loss"]
+    best = min(final, key=final.get)
+    assert 0.1 <= report["suggested"] / best <= 10, (report["suggestions"], final)
+    assert report["suggestions"]["min_over_10"] == pytest.approx(report["min_loss_rate"] / 10)
+    assert len(report["rates"]) == len(report["losses"]) == report["steps"] <= 100
+    assert report["rates"][0] == pytest.approx(1e-7) and all(
+        b > a for a, b in zip(report["rates"], report["rates"][1:])
+    )
+
+
+def test_lr_find_stops_when_the_loss_diverges_and_saves_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    report = lr_find(load(ROOT / "configs" / "binary_classifier.yaml"), max_lr=1e3, steps=200)
+    assert report["steps"] < 200 and ("diverged" in report["stopped"] or "non-finite" in report["stopped"])
+    assert not (tmp_path / "runs").exists()
+
+
+def test_lr_find_command(tmp_path):
+    r = run("lr-find", QUICK, "--plot", tmp_path / "lr.png", "--steps", "60")
+    assert r.exit_code == 0, r.output
+    assert "Suggested:" in r.output and "Use: --set optimizer.learning_rate=" in r.output
+    assert (tmp_path / "lr.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    report = json.loads(run("lr-find", QUICK, "--steps", "60", "--json").output, parse_constant=_refuse)
+    assert set(report) >= {"rates", "losses", "smoothed", "suggestions", "suggested", "command"}
+    r = run("lr-find", QUICK, "--min", "1", "--max", "0.1")
+    assert r.exit_code == 2 and "--max must be larger than --min" in r.output
+    r = run("lr-find", QUICK, "--plot", tmp_path / "lr.png")
+    assert r.exit_code == 2 and "exists already" in r.output

@@ -425,6 +425,13 @@ def test_resume_keeps_gradients_csv_and_flags_as_an_uninterrupted_run(tmp_path):
 
     _, resumed = stopped_and_resumed(load(cfg, ["training.epochs=3"]), tmp_path / "b", 70, half_a_line)
     assert (tmp_path / "a" / "gradients.csv").read_text() == (tmp_path / "b" / "gradients.csv").read_text()
+    # each step's batch loss, once, as the straight run had it (the seconds are the clock's)
+    import csv as csv_mod
+
+    def losses(run_dir):
+        return [(r["step"], r["samples"], r["loss"]) for r in csv_mod.DictReader((run_dir / "losses.csv").open())]
+
+    assert losses(tmp_path / "a") == losses(tmp_path / "b") and len(losses(tmp_path / "a")) == 120
     assert [(f["layer"], f["flag"], f["onset_step"]) for f in straight_result.flags] == [
         (f["layer"], f["flag"], f["onset_step"]) for f in resumed.flags
     ]

@@ -56,3 +56,48 @@ def test_lr_find_command(tmp_path):
     assert r.exit_code == 2 and "--max must be larger than --min" in r.output
     r = run("lr-find", QUICK, "--plot", tmp_path / "lr.png")
     assert r.exit_code == 2 and "exists already" in r.output
+
+
+# compare ---------------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def three_modes(tmp_path_factory):
+    root = tmp_path_factory.mktemp("modes")
+    for mode in ("batch", "stochastic", "mini-batch"):
+        overrides = [f"training.batching={mode}", "training.epochs=2", "training.callbacks={}", "data.n_samples=300"]
+        api.train(QUICK, overrides + [f"name=qs-{mode}"], out=root / "sweep" / "trials" / mode)
+    return root / "sweep"
+
+
+def test_compare_table_shows_the_keys_that_differ_and_the_metric(three_modes):
+    r = run("compare", *sorted((three_modes / "trials").iterdir()))
+    assert r.exit_code == 0, r.output
+    assert "batching" in r.output and "best val_loss" in r.output and "…" not in r.output
+    assert "batch_size" not in r.output.split("\n")[1]  # the same in every run: not a column
+    report = json.loads(run("compare", three_modes, "--json", "--metric", "accuracy").output, parse_constant=_refuse)
+    assert report["mode"] == "max" and report["keys"] == ["training.batching"]
+    assert sorted(r["params"]["training.batching"] for r in report["runs"]) == ["batch", "mini-batch", "stochastic"]
+    for row in report["runs"]:
+        assert row["epochs"] == 2 and row["best"] >= row["final"] - 1e-12 and row["best_epoch"] in (1, 2)
+
+
+def test_compare_plots_against_samples_from_each_runs_step_losses(three_modes, tmp_path):
+    for x in ("epoch", "step", "samples", "seconds"):
+        r = run("compare", three_modes, "--x", x, "--plot", tmp_path / f"{x}.png")
+        assert r.exit_code == 0, r.output
+        assert (tmp_path / f"{x}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    import csv
+
+    rows = {
+        m: list(csv.DictReader((three_modes / "trials" / m / "losses.csv").open())) for m in ("batch", "stochastic")
+    }
+    n_train = int(rows["batch"][-1]["samples"]) // 2
+    assert len(rows["batch"]) == 2 and len(rows["stochastic"]) == 2 * n_train  # a row per step
+    assert [int(r["samples"]) for r in rows["stochastic"]] == list(range(1, 2 * n_train + 1))
+    r = run("compare", three_modes, "--x", "samples", "--metric", "accuracy")
+    assert r.exit_code == 0  # no plot asked: the table
+    r = run("compare", three_modes, "--x", "samples", "--metric", "accuracy", "--plot", tmp_path / "bad.png")
+    assert r.exit_code == 2 and "use --x epoch for accuracy" in r.output
+    r = run("compare", three_modes, "--metric", "recall")
+    assert r.exit_code == 2 and "not logged by every run" in r.output
+    r = run("compare", tmp_path)
+    assert r.exit_code == 2 and "not a run directory" in r.output

@@ -437,6 +437,38 @@ def bench(
     show(console, bench_view(console, report))
 
 
+@app.command()
+@handles_errors
+def compare(
+    runs: Annotated[list[Path], typer.Argument(metavar="RUN_OR_SWEEP_DIR...", help="Run directories, or sweeps.")],
+    metric: Annotated[str | None, typer.Option("--metric", help="A logged column (default val_loss, or loss).")] = None,
+    x: Annotated[str, typer.Option("--x", help="The plot's axis: epoch, step, samples or seconds.")] = "epoch",
+    plot: Annotated[Path | None, typer.Option("--plot", help="Overlay the runs' curves in this PNG.")] = None,
+    json_: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+):
+    """Runs side by side: the config keys that differ, final and best metric, epochs, time; curves overlaid.
+
+    Example: dnn compare runs/sgd runs/adam --plot curves.png --x samples
+    """
+    from dnncli.experiment.compare import compare as compare_runs
+    from dnncli.experiment.compare import plot_compare
+
+    if plot is not None and plot.exists():
+        _fail(f"--plot {plot}: exists already; choose another file.")
+    report = compare_runs(runs, metric or ("loss" if x != "epoch" else None))
+    if plot is not None:
+        plot_compare(report, plot, x)
+    if json_:
+        _echo_json(report)
+        return
+    from dnncli.cli.display import compare_table, show
+
+    console = _console()
+    show(console, [compare_table(console, report)])
+    if plot is not None:
+        typer.echo(f"Wrote {plot}")
+
+
 @app.command("lr-find")
 @handles_errors
 def lr_find(

@@ -696,3 +696,37 @@ def bench_view(console: Console, report: dict) -> list:
     ]
     cols = [Col("part", "left"), Col("ms"), Col("share")]
     return [head, fitted_table(console, cols, rows, console.width, title="Where a step's time goes")]
+
+
+def compare_table(console: Console, report: dict) -> Table:
+    """``dnn compare``: a row per run, the differing config keys as columns, then the metric."""
+    metric, keys = report["metric"], report["keys"]
+    best_of = {"min": min, "max": max}[report["mode"]]
+    finite = [r["best"] for r in report["runs"] if r["best"] is not None and math.isfinite(r["best"])]
+    winner = best_of(finite) if finite else None
+    cols = [Col("run", "left")] + [Col(k.replace("training.", "").replace("optimizer.", "opt."), drop=2) for k in keys]
+    cols += [Col(f"final {metric}"), Col(f"best {metric}"), Col("at epoch", drop=1), Col("epochs", drop=1)]
+    cols.append(Col("time", drop=1))
+    rows = []
+    for r in report["runs"]:
+        best = Text(fmt(r["best"]), style="bold green" if r["best"] == winner else "")
+        params = [_param(r["params"][k]) for k in keys]
+        rows.append(
+            [
+                r["name"],
+                *params,
+                fmt(r["final"]),
+                best,
+                str(r["best_epoch"]),
+                str(r["epochs"]),
+                f"{r['seconds']:.2f}s" if r["seconds"] < 10 else f"{r['seconds']:.0f}s",
+            ]
+        )
+    title = f"{len(report['runs'])} runs by {metric} ({'lower' if report['mode'] == 'min' else 'higher'} is better)"
+    return fitted_table(console, cols, rows, console.width, title=title)
+
+
+def _param(value) -> str:
+    if isinstance(value, dict):
+        return value.get("name", str(value))
+    return fmt(value) if isinstance(value, float) else str(value)

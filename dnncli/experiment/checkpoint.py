@@ -122,6 +122,8 @@ class Checkpoint:
                 perm, pos["next_start"], pos["data_sum"], pos["penalty_sum"], pos["skipped_samples"]
             )
         for name, cb in callbacks.items():
+            if name not in meta["callbacks"] and getattr(cb, "optional_state", False):
+                continue  # a checkpoint written before this callback existed: it starts afresh
             cb.set_state(meta["callbacks"][name], _under(arrays, f"callback.{name}."))
 
 

@@ -18,7 +18,7 @@ from dnncli.errors import DnnError
 from dnncli.experiment import config as config_mod
 from dnncli.experiment.checkpoint import Checkpoint
 from dnncli.experiment.prepare import PreparedData, build_trainer, prepare_data
-from dnncli.experiment.rundir import RunLock, StepLog, csv_text, history_columns, new_run_dir
+from dnncli.experiment.rundir import LOSS_FIELDS, RunLock, StepLog, csv_text, history_columns, new_run_dir
 from dnncli.experiment.weights import load_weights, save_weights
 from dnncli.files import StorageError, atomic_savez, atomic_write_text
 from dnncli.train import callbacks as callbacks_mod
@@ -75,6 +75,43 @@ class _Progress(Callback):
             logs["skipped_batches"] = sum(1 for e in trainer.skipped if e.epoch == epoch)
 
 
+class StepLosses(Callback):
+    """Each step's batch loss, with the samples seen and the training seconds so far, for ``losses.csv``.
+
+    ``dnn compare --x samples`` draws stochastic against mini-batch descent from it: the course's picture.
+    """
+
+    optional_state = True  # run directories from before it existed resume without it
+
+    def __init__(self):
+        self.rows: list[dict] = []
+        self.samples = 0
+        self.seconds = 0.0
+        self._clock = None
+
+    def on_train_begin(self, trainer):
+        self._clock = time.perf_counter()
+
+    def on_batch_end(self, trainer, step, logs):
+        now = time.perf_counter()
+        self.seconds += now - self._clock
+        self._clock = now
+        pos = trainer.position
+        self.samples += (pos.next_start if pos is not None else logs["n"]) - logs["batch_start"]
+        row = {"epoch": trainer.epoch + 1, "step": step, "samples": self.samples, "seconds": self.seconds}
+        self.rows.append(row | {"loss": logs["loss"]})
+
+    def take(self) -> list[dict]:
+        rows, self.rows = self.rows, []
+        return rows
+
+    def get_state(self):
+        return {"samples": self.samples, "seconds": self.seconds}, {}
+
+    def set_state(self, scalars, arrays):
+        self.samples, self.seconds = scalars["samples"], scalars["seconds"]
+
+
 class _FinalCheckpoint(Callback):
     """First at train end: the final checkpoint holds the last epoch's weights, before a callback restores the best.
 
@@ -121,6 +158,7 @@ class TrainingRun:
         self.trainer = None
         self.epochs = t["epochs"]
         self.steps = StepLog(self.run_dir / "gradients.csv")
+        self.step_losses = StepLog(self.run_dir / "losses.csv", LOSS_FIELDS)
         self.lock = None  # the run directory's lock, held from creation (or --resume) to the end of train()
 
     # construction ------------------------------------------------------------------
@@ -138,8 +176,10 @@ class TrainingRun:
         probe.run_dir = run_dir
         atomic_write_text(run_dir / "config.yaml", config.to_yaml())
         probe.data.preparation.save(run_dir / "preprocessing.npz")
-        probe.steps.path = run_dir / "gradients.csv"
+        probe.steps = StepLog(run_dir / "gradients.csv")
         probe.steps.create()
+        probe.step_losses = StepLog(run_dir / "losses.csv", LOSS_FIELDS)
+        probe.step_losses.create()
         probe.save_checkpoint()  # epoch 0: a run is resumable, and has a finite state, from the start
         return probe
 
@@ -196,6 +236,7 @@ class TrainingRun:
         names = cfg["metrics"]
         self.train_metrics = TrainMetrics(names, self.loss)
         self.monitor = GradientMonitor(self.model, cfg["monitor"])
+        self.losses = StepLosses()
         self.user_callbacks = callbacks_mod.build(t["callbacks"])
         for cb in self.user_callbacks:
             monitor = cb.monitor
@@ -208,7 +249,7 @@ class TrainingRun:
                     f" Logged: {', '.join(known)}"
                     + ("; set training.validation_split to get val_ values." if monitor.startswith("val_") else "")
                 )
-        callbacks = [_FinalCheckpoint(self), self.train_metrics]
+        callbacks = [_FinalCheckpoint(self), self.train_metrics, self.losses]
         if self.data.x_val is not None:
             callbacks.append(Validation(self.data.x_val, self.data.y_val, self.loss, names))
         callbacks += [self.monitor, _Progress(self.reporter), *self.user_callbacks, _Checkpointer(self)]
@@ -219,6 +260,7 @@ class TrainingRun:
         return {
             "train_metrics": self.train_metrics,
             "monitor": self.monitor,
+            "losses": self.losses,
             **{cb.name: cb for cb in self.user_callbacks},
         }
 
@@ -227,6 +269,7 @@ class TrainingRun:
             columns = history_columns(self.history)
             atomic_write_text(self.run_dir / "history.csv", csv_text(self.history, columns))
         self.steps.append(self.monitor.take_records())
+        self.step_losses.append(self.losses.take())
         self.save_checkpoint()
 
     def save_checkpoint(self, status: str = "running"):
@@ -245,6 +288,7 @@ class TrainingRun:
             raise DnnError(f"{path} does not match {self.run_dir / 'config.yaml'} (no state for {err}).") from None
         self.history = checkpoint.history
         self.monitor.resume(self.steps.cut_to(checkpoint.step))
+        self.step_losses.cut_to(checkpoint.step)
         return checkpoint.status
 
     def _nonfinite_report(self, err) -> str:
@@ -319,6 +363,7 @@ class TrainingRun:
             self.monitor.stopped(err)
             # the records up to the bad batch show how it came; a resume cuts them back to the checkpoint
             self.steps.append(self.monitor.take_records())
+            self.step_losses.append(self.losses.take())
             message = self._nonfinite_report(err)
         result = RunResult(self.run_dir, status, tr.epoch, self.history, message=message)
         result.flags = [

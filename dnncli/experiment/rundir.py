@@ -126,26 +126,30 @@ def new_run_dir(name: str, out: str | None, runs_root: str = "runs") -> tuple[Pa
     raise DnnError(f"{root}: cannot find a free run directory name for {name}-{stamp}.")
 
 
+LOSS_FIELDS = ("epoch", "step", "samples", "seconds", "loss")  # losses.csv: each step's batch loss
+
+
 class StepLog:
-    """``gradients.csv``: the monitor's records, appended once an epoch, never rewritten.
+    """A per-step log of a run (``gradients.csv``, ``losses.csv``), appended once an epoch, never rewritten.
 
     Appending keeps a run's cost linear in its length. A resumed run first cuts
     the file back to its checkpoint's step (records of an epoch that did not
     reach a checkpoint, or a line half written when the process died).
     """
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, fields=STEP_FIELDS):
         self.path = Path(path)
+        self.fields = list(fields)
 
     def create(self) -> None:
-        atomic_write_text(self.path, csv_text([], list(STEP_FIELDS)))
+        atomic_write_text(self.path, csv_text([], self.fields))
 
     def append(self, records: list[dict]) -> None:
         if not records:
             return
         if not self.path.exists():
             self.create()
-        append_text(self.path, csv_text(records, list(STEP_FIELDS), header=False))
+        append_text(self.path, csv_text(records, self.fields, header=False))
 
     def cut_to(self, step: int) -> list[dict]:
         """Keep the records up to ``step`` (rewriting the file only if anything goes); return them."""
@@ -157,7 +161,7 @@ class StepLog:
         records = _parse_step_records(complete)
         kept = [r for r in records if r["step"] <= step]
         if len(kept) != len(records) or complete != text:
-            atomic_write_text(self.path, csv_text(kept, list(STEP_FIELDS)))
+            atomic_write_text(self.path, csv_text(kept, self.fields))
         return kept
 
 
@@ -171,7 +175,7 @@ def read_step_records(path: Path) -> list[dict]:
 
 
 def _parse_step_records(text: str) -> list[dict]:
-    ints = ("epoch", "step", "layer_index")
+    ints = ("epoch", "step", "layer_index", "samples")
     return [
         {k: v if k == "layer" else int(v) if k in ints else float(v) if v else math.nan for k, v in row.items()}
         for row in csv.DictReader(io.StringIO(text))

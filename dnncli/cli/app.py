@@ -469,6 +469,55 @@ def compare(
         typer.echo(f"Wrote {plot}")
 
 
+@app.command()
+@handles_errors
+def sweep(
+    sweep_file: Annotated[Path | None, typer.Argument(metavar="SWEEP.yaml", help="The sweep file.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Sweep directory (default sweeps/NAME-TIME).")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", min=1, help="Trials at once (default: cores).")] = None,
+    address: Annotated[str | None, typer.Option("--address", help="Join the Ray cluster at HOST:PORT.")] = None,
+    resume: Annotated[Path | None, typer.Option("--resume", help="Finish the sweep in this directory.")] = None,
+    json_: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the final result.")] = False,
+):
+    """Search hyperparameters on Ray Tune: grid, random or TPE (Optuna), with ASHA early stopping.
+
+    Each trial is a run directory under DIR/trials; DIR/results.csv and DIR/best.yaml at the end.
+    Example: dnn sweep configs/sweeps/lr_batch_grid.yaml --workers 2
+    """
+    from datetime import datetime
+
+    from dnncli.cli.display import SweepView, show, sweep_table
+    from dnncli.experiment.sweep import read_sweep
+    from dnncli.experiment.sweep import sweep as run_sweep
+
+    if (sweep_file is None) == (resume is None):
+        _fail("give a SWEEP.yaml, or --resume DIR.")
+    if resume is not None:
+        out, spec = resume, read_sweep(Path(resume) / "sweep.yaml") if (Path(resume) / "sweep.yaml").exists() else None
+        if spec is None:
+            _fail(f"--resume {resume}: not a sweep directory (no sweep.yaml).")
+    else:
+        spec = read_sweep(sweep_file)
+        out = out or Path("sweeps") / f"{sweep_file.stem}-{datetime.now():%Y%m%d-%H%M%S}"
+    console = _console() if sys.stdout.isatty() and not json_ else None
+    view = SweepView(spec.metric, spec.mode, console, quiet=quiet or json_)
+    try:
+        report = run_sweep(sweep_file, out, workers=workers, address=address, view=view, resume=resume is not None)
+    finally:
+        view.close()
+    if json_:
+        _echo_json(report)
+        return
+    console = _console()
+    show(console, [sweep_table(console, report)])
+    if report["best"]:
+        typer.echo(
+            f"Best: {report['best']['run_dir']} ({spec.metric} {report['best']['metric']:.6g});"
+            f" its config: {Path(out) / 'best.yaml'}; every trial: {Path(out) / 'results.csv'}"
+        )
+
+
 @app.command("lr-find")
 @handles_errors
 def lr_find(

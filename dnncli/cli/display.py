@@ -739,6 +739,7 @@ class SweepView:
     def __init__(self, metric: str, mode: str, console: Console | None = None, quiet: bool = False):
         self.metric, self.mode, self.quiet = metric, mode, quiet
         self.console = console
+        self.stream = sys.stdout  # kept: the sweep quiets stdout while Tune runs
         self.trials: dict[str, dict] = {}
         self.best: tuple[float, str] | None = None
         self.live = None
@@ -762,7 +763,11 @@ class SweepView:
         t["status"] = status
         if self.live is None and not self.quiet:
             params = ", ".join(f"{k}={_param(v)}" for k, v in t["params"].items())
-            print(f"trial {trial_id} {status}: {params}; best {self.metric} {fmt(t['best'])}", flush=True)
+            print(
+                f"trial {trial_id} {status}: {params}; best {self.metric} {fmt(t['best'])}",
+                file=self.stream,
+                flush=True,
+            )
         self._refresh()
 
     def _refresh(self) -> None:

@@ -10,6 +10,7 @@ the sweep. ``DIR/results.csv`` has a row per trial, ``DIR/best.yaml`` the best t
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import itertools
@@ -163,28 +164,51 @@ def run_trial(space: dict, sweep_file: str, out: str) -> None:
             value = row.get(spec.metric, math.nan)
             tune.report({spec.metric: value if math.isfinite(value) else _worst(spec.mode), "epoch": row["epoch"]})
 
+    done = run_dir / "trial.json"
+    if done.exists():  # finished before the driver died, recorded, and not yet known to Tune's saved state
+        previous = json.loads(done.read_text())
+        tune.report({spec.metric: previous["metric"] if previous["metric"] is not None else _worst(spec.mode)})
+        return
     try:
         config = spec.base.with_overrides(spec.overrides(params, repeat))
-        if (run_dir / "checkpoint.npz").exists():  # a sweep resumed after its driver died: continue the run
-            run = TrainingRun.open(run_dir, reporter=ToTune())
+        if (run_dir / "model.npz").exists():  # trained before the driver died, not yet recorded
+            status, message, history = "completed", "", _history_rows(run_dir)
         else:
-            run = TrainingRun.create(config, out=run_dir, reporter=ToTune())
-        result = run.train()
-        status = {"completed": "completed", "early_stopped": "completed"}.get(result.status, "failed")
-        values = [r.get(spec.metric, math.nan) for r in result.history]
+            if (run_dir / "checkpoint.npz").exists():  # a sweep resumed after its driver died: continue the run
+                run = TrainingRun.open(run_dir, reporter=ToTune())
+            else:
+                run = TrainingRun.create(config, out=run_dir, reporter=ToTune())
+            result = run.train()
+            status = {"completed": "completed", "early_stopped": "completed"}.get(result.status, "failed")
+            message, history = result.message, result.history
+        values = [_float(r.get(spec.metric)) for r in history]
         best = _best_index(values, spec.mode)
         record |= {
             "status": status,
-            "reason": "" if status == "completed" else result.message.split(". ")[0],
+            "reason": "" if status == "completed" else message.split(". ")[0],
             "metric": values[best] if best is not None else math.nan,
             "best_epoch": best + 1 if best is not None else None,
-            "epochs": len(result.history),
+            "epochs": len(history),
         }
     except (DnnError, NonFiniteLoss, ValueError, FloatingPointError) as err:
         record |= {"status": "failed", "reason": str(err).split("\n")[0], "metric": math.nan, "epochs": 0}
     record["seconds"] = time.perf_counter() - started
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "trial.json", json.dumps(_strict(record)))
+    if record["status"] == "failed" and not record.get("epochs"):
+        tune.report({spec.metric: _worst(spec.mode), "epoch": 0})  # Tune wants the metric once from every trial
+
+
+def _history_rows(run_dir: Path) -> list[dict]:
+    with open(run_dir / "history.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _float(value) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
 
 
 def _worst(mode: str) -> float:
@@ -263,7 +287,9 @@ def sweep(
     started_here = _start_ray(ray, out, workers, address)
     try:
         tuner = _tuner(spec, tune, out, workers, view, resume)
-        grid_results = tuner.fit()
+        # Tune prints trial summaries of its own (on a restore, whatever verbose says): ours replace them
+        with contextlib.redirect_stdout(io.StringIO()):
+            grid_results = tuner.fit()
     finally:
         if started_here:
             ray.shutdown()
@@ -285,6 +311,7 @@ def _start_ray(ray, out: Path, workers: int, address: str | None) -> bool:
         return False  # a Ray session already open in this process (the tests share one)
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
+    os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
     kwargs = {"log_to_driver": False, "logging_level": logging.ERROR, "include_dashboard": False}
     if address is not None:
         ray.init(address=address, **kwargs)
@@ -312,8 +339,11 @@ def _tuner(spec: SweepSpec, tune, out: Path, workers: int, view, resume: bool):
         return tune.Tuner.restore(str(out / "tune"), trainable, resume_errored=False, restart_errored=False)
     search_alg = None
     if spec.method == "tpe":
+        import optuna
         from ray.tune.search import Repeater
         from ray.tune.search.optuna import OptunaSearch
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # its study messages give way to ours
 
         search_alg = OptunaSearch(metric=spec.metric, mode=spec.mode, seed=spec.seed)
         if spec.repeats > 1:
@@ -322,7 +352,7 @@ def _tuner(spec: SweepSpec, tune, out: Path, workers: int, view, resume: bool):
     if spec.early_stopping is not None:
         scheduler = ASHAScheduler(
             time_attr="training_iteration",
-            max_t=spec.base["training"]["epochs"],
+            max_t=spec.base["training"]["epochs"] + 1,  # a trial at its last epoch ends itself, with its record
             grace_period=spec.early_stopping["grace_epochs"],
             reduction_factor=spec.early_stopping["reduction_factor"],
         )
@@ -344,20 +374,11 @@ def _tuner(spec: SweepSpec, tune, out: Path, workers: int, view, resume: bool):
 
 
 def _events(tune, view, spec):
-    """A Tune callback that hands each trial's epochs and end to ``view`` (the display: ``result``, ``ended``)."""
+    """A Tune callback handing each trial's epochs and end to ``view``."""
+    from dnncli.experiment.sweep_events import VIEW, TrialEvents
 
-    class Events(tune.Callback):
-        def on_trial_result(self, iteration, trials, trial, result, **info):
-            params = {k: v for k, v in trial.config.items() if k != "repeat"}
-            view.result(trial.trial_id, params, result.get("epoch"), result.get(spec.metric))
-
-        def on_trial_complete(self, iteration, trials, trial, **info):
-            view.ended(trial.trial_id, "done")
-
-        def on_trial_error(self, iteration, trials, trial, **info):
-            view.ended(trial.trial_id, "error")
-
-    return Events()
+    VIEW["view"], VIEW["metric"] = view, spec.metric
+    return TrialEvents()
 
 
 def ray_cpus() -> float:
@@ -386,6 +407,10 @@ def collect(spec: SweepSpec, out: Path, grid_results=None) -> dict:
             status = "failed" if result.error else "pruned"
             reason = str(result.error).strip().split("\n")[-1] if result.error else "stopped early by ASHA"
             run_dir = out / "trials" / str(trial_id)
+            history = _history_values(run_dir, spec.metric)
+            if history:  # stopped by the scheduler: its best so far, from its own run directory
+                best = _best_index(history, spec.mode)
+                metrics = metrics | {spec.metric: history[best] if best is not None else None, "epoch": len(history)}
             trials.append(
                 {
                     "id": trial_id,
@@ -402,6 +427,14 @@ def collect(spec: SweepSpec, out: Path, grid_results=None) -> dict:
                 }
             )
     return _summarize(spec, out, trials)
+
+
+def _history_values(run_dir: Path, metric: str) -> list[float]:
+    path = run_dir / "history.csv"
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        return [float(r[metric]) if r.get(metric) else math.nan for r in csv.DictReader(f)]
 
 
 def _summarize(spec: SweepSpec, out: Path, trials: list[dict]) -> dict:

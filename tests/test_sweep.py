@@ -77,6 +77,8 @@ def test_grid_trains_every_combination_and_writes_results_and_a_best_config_that
     combos = {(t["params"]["optimizer.learning_rate"], t["params"]["training.batch_size"]) for t in report["trials"]}
     assert combos == {(0.003, 16), (0.003, 64), (0.03, 16), (0.03, 64)}
     assert all(t["status"] == "completed" and t["epochs"] == 3 for t in report["trials"])
+    for t in report["trials"]:  # two workers on two cores: one BLAS thread each
+        assert json.loads((Path(t["run_dir"]) / "trial.json").read_text())["blas_threads"] == "1"
     best = min(report["trials"], key=lambda t: t["metric"])
     assert report["best"]["run_dir"] == best["run_dir"] and report["best"]["metric"] == best["metric"]
     for t in report["trials"]:  # an ordinary run directory: dnn eval works on it

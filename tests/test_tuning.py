@@ -101,3 +101,13 @@ def test_compare_plots_against_samples_from_each_runs_step_losses(three_modes, t
     assert r.exit_code == 2 and "not logged by every run" in r.output
     r = run("compare", tmp_path)
     assert r.exit_code == 2 and "not a run directory" in r.output
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs" / "sweeps").glob("*.yaml")), ids=lambda p: p.stem)
+def test_shipped_sweep_files_validate(path):
+    from dnncli.experiment.sweep import grid, read_sweep
+
+    spec = read_sweep(path)  # every override checked against its base config, as dnn sweep does first
+    assert spec.config_path.exists() and spec.parameters
+    if spec.method == "grid":
+        assert len(grid(spec)) >= 2

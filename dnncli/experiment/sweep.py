@@ -156,6 +156,8 @@ def run_trial(space: dict, sweep_file: str, out: str) -> None:
     params = {k: v for k, v in space.items() if k != "repeat"}
     run_dir = Path(out) / "trials" / trial_id
     record = {"id": trial_id, "params": params, "repeat": repeat, "seed": spec.base["seed"] + repeat}
+    # each trial's share of the cores: Ray sets OMP_NUM_THREADS to its CPUs, which OpenBLAS follows
+    record["blas_threads"] = os.environ.get("OPENBLAS_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS")
     record["run_dir"] = str(run_dir)
     started = time.perf_counter()
 
@@ -322,14 +324,14 @@ def _start_ray(ray, out: Path, workers: int, address: str | None) -> bool:
             import tempfile
 
             temp = Path(tempfile.mkdtemp(prefix="dnn-ray-"))
-        ray.init(num_cpus=workers, _temp_dir=str(temp), **kwargs)
+        ray.init(num_cpus=os.cpu_count() or workers, _temp_dir=str(temp), **kwargs)
     return True
 
 
 def _tuner(spec: SweepSpec, tune, out: Path, workers: int, view, resume: bool):
     from ray.tune.schedulers import ASHAScheduler
 
-    cpus = max(1, int(ray_cpus() // workers)) if ray_cpus() else 1
+    cpus = max(1, int(ray_cpus() // workers))  # never more threads than cores: workers x cpus <= cores
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, sweep_file=str(out / "sweep.yaml"), out=str(out)), {"cpu": cpus}
     )

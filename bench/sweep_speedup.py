@@ -1,6 +1,7 @@
 """dnn sweep against the same trials run one after the other with dnn train, on this machine.
 
-A grid of 8 trials (learning rate x batch size) of a config that trains for about 10 s. Serial: 8 x dnn train.
+A grid of 8 trials (learning rate x batch size) of a config that trains for about 10 s (quickstart's spirals,
+8,000 samples). Serial: 8 x dnn train.
 Sweep: dnn sweep --workers 2 (each trial one core, one BLAS thread). Ray's fixed start-up (ray.init and its
 workers) is timed apart, so that the trial phase can be compared with the serial runs.
 
@@ -24,12 +25,14 @@ RATES, BATCHES = [0.001, 0.003, 0.01, 0.03], [16, 64]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--samples", type=int, default=8000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         base = yaml.safe_load((ROOT / "configs" / "quickstart.yaml").read_text())
         base["training"] |= {"epochs": args.epochs, "callbacks": {}}
+        base["data"]["n_samples"] = args.samples
         (tmp / "base.yaml").write_text(yaml.safe_dump(base))
         sweep = {
             "config": "base.yaml",
@@ -88,7 +91,7 @@ def main() -> None:
             stdout=subprocess.DEVNULL,
         )
         swept = time.perf_counter() - start
-    print(f"8 trials of quickstart, {args.epochs} epochs, batch 16 and 64")
+    print(f"8 trials of quickstart, {args.samples} samples, {args.epochs} epochs, batch 16 and 64")
     print(f"serial dnn train x 8:        {serial:7.1f} s ({serial / 8:.1f} s per trial, start-up included)")
     print(f"dnn sweep --workers 2:       {swept:7.1f} s in all")
     print(f"  Ray start-up (init, 2 workers): {startup:5.1f} s")

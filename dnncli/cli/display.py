@@ -740,6 +740,8 @@ class SweepView:
         self.metric, self.mode, self.quiet = metric, mode, quiet
         self.console = console
         self.stream = sys.stdout  # kept: the sweep quiets stdout while Tune runs
+        if console is not None:
+            console.file = self.stream  # a console left to look sys.stdout up would write into that quiet
         self.trials: dict[str, dict] = {}
         self.best: tuple[float, str] | None = None
         self.live = None

@@ -369,6 +369,7 @@ def _tuner(spec: SweepSpec, tune, out: Path, workers: int, view, resume: bool):
         search_alg=search_alg,
         scheduler=scheduler,
         max_concurrent_trials=workers,
+        reuse_actors=True,  # a trial's process serves the next: no new process and imports per trial
     )
     if spec.method != "grid":
         np.random.seed(spec.seed)  # Tune's random sampling draws from NumPy's global generator

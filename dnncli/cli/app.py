@@ -109,6 +109,17 @@ def _strict(value):
     return str(value)
 
 
+def _emit(report: dict, json_: bool, view) -> None:
+    """A command's result: strict JSON, or ``view(console, report)``'s parts shown whole."""
+    if json_:
+        _echo_json(report)
+        return
+    from dnncli.cli.display import show
+
+    console = _console()
+    show(console, view(console, report))
+
+
 def _fail_on(text: str | None) -> set[str]:
     """The flags named by ``--fail-on`` (a comma list, or ``any``)."""
     from dnncli.diagnostics.rules import FLAGS
@@ -224,16 +235,10 @@ def eval_(
 
     Example: dnn eval runs/quickstart-20260101-120000 --json
     """
+    from dnncli.cli.display import eval_tables
     from dnncli.experiment.evaluate import evaluate_run
 
-    report = evaluate_run(run_dir, data)
-    if json_:
-        _echo_json(report)
-        return
-    from dnncli.cli.display import eval_tables, show
-
-    console = _console()
-    show(console, eval_tables(console, report))
+    _emit(evaluate_run(run_dir, data), json_, eval_tables)
 
 
 @app.command()
@@ -423,18 +428,13 @@ def bench(
 
     from rich.console import Console
 
-    from dnncli.cli.display import LiveReporter, bench_view, show
+    from dnncli.cli.display import LiveReporter, bench_view
     from dnncli.experiment import config as config_mod
     from dnncli.experiment.inspection import bench_config
 
     # the live display is part of a step's cost: drawn, as in training, to a terminal that is not shown
     reporter = LiveReporter(Console(file=io.StringIO(), force_terminal=True, width=120, height=40))
-    report = bench_config(config_mod.load(config, set_ or []), reporter, steps=steps)
-    if json_:
-        _echo_json(report)
-        return
-    console = _console()
-    show(console, bench_view(console, report))
+    _emit(bench_config(config_mod.load(config, set_ or []), reporter, steps=steps), json_, bench_view)
 
 
 @app.command()
@@ -458,14 +458,10 @@ def compare(
     report = compare_runs(runs, metric or ("loss" if x != "epoch" else None))
     if plot is not None:
         plot_compare(report, plot, x)
-    if json_:
-        _echo_json(report)
-        return
-    from dnncli.cli.display import compare_table, show
+    from dnncli.cli.display import compare_table
 
-    console = _console()
-    show(console, [compare_table(console, report)])
-    if plot is not None:
+    _emit(report, json_, lambda console, r: [compare_table(console, r)])
+    if plot is not None and not json_:
         typer.echo(f"Wrote {plot}")
 
 

@@ -189,4 +189,4 @@ def test_sweep_without_ray_says_what_to_install(tmp_path, monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_ray)
     path = make(tmp_path, {"parameters": {"optimizer.learning_rate": {"values": [0.1]}}})
     r = CliRunner().invoke(app, ["sweep", str(path), "--out", str(tmp_path / "out")])
-    assert r.exit_code == 2 and "pip install 'dnncli[sweep]'" in r.output
+    assert r.exit_code == 2 and "pip install '.[sweep]'" in r.output

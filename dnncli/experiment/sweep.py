@@ -30,7 +30,7 @@ from dnncli.train import metrics as metrics_mod
 METHODS = ("grid", "random", "tpe")
 SWEEP_KEYS = ("config", "metric", "mode", "method", "trials", "repeats", "seed", "parameters", "early_stopping")
 RESULT_FIELDS = ("id", "status", "reason", "metric", "best_epoch", "epochs", "seconds", "repeat", "seed", "run_dir")
-INSTALL = "pip install 'dnncli[sweep]' (Ray Tune and Optuna)"
+INSTALL = "pip install '.[sweep]' in a checkout of dnncli (Ray Tune and Optuna)"
 
 
 class SweepSpec:

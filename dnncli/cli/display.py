@@ -12,7 +12,6 @@ line per epoch, plus a line per layer whenever a flag is raised or cleared.
 from __future__ import annotations
 
 import math
-import shutil
 import sys
 import time
 from collections import deque
@@ -438,10 +437,6 @@ class LiveReporter(PlainReporter):
 
 
 # other commands -------------------------------------------------------------------
-def console_width(console: Console) -> int:
-    return console.width if console.is_terminal else max(console.width, shutil.get_terminal_size().columns)
-
-
 def summary_table(console: Console, summary, title: str) -> Table:
     cols = [Col("#"), Col("Layer (type)", "left"), Col("Output Shape", "left"), Col("Param #")]
     rows = []

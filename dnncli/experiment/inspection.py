@@ -13,7 +13,7 @@ import numpy as np
 from dnncli.diagnostics import gradcheck
 from dnncli.diagnostics.advice import advise
 from dnncli.diagnostics.monitor import GradientMonitor
-from dnncli.diagnostics.rules import FlagState, WatchedLayer
+from dnncli.diagnostics.rules import FlagState
 from dnncli.errors import DnnError
 from dnncli.train.trainer import Callback, Interrupted, NonFiniteLoss
 
@@ -42,7 +42,7 @@ def _mean_of(values: list[float]) -> float | None:
     return float(np.mean(finite)) if finite else None
 
 
-def flag_report(w: WatchedLayer, f: FlagState, total: int, unit: str) -> dict:
+def flag_report(f: FlagState, total: int, unit: str) -> dict:
     """One raised flag as data: the flag, where it began, how long it held, and its numbers."""
     return {
         "flag": f.name,
@@ -66,7 +66,7 @@ def _report(monitor, config, source: str, columns: list[int], norms: dict, recor
     for w in monitor.layers:
         rows = [r for r in records if r["layer_index"] == w.index]
         states = tracker.flags(w.index)
-        info = [flag_report(w, f, tracker.total, unit) for f in states]
+        info = [flag_report(f, tracker.total, unit) for f in states]
         layers.append(
             {
                 "index": w.index,

@@ -98,8 +98,15 @@ class StepLosses(Callback):
         self._clock = now
         pos = trainer.position
         self.samples += (pos.next_start if pos is not None else logs["n"]) - logs["batch_start"]
-        row = {"epoch": trainer.epoch + 1, "step": step, "samples": self.samples, "seconds": self.seconds}
-        self.rows.append(row | {"loss": logs["loss"]})
+        self.rows.append(
+            {
+                "epoch": trainer.epoch + 1,
+                "step": step,
+                "samples": self.samples,
+                "seconds": self.seconds,
+                "loss": logs["loss"],
+            }
+        )
 
     def take(self) -> list[dict]:
         rows, self.rows = self.rows, []

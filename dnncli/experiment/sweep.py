@@ -40,6 +40,7 @@ class SweepSpec:
         from dnncli.experiment.config import load
 
         self.path = path
+        self.raw = raw
         for key in raw:
             if key not in SWEEP_KEYS:
                 raise DnnError(f"{path}: sweep has no key {key!r}.{suggest(key, SWEEP_KEYS)}")
@@ -283,8 +284,10 @@ def sweep(
         if out.exists() and any(out.iterdir()):
             raise DnnError(f"--out {out}: not empty; choose another directory, or --resume it.")
         out.mkdir(parents=True, exist_ok=True)
-        text = Path(sweep_file).read_text()
-        atomic_write_text(out / "sweep.yaml", text.replace(str(spec_config_line(text)), f"config: {spec.config_path}"))
+        # the sweep as the directory keeps it: its base config by absolute path, so --resume finds it from anywhere
+        atomic_write_text(
+            out / "sweep.yaml", yaml.safe_dump(spec.raw | {"config": str(spec.config_path)}, sort_keys=False)
+        )
     workers = workers or os.cpu_count() or 1
     started_here = _start_ray(ray, out, workers, address)
     try:
@@ -296,13 +299,6 @@ def sweep(
         if started_here:
             ray.shutdown()
     return collect(spec, out, grid_results)
-
-
-def spec_config_line(text: str) -> str:
-    for line in text.splitlines():
-        if line.strip().startswith("config:"):
-            return line.strip()
-    return "config:"
 
 
 def _start_ray(ray, out: Path, workers: int, address: str | None) -> bool:

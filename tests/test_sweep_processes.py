@@ -20,14 +20,15 @@ from tests.test_sweep import BASE, make, strict
 
 
 def test_resume_after_the_driver_is_killed_runs_only_the_unfinished_trials(tmp_path):
-    base = BASE | {"training": BASE["training"] | {"epochs": 4}}
+    # trials of a second or two, so that the driver is killed with some finished and some not
+    base = BASE | {"data": BASE["data"] | {"n_samples": 3000}, "training": BASE["training"] | {"epochs": 10}}
     path = make(tmp_path, {"parameters": {"optimizer.learning_rate": {"values": [0.001, 0.003, 0.01, 0.03]}}}, base)
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "dnncli", "sweep", str(path), "--out", str(out), "--workers", "1", "--quiet"]
     driver = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 120
     while time.time() < deadline and len(list(out.glob("trials/*/trial.json"))) < 2:
-        time.sleep(0.2)
+        time.sleep(0.02)
     os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray processes it started
     driver.wait()
     finished = {p.parent.name: p.stat().st_mtime_ns for p in out.glob("trials/*/trial.json")}

@@ -551,7 +551,9 @@ def lr_find(
         typer.echo(f"Wrote {plot}")
 
 
-data_app = typer.Typer(help="Datasets: download the classic ones.", no_args_is_help=True)
+data_app = typer.Typer(
+    help="Datasets: what ships, what can be downloaded, and where each is found.", no_args_is_help=True
+)
 app.add_typer(data_app, name="data")
 
 
@@ -559,20 +561,23 @@ app.add_typer(data_app, name="data")
 @handles_errors
 def data_fetch(
     name: Annotated[str, typer.Argument(help="mnist or fashion-mnist.")],
-    dir_: Annotated[Path | None, typer.Option("--dir", help="Where the files go (default data/<name>).")] = None,
+    dir_: Annotated[
+        Path | None, typer.Option("--dir", help="Where the files go (default $DNN_DATASETS/<name>, else data/<name>).")
+    ] = None,
     url: Annotated[
         str | None, typer.Option("--url", help="Download from this base URL instead of the public mirrors.")
     ] = None,
 ):
     """Download a dataset's four IDX files, check their md5, resume a broken download.
 
-    Example: dnn data fetch fashion-mnist --dir data/fashion-mnist
+    Example: dnn data fetch fashion-mnist (configs that name $DNN_DATASETS/fashion-mnist then find it)
     """
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
+    from dnncli.data.catalog import default_directory
     from dnncli.data.fetch import fetch
 
-    directory = dir_ or Path("data") / name
+    directory = dir_ or default_directory(name)
     tasks = {}
     with Progress(
         TextColumn("{task.description}"),
@@ -591,6 +596,23 @@ def data_fetch(
         report = fetch(name, directory, base_url=url, progress=progress)
     for file, status in report:
         typer.echo(f"{directory / file}: {status}, md5 verified")
+
+
+@data_app.command("list")
+@handles_errors
+def data_list(
+    check: Annotated[bool, typer.Option("--check", help="Also verify each present file's checksum.")] = False,
+    json_: Annotated[bool, typer.Option("--json", help="One JSON object instead of the table.")] = False,
+):
+    """The datasets that ship, those that can be downloaded, and where each is found (or how to get it).
+
+    A config's $DNN_DATASETS/<name>/... is looked for in $DNN_DATASETS, then in data/ beside the config
+    (from its folder upwards), then in data/ in the current directory; this command looks from here.
+    """
+    from dnncli.cli.display import data_list_view
+    from dnncli.data.catalog import listing
+
+    _emit(listing(Path.cwd(), check), json_, data_list_view)
 
 
 def _console_err():

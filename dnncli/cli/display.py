@@ -821,3 +821,43 @@ def sweep_table(console: Console, report: dict) -> Table:
         )
     title = f"Sweep: {len(report['trials'])} trials by {report['metric']} ({report['mode']})"
     return fitted_table(console, cols, rows, console.width, title=title)
+
+
+def _short_path(text: str) -> str:
+    """A path relative to the current directory when it lies below it (shorter, and what a user types)."""
+    import os
+
+    rel = os.path.relpath(text)
+    return rel if not rel.startswith("..") else text
+
+
+def data_list_view(console: Console, report: dict) -> list:
+    """``dnn data list``: a row per dataset (kind, task, size, where found or how to get it, its config)."""
+    kinds = {"ships": "ships", "fetch": "download", "external": "bring"}
+    cols = [Col("dataset", "left"), Col("kind", "left"), Col("task", "left", drop=2)]
+    cols.append(Col("samples x features", "left", drop=3))
+    cols += [Col("found in", "left", wrap=True), Col("configs/", "left", drop=1)]
+    rows, notes = [], []
+    for d in report["datasets"]:
+        if d["present"]:
+            where = Text(_short_path(d["folder"]), style="green")
+            bad = [c["file"] for c in d["checksums"] or [] if c["ok"] is False]
+            if bad:
+                where = Text(f"{_short_path(d['folder'])} (checksum differs: {', '.join(bad)})", style="red")
+        elif d["folder"] is not None:
+            where = Text(f"{_short_path(d['folder'])}, without {', '.join(d['missing'])}", style="yellow")
+            notes.append(f"{d['name']}: {d['get']}")
+        else:
+            where = Text("not here", style="yellow")
+            notes.append(f"{d['name']}: {d['get']}")
+        config = (d["config"] or "").removeprefix("configs/")
+        rows.append([d["name"], kinds[d["availability"]], d["task"], d["size"], where, config])
+    var = report["variable"]
+    order = f"$DNN_DATASETS ({var})" if var else "$DNN_DATASETS (not set)"
+    title = f"{len(rows)} datasets, looked for in {order}, then in data/"
+    out: list = [fitted_table(console, cols, rows, console.width, title=title)]
+    out += [Text(n) for n in notes]
+    if any(d["checksums"] for d in report["datasets"]):
+        checked = sum(1 for d in report["datasets"] for c in d["checksums"] or [] if c["ok"])
+        out.append(Text(f"{checked} files match their published checksums"))
+    return out

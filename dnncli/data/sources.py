@@ -18,7 +18,7 @@ from typing import ClassVar
 import numpy as np
 
 from dnncli.data import augment as augment_mod
-from dnncli.data import idx, synthetic
+from dnncli.data import catalog, idx, synthetic
 from dnncli.data.split import count_classes, split_indices
 from dnncli.data.table import MISSING, TableEncoder, parse_targets, read_csv
 from dnncli.errors import DnnError, check_bool, check_choice, check_float, check_int, suggest
@@ -42,10 +42,16 @@ class Dataset:
     y_val: np.ndarray | None = None
 
 
-def expand_path(text, base_dir: Path | None) -> Path:
-    """Expand ``$VAR`` and ``~``; relative paths are relative to the working directory."""
+def expand_path(text, base_dirs=()) -> Path:
+    """Expand ``$VAR`` and ``~``; relative paths are relative to the working directory.
+
+    ``$DNN_DATASETS/...`` is found by the dataset rule (see ``catalog``), from
+    ``base_dirs``: the folder of the config that names it (and of the config its run started from).
+    """
     if not isinstance(text, str) or not text:
         raise DnnError(f"path must be a non-empty string. Received: {text!r}", ("path",))
+    if catalog.reference(text) is not None:
+        return catalog.locate(text, base_dirs)
     for var in re.findall(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?", text):
         if var not in os.environ:
             raise DnnError(f"the path {text!r} uses ${var}, which is not set.", ("path",))
@@ -71,6 +77,7 @@ class Source:
 
     name = "source"
     path_keys: tuple[str, ...] = ()  # arguments that hold file paths
+    base_dirs: tuple[Path, ...] = ()  # the config's folder(s), where the dataset rule starts looking
 
     def __init__(self, test_split: float | None = None, scale="none", target_scale="none", augment=None):
         self.test_split = (
@@ -88,9 +95,10 @@ class Source:
         """Expand every path argument now, so an unset ``$VARIABLE`` is reported with its key."""
         for key in self.path_keys:
             value = getattr(self, key)
-            if value is not None:
+            # a dataset path is looked for when it is read: validate and summary need no data
+            if value is not None and catalog.reference(value) is None:
                 try:
-                    expand_path(value, None)
+                    expand_path(value)
                 except DnnError as err:
                     raise DnnError(err.message, (key,)) from None
 
@@ -225,8 +233,8 @@ class IdxSource(Source):
     def _file(self, key: str) -> Path:
         explicit = getattr(self, key)
         if explicit is not None:
-            return expand_path(explicit, None)
-        directory = expand_path(self.path, None)
+            return expand_path(explicit, self.base_dirs)
+        directory = expand_path(self.path, self.base_dirs)
         if not directory.is_dir():
             raise DnnError(f"{directory}: no such directory of IDX files.", ("path",))
         return idx.find_standard(directory, idx.STANDARD_FILES[key])
@@ -304,7 +312,7 @@ class CsvSource(Source):
         return f"data ({self.path})"
 
     def read(self, path_text):
-        path = expand_path(path_text, None)
+        path = expand_path(path_text, self.base_dirs)
         names, rows, lines = read_csv(path, self.header, self.columns, self.delimiter)
         for key, cols in (("target", self.targets), ("drop", self.drop), ("categorical", self.categorical)):
             for col in cols:
@@ -376,7 +384,7 @@ class NpzSource(Source):
         return f"data ({self.path})"
 
     def _read(self, text):
-        path = expand_path(text, None)
+        path = expand_path(text, self.base_dirs)
         try:
             with np.load(path, allow_pickle=False) as npz:
                 for key in (self.x_key, self.y_key):
@@ -420,7 +428,7 @@ class NpySource(Source):
         return f"data ({self.x_path})"
 
     def _load(self, text):
-        path = expand_path(text, None)
+        path = expand_path(text, self.base_dirs)
         try:
             mode = "r" if path.stat().st_size > self.MMAP_BYTES else None
             return path, np.load(path, mmap_mode=mode, allow_pickle=False)
@@ -478,5 +486,8 @@ def resolve_spec(spec, check_paths: bool = True) -> dict:
     return source.get_config()
 
 
-def build_source(spec: Mapping) -> Source:
-    return REGISTRY.get(spec, "data")
+def build_source(spec: Mapping, base_dirs=()) -> Source:
+    """The source a resolved ``data:`` section describes; ``base_dirs``: the folders of its config(s)."""
+    source = REGISTRY.get(spec, "data")
+    source.base_dirs = tuple(Path(d) for d in base_dirs)
+    return source

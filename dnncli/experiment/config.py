@@ -93,6 +93,7 @@ class Config:
     raw: dict
     path: Path | None = None
     source: dict | None = None  # the mapping as written, overrides applied, before defaults were filled in
+    origin: Path | None = None  # the config file a run was started from (the first line of its config.yaml)
 
     def __getitem__(self, key):
         return self.raw[key]
@@ -112,6 +113,12 @@ class Config:
     def build_loss(self):
         return losses.get(self.raw["loss"])
 
+    def build_source(self):
+        """The data source; ``$DNN_DATASETS/...`` paths are looked for from this config's folder, then from the
+        folder of the config its run was started from."""
+        folders = [p.parent for p in (self.path, self.origin) if p is not None]
+        return data.build_source(self.raw["data"], folders)
+
     def build_optimizer(self):
         return optimizers.get(self.raw["optimizer"])
 
@@ -127,7 +134,7 @@ class Config:
             for part in key[:-1]:
                 node = node.setdefault(part, {})
             node[key[-1]] = value
-        return Config(raw, self.path, source)
+        return Config(raw, self.path, source, self.origin)
 
     def with_overrides(self, overrides: list[str]) -> Config:
         """This config with ``--set`` overrides applied to it as written, resolved again."""
@@ -139,13 +146,17 @@ class Config:
             raise DnnError(
                 f"{self.path or 'config'}: {dotted + ': ' if dotted else ''}{err.message}", err.key
             ) from None
-        return Config(raw, self.path, mapping)
+        return Config(raw, self.path, mapping, self.origin)
 
-    def to_yaml(self) -> str:
-        return yaml.safe_dump(self.raw, sort_keys=False, default_flow_style=None, width=100)
+    def to_yaml(self, origin: Path | None = None) -> str:
+        """The resolved config as YAML; ``origin``: the config file a run starts from, said in a first comment line
+        that ``load`` reads back (so a run directory anywhere finds the data beside that config)."""
+        text = yaml.safe_dump(self.raw, sort_keys=False, default_flow_style=None, width=100)
+        return f"{ORIGIN}{Path(origin).resolve()}\n{text}" if origin is not None else text
 
 
 # loading -------------------------------------------------------------------------
+ORIGIN = "# trained from: "
 MAX_BYTES = 4 << 20  # a config larger than this is refused before it is parsed
 MAX_DEPTH = 100  # nesting levels
 MAX_NODES = 100_000  # nodes the document stands for once every alias is expanded
@@ -375,7 +386,14 @@ def load(path, overrides: list[str] | None = None, check_paths: bool = True) -> 
         raw = resolve(mapping, default_name=Path(path).stem, check_paths=check_paths)
     except DnnError as err:
         raise locate(err, path, lines, touched) from None
-    return Config(raw, Path(path), mapping)
+    return Config(raw, Path(path), mapping, _origin(path))
+
+
+def _origin(path) -> Path | None:
+    """The config file a run directory's config.yaml was written from, as its first line says."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        first = f.readline()
+    return Path(first[len(ORIGIN) :].strip()) if first.startswith(ORIGIN) else None
 
 
 def locate(err: DnnError, path, lines: dict, touched: list[tuple]) -> DnnError:

@@ -69,7 +69,7 @@ def read_labelled(path, config, prep) -> tuple[np.ndarray, np.ndarray]:
     """Inputs and labels: an NPZ file with arrays ``x`` and ``y``, or a CSV like the training one."""
     path = Path(path)
     if path.suffix == ".csv" and prep.encoder is not None:
-        source = data_mod.build_source(config["data"])
+        source = config.build_source()
         p, names, rows, lines = source.read(str(path))
         y, _ = data_mod.parse_targets(names, rows, lines, p, source.targets, prep.class_names)
         return prep.encoder.transform(names, rows, lines, p), y
@@ -133,7 +133,7 @@ def predict_run(run_dir, input_path) -> tuple[list[str], list[list]]:
     config, model, loss, prep = load_run(run_dir)
     path = Path(input_path)
     if path.suffix == ".csv" and prep.encoder is not None:
-        source = data_mod.build_source(config["data"])
+        source = config.build_source()
         columns = None
         if not source.header:
             columns = [c for c in source.columns if c not in source.targets]

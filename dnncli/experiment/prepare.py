@@ -45,10 +45,15 @@ def to_targets(y, loss, n_outputs: int, dtype, preparation=None) -> np.ndarray:
 
 def prepare_data(config, model, loss, preparation=None) -> PreparedData:
     """Load the config's data, fit (or reuse) its preparation, scale it and split off validation."""
-    source = data_mod.build_source(config["data"])
+    source = config.build_source()
     where = source.describe()
     regression = not loss.classifies
-    ds = source.load(config["seed"], regression, config["training"]["validation_split"])
+    try:
+        ds = source.load(config["seed"], regression, config["training"]["validation_split"])
+    except DnnError as err:
+        if not err.key or config.path is None:
+            raise
+        raise DnnError(f"{config.path}: data.{'.'.join(map(str, err.key))}: {err.message}", err.key) from None
     if preparation is None:
         try:
             model.check_inputs(ds.x_train[:1])  # shape and type, before fitting anything on the data

@@ -181,7 +181,7 @@ class TrainingRun:
         probe._build_trainer()
         run_dir, probe.lock = new_run_dir(config.name, out, runs_root)
         probe.run_dir = run_dir
-        atomic_write_text(run_dir / "config.yaml", config.to_yaml())
+        atomic_write_text(run_dir / "config.yaml", config.to_yaml(origin=config.origin or config.path))
         probe.data.preparation.save(run_dir / "preprocessing.npz")
         probe.steps = StepLog(run_dir / "gradients.csv")
         probe.steps.create()
@@ -233,7 +233,7 @@ class TrainingRun:
                 f"--resume {run_dir}: the run finished its {done} epochs; give --epochs with more to train further."
             )
         if epochs is not None:
-            atomic_write_text(run_dir / "config.yaml", config.to_yaml())
+            atomic_write_text(run_dir / "config.yaml", config.to_yaml(origin=config.origin))
         return run
 
     def _build_trainer(self):

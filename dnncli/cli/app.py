@@ -414,6 +414,45 @@ def plot(
 
 @app.command()
 @handles_errors
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by dnn train.")],
+    format_: Annotated[str, typer.Option("--format", help="The file format: onnx (the only one).")] = "onnx",
+    out: Annotated[Path | None, typer.Option("--out", help="The file to write (default RUN_DIR/model.onnx).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace the file if it exists.")] = False,
+    json_: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+):
+    """The trained model as one ONNX file: raw inputs in, dnn predict's probabilities (and class) or values out.
+
+    Needs onnx: pip install '.[export]'. Example: dnn export runs/quickstart-20260101-120000 --out model.onnx
+    """
+    from dnncli.experiment.export import export_onnx
+
+    if format_ != "onnx":
+        _fail(f"--format {format_}: unknown; the format there is: onnx.")
+    result = export_onnx(run_dir, out, force=force)
+    if json_:
+        _echo_json(result.to_dict())
+        return
+
+    def tensor(spec):
+        dims = ", ".join("batch" if d is None else str(d) for d in spec.shape)
+        return f"{spec.name} {spec.dtype}[{dims}]"
+
+    typer.echo(f"Wrote {result.path} (ONNX, opset {result.opset})")
+    typer.echo(f"  input:   {tensor(result.input)}")
+    typer.echo(f"  outputs: {', '.join(tensor(o) for o in result.outputs)}")
+    for step in result.steps:
+        typer.echo(f"  {step.stage}: {' '.join(step.ops) or '(identity at inference)'}")
+    for key, value in result.metadata.items():
+        typer.echo(f"  metadata {key}: {value}")
+    typer.echo(
+        f"Run it: onnxruntime.InferenceSession('{result.path}').run(None,"
+        f" {{'{result.input.name}': x.astype('{result.input.dtype}')}})"
+    )
+
+
+@app.command()
+@handles_errors
 def bench(
     config: Annotated[Path, typer.Argument(help="A YAML config.")],
     steps: Annotated[int, typer.Option("--steps", min=1, help="Training steps to time (after 5 untimed).")] = 50,

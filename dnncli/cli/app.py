@@ -167,6 +167,12 @@ def train(
     force: Annotated[
         bool, typer.Option("--force", help="With --resume: resume although config.yaml was edited since the start.")
     ] = False,
+    tensorboard: Annotated[
+        bool,
+        typer.Option(
+            "--tensorboard", help="Write TensorBoard logs to RUN_DIR/tensorboard/ (training.tensorboard: true)."
+        ),
+    ] = False,
 ):
     """Train a model and write a run directory.
 
@@ -181,8 +187,11 @@ def train(
     if resume is None and config is None:
         _fail("give a CONFIG to train, or --resume RUN_DIR.")
     gate = _fail_on(fail_on)
-    if resume is not None and (config is not None or set_ or out or init_weights):
-        _fail("--resume takes the run's own config; it cannot be combined with CONFIG, --set, --out or --init-weights.")
+    if resume is not None and (config is not None or set_ or out or init_weights or tensorboard):
+        _fail(
+            "--resume takes the run's own config; it cannot be combined with CONFIG, --set, --out, --init-weights"
+            " or --tensorboard (a run that logs to TensorBoard goes on logging when resumed)."
+        )
     if quiet:
         reporter = PlainReporter(quiet=True)
     elif sys.stdout.isatty():
@@ -192,7 +201,7 @@ def train(
     if resume is not None:
         run = TrainingRun.open(resume, epochs=epochs, reporter=reporter, force=force)
     else:
-        cfg = config_mod.load(config, set_ or [])
+        cfg = config_mod.load(config, [*(set_ or []), *(["training.tensorboard=true"] if tensorboard else [])])
         run = TrainingRun.create(cfg, out=out, init_weights=init_weights, epochs=epochs, reporter=reporter)
 
     # Ctrl-C (SIGINT) and SIGTERM (sent by timeout, SLURM, Kubernetes, Ray to stop a job): finish the batch,

@@ -65,6 +65,8 @@ class TrainingSettings:
         A NaN or infinity in a batch's loss or gradients: stop (exit 3), or skip the batch (no update; counted).
     callbacks : mapping or None, default=None
         ``early_stopping``, ``reduce_lr_on_plateau``.
+    tensorboard : bool, default=False
+        Write TensorBoard event files under ``RUN_DIR/tensorboard/`` (needs the ``tensorboard`` extra).
     """
 
     def __init__(
@@ -76,6 +78,7 @@ class TrainingSettings:
         validation_split: float = 0.0,
         on_nonfinite: str = "stop",
         callbacks=None,
+        tensorboard: bool = False,
     ):
         self.epochs = check_int(epochs, "training.epochs", 1)
         self.batching = check_choice(batching, "training.batching", BATCHING)
@@ -84,6 +87,7 @@ class TrainingSettings:
         self.validation_split = check_float(validation_split, "training.validation_split", 0.0, 1.0, high_open=True)
         self.on_nonfinite = check_choice(on_nonfinite, "training.on_nonfinite", ("stop", "skip_batch"))
         self.callbacks = {} if callbacks is None else callbacks
+        self.tensorboard = check_bool(tensorboard, "training.tensorboard")
 
 
 @dataclass

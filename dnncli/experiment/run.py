@@ -16,9 +16,11 @@ from dnncli import data as data_mod
 from dnncli.diagnostics.monitor import GradientMonitor, LayerSummary
 from dnncli.errors import DnnError
 from dnncli.experiment import config as config_mod
+from dnncli.experiment import tensorboard
 from dnncli.experiment.checkpoint import Checkpoint
 from dnncli.experiment.prepare import PreparedData, build_trainer, prepare_data
 from dnncli.experiment.rundir import LOSS_FIELDS, RunLock, StepLog, csv_text, history_columns, new_run_dir
+from dnncli.experiment.tensorboard import TensorBoardLog
 from dnncli.experiment.weights import load_weights, save_weights
 from dnncli.files import StorageError, atomic_savez, atomic_write_text
 from dnncli.train import callbacks as callbacks_mod
@@ -174,6 +176,8 @@ class TrainingRun:
         if epochs is not None:
             config = config.replaced(("training", "epochs"), epochs)
         # everything that can fail on the user's input fails before the directory exists
+        if config["training"]["tensorboard"]:
+            tensorboard.require()
         probe = cls(config, Path("."), reporter)
         if init_weights is not None:
             load_weights(probe.model, init_weights)
@@ -259,8 +263,13 @@ class TrainingRun:
         callbacks = [_FinalCheckpoint(self), self.train_metrics, self.losses]
         if self.data.x_val is not None:
             callbacks.append(Validation(self.data.x_val, self.data.y_val, self.loss, names))
-        callbacks += [self.monitor, _Progress(self.reporter), *self.user_callbacks, _Checkpointer(self)]
-        self.callbacks = callbacks
+        callbacks += [self.monitor, _Progress(self.reporter), *self.user_callbacks]
+        self.tensorboard = None
+        if t["tensorboard"]:
+            # after the callbacks that finish the epoch's row, before the checkpoint that counts the epoch done
+            self.tensorboard = TensorBoardLog(self, cfg, self.monitor, names, self.data.x_val is not None)
+            callbacks.append(self.tensorboard)
+        self.callbacks = [*callbacks, _Checkpointer(self)]
 
     # checkpoints ---------------------------------------------------------------------
     def _stateful(self):
@@ -344,6 +353,8 @@ class TrainingRun:
             self.reporter.train_end(None)
             raise
         finally:
+            if self.tensorboard is not None:
+                self.tensorboard.close()
             if self.lock is not None:
                 self.lock.release()
                 self.lock = None

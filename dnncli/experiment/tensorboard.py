@@ -1,0 +1,171 @@
+"""TensorBoard event files for a run: ``training.tensorboard: true`` or ``dnn train --tensorboard``.
+
+Written with tensorboardX (no TensorFlow, no PyTorch) under ``RUN_DIR/tensorboard/``, laid out as Keras's
+TensorBoard callback lays it out, so that ``tensorboard --logdir runs/`` overlays training and validation:
+
+- ``train/`` and ``validation/``: per epoch (step = epoch), ``epoch_loss`` and ``epoch_<metric>``; ``train/``
+  also has ``epoch_data_loss``, ``epoch_penalty``, ``epoch_learning_rate``, ``epoch_time`` and each layer's mean
+  gradient norm over the epoch. The values are the rows of ``history.csv``.
+- ``steps/``: per recorded step of the gradient monitor (step = the training step, as in ``gradients.csv``),
+  each dense layer's kernel gradient norm as a scalar (``grad_norm/<index>_<layer>``: a vanishing layer is a
+  falling line), and histograms of its weights, gradients and activations.
+- the folder itself: the resolved config as text, and its hyperparameters for the HParams view, with the
+  epoch metrics of ``train/`` and ``validation/`` as the session's metrics.
+
+Steps live on two axes (epochs and training steps), so each axis has its own folder: a resumed run opens
+each writer with ``purge_step`` at the checkpoint's next epoch or step, and TensorBoard drops whatever the
+interrupted process wrote past the checkpoint instead of showing it twice.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from dnncli.errors import DnnError
+from dnncli.train.trainer import Callback
+
+FOLDER = "tensorboard"
+INSTALL = "pip install '.[tensorboard]' in a checkout of dnncli, or pip install tensorboardX"
+HISTOGRAM_BINS = 30
+_SKIP = {"epoch", "flags"}  # history columns that are no scalar of their own
+
+
+def require() -> None:
+    """Fail now, with the install command, when tensorboardX is missing: before a run directory is made."""
+    try:
+        import tensorboardX  # noqa: F401
+    except ImportError:
+        raise DnnError(f"training.tensorboard needs tensorboardX: {INSTALL}.", ("training", "tensorboard")) from None
+
+
+def scalar_tag(column: str) -> tuple[str, str]:
+    """(writer, tag) of a history column: ``val_accuracy`` -> (validation, epoch_accuracy), Keras's names."""
+    if column.startswith("val_"):
+        return "validation", f"epoch_{column[4:]}"
+    if column.startswith("grad_norm."):
+        return "train", f"epoch_grad_norm/{column[len('grad_norm.') :]}"
+    return "train", f"epoch_{column}"
+
+
+def hparams(raw: dict) -> dict:
+    """The resolved config as flat ``dotted.key: value`` pairs of numbers, strings and booleans."""
+    out: dict = {}
+
+    def walk(node, prefix):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, f"{prefix}.{k}" if prefix else str(k))
+        elif isinstance(node, list) and prefix != "model.input_shape":
+            for i, v in enumerate(node):
+                walk(v, f"{prefix}.{i}")
+        elif node is None:
+            return
+        elif isinstance(node, (bool, str)) or (isinstance(node, (int, float)) and math.isfinite(node)):
+            out[prefix] = node
+        else:
+            out[prefix] = str(node)
+
+    walk({k: v for k, v in raw.items() if k != "monitor"}, "")
+    return out
+
+
+class TensorBoardLog(Callback):
+    """Writes a run's epochs and recorded steps as TensorBoard events; see the module docstring for the layout."""
+
+    def __init__(self, run, config, monitor, metrics: list[str], validation: bool):
+        self.run = run  # its run_dir is known once the directory is made, after the callbacks are
+        self.config, self.monitor = config, monitor
+        self.metrics, self.validation = metrics, validation
+        self.writers: dict = {}
+
+    # writers ---------------------------------------------------------------------------
+    def _open(self, epochs_done: int, steps_done: int) -> None:
+        from tensorboardX import SummaryWriter
+
+        self.root = Path(self.run.run_dir) / FOLDER
+        # event files are named by the second and the host: a resume within the same second must not reuse a name
+        self.suffix = f".{os.getpid()}.{time.time_ns()}"
+        resumed = self.root.is_dir() and any(self.root.iterdir())
+        axes = {"train": epochs_done, "validation": epochs_done, "steps": steps_done}
+        for name, done in axes.items():
+            if name == "validation" and not self.validation:
+                continue
+            # a resumed run drops, from TensorBoard's view, whatever was written past the checkpoint
+            purge = done + 1 if resumed else None
+            self.writers[name] = SummaryWriter(
+                str(self.root / name), purge_step=purge, flush_secs=30, filename_suffix=self.suffix
+            )
+        if not resumed:
+            with SummaryWriter(str(self.root), filename_suffix=self.suffix) as w:
+                w.add_text("config", _as_markdown(self.config.to_yaml()), 0)
+                for summary in self._hparams_summaries():
+                    w.file_writer.add_summary(summary)
+
+    def _hparams_summaries(self):
+        from tensorboardX.proto.plugin_hparams_pb2 import HParamsPluginData
+        from tensorboardX.summary import hparams as hparams_summaries
+
+        exp, ssi, _ = hparams_summaries(hparams(self.config.raw), {})
+        # the session's metrics are the epoch scalars of its train/ and validation/ folders, as Keras's HParams
+        # callback names them
+        content = HParamsPluginData()
+        content.ParseFromString(exp.value[0].metadata.plugin_data.content)
+        groups = ["train", "validation"] if self.validation else ["train"]
+        for group in groups:
+            for name in ["loss", *self.metrics]:
+                info = content.experiment.metric_infos.add()
+                info.name.group, info.name.tag = group, f"epoch_{name}"
+        exp.value[0].metadata.plugin_data.content = content.SerializeToString()
+        return exp, ssi
+
+    def close(self) -> None:
+        for w in self.writers.values():
+            w.close()
+        self.writers = {}
+
+    # the trainer's hooks ---------------------------------------------------------------
+    def on_train_begin(self, trainer):
+        self._open(trainer.epoch, trainer.step)
+
+    def on_gradients(self, trainer, x, y, loss):
+        if trainer.step % self.monitor.every:
+            return
+        w, step = self.writers["steps"], trainer.step + 1
+        norms = np.sqrt(trainer.grad_sq[self.monitor.kernel_slots])
+        for (watched, layer, act_layer), norm in zip(self.monitor.watched, norms):
+            name = f"{watched.index:02d}_{watched.name}"
+            w.add_scalar(f"grad_norm/{name}", float(norm), step)
+            _histogram(w, f"weights/{name}", layer.params["kernel"], step)
+            _histogram(w, f"gradients/{name}", layer.grads["kernel"], step)
+            _histogram(w, f"activations/{name}", act_layer.A, step)
+
+    def on_epoch_end(self, trainer, epoch, logs):
+        for column, value in logs.items():
+            if column in _SKIP or isinstance(value, str) or value is None:
+                continue
+            writer, tag = scalar_tag(column)
+            if writer in self.writers and math.isfinite(value):
+                self.writers[writer].add_scalar(tag, float(value), epoch + 1)
+        for w in self.writers.values():
+            w.flush()  # on disk before the checkpoint that counts this epoch done
+
+    def on_train_end(self, trainer):
+        self.close()
+
+
+def _histogram(writer, tag: str, values: np.ndarray, step: int) -> None:
+    values = values.ravel()
+    mask = np.isfinite(values)
+    finite = values if mask.all() else values[mask]  # a NaN or infinity has no bucket
+    if finite.size:
+        writer.add_histogram(tag, finite, step, bins=HISTOGRAM_BINS)
+
+
+def _as_markdown(text: str) -> str:
+    # TensorBoard renders text as Markdown: indented, the YAML is a code block
+    return "\n".join("    " + line for line in text.splitlines())

@@ -9,10 +9,12 @@ layer can point at the file and line.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import math
 import numbers
-from collections.abc import Iterable
+import warnings
+from collections.abc import Callable, Iterable, Iterator
 
 
 class DnnError(ValueError):
@@ -41,11 +43,48 @@ class DnnError(ValueError):
         return self.message
 
 
+class DnnWarning(UserWarning):
+    """Something a config asks for that will not happen as written (Keras warns, and goes on)."""
+
+
+def warn(message: str) -> None:
+    """Warn the user in one line, through Python's ``warnings`` (a library prints nothing itself)."""
+    warnings.warn(message, DnnWarning, stacklevel=2)
+
+
+@contextlib.contextmanager
+def warnings_as_lines(write: Callable[[str], None]) -> Iterator[None]:
+    """Within: each ``DnnWarning`` goes to ``write`` as ``warning: MESSAGE``, once per distinct message.
+
+    A command wraps itself in this, so that a warning shows once per command, also when an earlier command in
+    the same process (a test, a notebook) showed it already; other warnings keep Python's handling.
+    """
+    seen: set[str] = set()
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", DnnWarning)
+        shown = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            if not issubclass(category, DnnWarning):
+                shown(message, category, filename, lineno, file, line)
+            elif str(message) not in seen:
+                seen.add(str(message))
+                write(f"warning: {message}")
+
+        warnings.showwarning = show
+        yield
+
+
 def suggest(name: str, choices: Iterable[str]) -> str:
     """Return ``" Did you mean 'x'?"`` for the closest choice, or ``""``."""
     by_lower = {str(c).lower(): str(c) for c in choices}
     close = difflib.get_close_matches(str(name).lower(), list(by_lower), n=1, cutoff=0.6)
     return f" Did you mean '{by_lower[close[0]]}'?" if close else ""
+
+
+def plural(n: int, word: str, words: str | None = None) -> str:
+    """``"1 step"``, ``"2 steps"``: a count with its noun in the right number (``words``: an irregular plural)."""
+    return f"{n} {word if n == 1 else words or word + 's'}"
 
 
 def _fmt(value) -> str:

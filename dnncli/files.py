@@ -11,6 +11,7 @@ import errno
 import io
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -62,6 +63,7 @@ def atomic_write(path, write: Callable, binary: bool, exclusive: bool = False) -
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.fchmod(fd, _mode(path))  # mkstemp's 0600 would make every run file private
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -80,6 +82,27 @@ def atomic_write(path, write: Callable, binary: bool, exclusive: bool = False) -
     except BaseException:
         _remove(tmp)
         raise
+
+
+def _mode(path: Path) -> int:
+    """The mode ``open()`` gives: the replaced file's own, else ``0o666`` less the umask."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    try:  # Linux says it without changing it (os.umask can only set it, racing other threads)
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def append_text(path, text: str) -> None:

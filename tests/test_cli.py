@@ -302,7 +302,7 @@ def test_init_weights_warm_start(tmp_path, cfg):
     assert first_loss(warm) < first_loss(cold)
     np.savez(tmp_path / "bad.npz", **{"layer0.kernel": np.zeros((2, 32))})
     r = run("train", cfg, "--out", tmp_path / "bad", "--init-weights", tmp_path / "bad.npz")
-    assert r.exit_code == 2 and "missing weight 'layer0.bias'" in r.output
+    assert r.exit_code == 2 and "layer 0 dense: bias (32,) in the config, not in the file" in r.output
     assert not (tmp_path / "bad").exists()  # nothing is created for a run that cannot start
 
 

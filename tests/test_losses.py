@@ -155,3 +155,68 @@ def test_probabilities_from_logits_use_the_engine_and_never_overflow():
         rows = np.array([[1000.0, 0.0, -1000.0], [1.0, 2.0, 3.0]], np.float32)
         np.testing.assert_allclose(categorical.probabilities(rows), softmax(rows.copy()))
     assert losses.get("binary_crossentropy").probabilities(z) is z  # probabilities already: unchanged
+
+
+# sample weights (class_weight) --------------------------------------------------------------------------------------
+WEIGHTED = [*losses.LOSSES, "categorical_crossentropy+logits", "sparse_categorical_crossentropy+logits"]
+WEIGHTED += ["binary_crossentropy+logits"]
+
+
+def _weighted_case(spec, rng, n=6, k=3):
+    name, _, logits = spec.partition("+")
+    loss = losses.get({"name": name, "from_logits": True} if logits else name)
+    y = loss.prepare_targets(_targets(name, rng, n, k), k, np.float64)
+    p = rng.normal(size=(n, k)) if logits else _outputs(name, rng, n, k)
+    return loss, y, p, rng.uniform(0.2, 5.0, n)
+
+
+@pytest.mark.parametrize("spec", WEIGHTED)
+def test_weighted_loss_is_keras_sum_over_batch_size_and_its_gradient_passes_gradcheck(spec, rng):
+    loss, y, p, w = _weighted_case(spec, rng)
+    # Keras: each sample's loss times its weight, summed, over the batch size (not over the weights' sum)
+    each = np.array([loss.forward(y[i : i + 1], p[i : i + 1]) for i in range(len(p))])
+    assert loss.forward(y, p, sample_weight=w) == pytest.approx(np.dot(w, each) / len(p), rel=1e-12)
+    assert loss.forward(y, p, sample_weight=np.ones(len(p))) == pytest.approx(loss.forward(y, p), rel=1e-12)
+    analytic = loss.backward(y, p, sample_weight=w)
+    numeric = numeric_grad(lambda: loss.forward(y, p, sample_weight=w), p)
+    assert rel_error(analytic, numeric) < 1e-6
+
+
+@pytest.mark.parametrize("spec", ["categorical_crossentropy", "sparse_categorical_crossentropy", "binary_crossentropy"])
+def test_weighted_fused_logits_path_passes_gradcheck(spec, rng):
+    loss, y, _, w = _weighted_case(spec, rng)
+    Z = rng.normal(size=(len(w), 3))
+    act = activations.softmax if loss.logits_activation == "softmax" else activations.sigmoid
+
+    def value():
+        return loss.logits_forward(y, Z, act(Z.copy()), sample_weight=w)
+
+    analytic = loss.logits_backward(y, Z, act(Z.copy()), sample_weight=w)
+    assert rel_error(analytic, numeric_grad(value, Z)) < 1e-6
+    assert loss.logits_forward(y, Z, sample_weight=w) == pytest.approx(value(), rel=1e-9)
+
+
+def test_model_gradients_scale_with_the_sample_weights(rng):
+    from dnncli.nn.model import Sequential
+
+    layers = [
+        {"type": "dense", "units": 5, "activation": "tanh"},
+        {"type": "dense", "units": 3, "activation": "softmax"},
+    ]
+    model = Sequential(layers, [4], dtype="float64", seed=1)
+    x, y = rng.normal(size=(8, 4)), rng.integers(0, 3, 8)
+    loss = losses.get("sparse_categorical_crossentropy")
+    plain, grads = model.compute_gradients(x, y, loss)
+    plain_grads = [g.copy() for g in grads]
+    doubled, grads = model.compute_gradients(x, y, loss, sample_weight=np.full(8, 2.0))
+    assert doubled.data == pytest.approx(2 * plain.data, rel=1e-12)
+    for a, b in zip(grads, plain_grads):
+        np.testing.assert_allclose(a, 2 * b, rtol=1e-12)
+    # one sample weighted 0 is as if it were not in the batch, but for the batch size
+    w = np.ones(8)
+    w[0] = 0.0
+    dropped, grads = model.compute_gradients(x, y, loss, sample_weight=w)
+    kernel = grads[0].copy()  # the gradients are views of one buffer, which the next call overwrites
+    rest, rest_grads = model.compute_gradients(x[1:], y[1:], loss)
+    assert dropped.data == pytest.approx(rest.data * 7 / 8, rel=1e-12)
+    np.testing.assert_allclose(kernel, rest_grads[0] * 7 / 8, rtol=1e-10)

@@ -28,6 +28,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},  # every command inherits it
 )
 _state = {"debug": False}
 
@@ -51,10 +52,11 @@ def handles_errors(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from dnncli.errors import DnnError
+        from dnncli.errors import DnnError, warnings_as_lines
 
         try:
-            return fn(*args, **kwargs)
+            with warnings_as_lines(lambda line: typer.echo(line, err=True)):  # one line each, on stderr
+                return fn(*args, **kwargs)
         except DnnError as err:
             if _state["debug"]:
                 raise
@@ -63,9 +65,20 @@ def handles_errors(fn):
     return wrapper
 
 
+def _print_version(value: bool):
+    if value:
+        from dnncli import __version__
+
+        typer.echo(f"dnn {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def main_options(
     debug: Annotated[bool, typer.Option("--debug", help="Show Python tracebacks for errors.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", is_eager=True, callback=_print_version, help="Print dnn's version and exit.")
+    ] = False,
 ):
     """Train dense neural networks from YAML configs, on a NumPy core."""
     _state["debug"] = debug
@@ -314,7 +327,7 @@ def predict(
         typer.echo(text, nl=False)
     else:
         create_new_file(out, text)
-        typer.echo(f"Wrote {len(rows)} predictions to {out}", err=True)
+        typer.echo(f"Wrote {len(rows)} prediction{'s' if len(rows) != 1 else ''} to {out}", err=True)
 
 
 @app.command("inspect-gradients")
@@ -411,7 +424,8 @@ def plot(
 ):
     """Loss and metric curves, and a heat map of gradient norms (layers by epochs, log scale), as a PNG.
 
-    Needs matplotlib: pip install 'dnncli[plot]'. Example: dnn plot runs/quickstart-20260101-120000
+    Needs matplotlib: pip install '.[plot]' in a checkout of dnncli, or pip install matplotlib.
+    Example: dnn plot runs/quickstart-20260101-120000
     """
     from dnncli.experiment.plot import plot_run
 
@@ -517,7 +531,7 @@ def compare(
 @handles_errors
 def sweep(
     sweep_file: Annotated[Path | None, typer.Argument(metavar="SWEEP.yaml", help="The sweep file.")] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Sweep directory (default sweeps/NAME-TIME).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Sweep directory (default runs/sweeps/NAME-TIME).")] = None,
     workers: Annotated[int | None, typer.Option("--workers", min=1, help="Trials at once (default: cores).")] = None,
     address: Annotated[str | None, typer.Option("--address", help="Join the Ray cluster at HOST:PORT.")] = None,
     resume: Annotated[Path | None, typer.Option("--resume", help="Finish the sweep in this directory.")] = None,
@@ -543,7 +557,8 @@ def sweep(
             _fail(f"--resume {resume}: not a sweep directory (no sweep.yaml).")
     else:
         spec = read_sweep(sweep_file)
-        out = out or Path("sweeps") / f"{sweep_file.stem}-{datetime.now():%Y%m%d-%H%M%S}"
+        # under runs/, so that tensorboard --logdir runs/ and dnn compare runs/... see sweeps beside runs
+        out = out or Path("runs") / "sweeps" / f"{sweep_file.stem}-{datetime.now():%Y%m%d-%H%M%S}"
     console = _console() if sys.stdout.isatty() and not json_ else None
     view = SweepView(spec.metric, spec.mode, console, quiet=quiet or json_)
     try:

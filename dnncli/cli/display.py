@@ -12,6 +12,7 @@ line per epoch, plus a line per layer whenever a flag is raised or cleared.
 from __future__ import annotations
 
 import math
+import numbers
 import sys
 import time
 from collections import deque
@@ -25,6 +26,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from dnncli.errors import plural
+from dnncli.experiment.evaluate import UNITS_NOTE
 from dnncli.experiment.run import Reporter, RunResult
 
 SPARKS = "▁▂▃▄▅▆▇█"
@@ -33,23 +36,34 @@ MAX_PLAIN_COLUMNS = 12  # step or epoch columns of a plain inspect table
 
 # numbers --------------------------------------------------------------------------
 def fmt(value) -> str:
-    """A number whole: fixed between 1e-3 and 1e4 (4 decimals below 10, then fewer), else scientific (``1.23e-05``)."""
-    if value is None:
-        return "-"
-    if isinstance(value, (bool, int)):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        if value == 0:
-            return "0"
-        if 1e-3 <= abs(value) < 1e4:
-            # five significant digits at most: 0.6951, 12.346, 3339.0
-            return f"{value:.{max(1, 4 - max(0, math.floor(math.log10(abs(value)))))}f}"
-        return f"{value:.2e}"
-    return str(value)
+    """A number whole, to five significant digits: fixed from 1e-3 to 1e5 (4 decimals below 10, then fewer: 0.6951,
+    12.346, 3339.0), else scientific (``1.2346e-05``)."""
+    return fmt_column([value])[0]
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, numbers.Integral))
+
+
+def fmt_column(values: list) -> list[str]:
+    """The numbers of one column in one notation, each to five significant digits: fixed where every one lies
+    between 1e-3 and 1e5 (4 decimals below 10, then fewer), else scientific for the whole column (``1.2346e+05``):
+    never ``48097.8`` above ``1.169e+05``. Integers, None and text as ``fmt`` shows them."""
+    mags = [abs(float(v)) for v in values if _is_real(v) and math.isfinite(v) and v != 0]
+    scientific = bool(mags) and (max(mags) >= 1e5 or min(mags) < 1e-3)
+    out = []
+    for v in values:
+        if v is None:
+            out.append("-")
+        elif not _is_real(v):
+            out.append(str(v))
+        elif math.isnan(v):
+            out.append("nan")
+        elif math.isinf(v):
+            out.append("inf" if v > 0 else "-inf")
+        else:
+            out.append(f"{float(v):.4e}" if scientific else _fixed(float(v)))
+    return out
 
 
 def sci(value, digits: int = 2) -> str:
@@ -135,6 +149,12 @@ def fitted_table(
 
 
 # the training view ----------------------------------------------------------------
+def _fixed(value: float) -> str:
+    if value == 0:
+        return "0"
+    return f"{value:.{max(1, 4 - max(0, math.floor(math.log10(abs(value)))))}f}"  # 0.6951, 12.346, 3339.0
+
+
 def epoch_columns(metrics: list[str], validation: bool) -> list[tuple[str, Col]]:
     """(log key, column) of the epoch table, in order; per-layer numbers are in the layer panel."""
     cols = [("epoch", Col("epoch")), ("loss", Col("loss"))]
@@ -154,6 +174,17 @@ def _cell(key, value) -> str:
     if key == "epoch":
         return str(value)
     return fmt(value)
+
+
+def epoch_cells(columns: list[tuple[str, Col]], rows: list[dict]) -> list[list[str]]:
+    """The epoch table's cells: each number column in one format (``fmt_column``), over the ``rows`` given."""
+    out = [[] for _ in rows]
+    for key, _ in columns:
+        values = [row.get(key) for row in rows]
+        cells = [_cell(key, v) for v in values] if key in ("epoch", "time", "flags") else fmt_column(values)
+        for line, cell in zip(out, cells):
+            line.append(cell)
+    return out
 
 
 def spark(values: list[float]) -> str:
@@ -249,7 +280,7 @@ class TrainingView:
         self.epochs_done = 0
 
     def add_epoch(self, row: dict, layers) -> None:
-        self.rows.append([_cell(k, row.get(k)) for k, _ in self.columns])
+        self.rows.append(row)  # formatted when drawn: a column in one format, over the epochs shown
         self.layers = layers
         self.epochs_done += 1
 
@@ -267,7 +298,8 @@ class TrainingView:
         while True:
             note = ""
             if len(shown) < len(layers):
-                note = f"{len(shown)} of {len(layers)} layers shown, flagged first; all: dnn inspect-gradients RUN_DIR"
+                note = f"{len(shown)} of {plural(len(layers), 'layer')} shown, flagged first;"
+                note += " all: dnn inspect-gradients RUN_DIR"
             panel = fitted_table(console, LAYER_COLS, layer_rows(shown), width, note=note)
             panel_lines = _lines(console, width, panel)
             if panel_lines <= room or len(shown) == 1:
@@ -276,10 +308,12 @@ class TrainingView:
         rows = list(self.rows)
         k = max(1, min(len(rows), height - fixed - panel_lines - (_lines(console, width, one_row) - 1)))
         while True:
-            kept = rows[-k:] or [self._blank()]
+            kept = epoch_cells(self.columns, rows[-k:]) or [self._blank()]
             note = ""
             if len(rows) > len(kept):
-                note = f"epochs {self.epochs_done - len(kept) + 1}-{self.epochs_done} shown; all in history.csv"
+                first = self.epochs_done - len(kept) + 1
+                shown = f"epoch {first}" if first == self.epochs_done else f"epochs {first}-{self.epochs_done}"
+                note = f"{shown} shown; all in history.csv"
             table = fitted_table(console, cols, kept, width, note=note)
             if k == 1 or fixed + panel_lines + _lines(console, width, table) <= height:
                 break
@@ -307,6 +341,7 @@ class PlainReporter(Reporter):
         self.stream = stream or sys.stdout
         self.quiet = quiet
         self.columns: list[tuple[str, Col]] = []
+        self.seen: list[dict] = []  # the epochs so far, each column formatted over them
 
     def _print(self, text=""):
         print(text, file=self.stream, flush=True)
@@ -314,28 +349,30 @@ class PlainReporter(Reporter):
     def _start(self, info) -> None:
         self.info = info
         self.columns = epoch_columns(info["metrics"], info["validation"] > 0)[:-1]  # flags get lines of their own
+        self.seen = list(info.get("history", []))
 
     def train_begin(self, info):
         self._start(info)
         if self.quiet:
             return
         verb = "Resuming" if info["resumed"] else "Training"
-        steps = info["steps"]
+        params = info["params"]
         self._print(
-            f"{verb} {info['name']} in {info['run_dir']}: {info['samples']} samples"
+            f"{verb} {info['name']} in {info['run_dir']}: {plural(info['samples'], 'sample')}"
             f"{', ' + str(info['validation']) + ' for validation' if info['validation'] else ''},"
-            f" batch size {info['batch_size']} ({steps} step{'s' if steps != 1 else ''} per epoch),"
-            f" {info['params']:,} parameters, {len(info['watched'])} dense layers watched"
+            f" batch size {info['batch_size']} ({plural(info['steps'], 'step')} per epoch),"
+            f" {params:,} parameter{'s' if params != 1 else ''}, {plural(len(info['watched']), 'dense layer')} watched"
         )
         self._print(self._line(c.header for _, c in self.columns) + "  gradient norms |dW|")
 
     def _line(self, cells) -> str:
-        return "  ".join(c.rjust(max(len(col.header), 8)) for c, (_, col) in zip(cells, self.columns))
+        return "  ".join(c.rjust(max(len(col.header), 10)) for c, (_, col) in zip(cells, self.columns))  # 1.2346e+05
 
     def epoch_end(self, row, layers):
         if self.quiet:
             return
-        line = self._line(_cell(k, row.get(k)) for k, _ in self.columns)
+        self.seen.append(row)  # a column keeps one format from the epoch that needs it on (scientific stays so)
+        line = self._line(epoch_cells(self.columns, self.seen)[-1])
         finite = [s for s in layers if math.isfinite(s.grad_norm)]
         if finite:
             low = min(finite, key=lambda s: s.grad_norm)
@@ -379,11 +416,15 @@ def flag_summary(result: RunResult) -> list[str]:
 def print_result(result: RunResult, emit) -> None:
     if result.message:
         emit(result.message)
+    if result.restored_epoch is not None:  # as Keras says it
+        emit(f"Restoring model weights from the end of the best epoch: {result.restored_epoch}.")
     for line in flag_summary(result):
         emit(line)
     if result.test is not None:
         parts = ", ".join(f"{k} {fmt(v)}" for k, v in result.test.items())
-        emit(f"Test: {parts}")
+        emit(f"Test: {parts}" + (f"; {result.test_units}" if result.test_units else ""))
+    elif result.status in ("completed", "early_stopped"):
+        emit(f"Test: no test set (data.test_split: 0); evaluate with: dnn eval {result.run_dir} --data FILE")
     if result.status in ("completed", "early_stopped"):
         emit(f"Model: {result.run_dir / 'model.npz'}")
 
@@ -412,7 +453,7 @@ class LiveReporter(PlainReporter):
         )
         self.view = TrainingView(info, self.progress)
         for row in info.get("history", []):
-            self.view.rows.append([_cell(k, row.get(k)) for k, _ in self.view.columns])
+            self.view.rows.append(row)
             self.view.epochs_done += 1
         self.live = Live(self.view, console=self.console, refresh_per_second=8, vertical_overflow="crop")
         self.live.start()
@@ -457,13 +498,16 @@ def summary_lines(summary) -> list[str]:
 def eval_tables(console: Console, report: dict) -> list:
     """Headings and tables for ``dnn eval``: metrics, then confusion matrix and per-class scores."""
     width = console.width
-    out = [f"{report['run_dir']} on {report['data']} ({report['samples']} samples)"]
-    rows = [
-        [k, fmt(v)]
+    out = [f"{report['run_dir']} on {report['data']} ({plural(report['samples'], 'sample')})"]
+    shown = {
+        k: v
         for k, v in report.items()
-        if k not in ("run_dir", "data", "samples", "confusion_matrix", "per_class")
-    ]
+        if k not in ("run_dir", "data", "samples", "confusion_matrix", "per_class", "units", "target_scale")
+    }
+    rows = [[k, cell] for k, cell in zip(shown, fmt_column(list(shown.values())))]
     out.append(fitted_table(console, [Col("metric", "left"), Col("value")], rows, width))
+    if report.get("units"):
+        out.append(f"{UNITS_NOTE} (data.target_scale: {report['target_scale']})")
     if "confusion_matrix" in report:
         cm = report["confusion_matrix"]
         names = [r.get("name", str(r["class"])) for r in report["per_class"]]
@@ -475,9 +519,10 @@ def eval_tables(console: Console, report: dict) -> list:
         ]
         out.append(fitted_table(console, cols, rows, width))
         cols = [Col(h) for h in ("class", "precision", "recall", "f1", "support")]
+        scores = {k: fmt_column([r[k] for r in report["per_class"]]) for k in ("precision", "recall", "f1")}
         rows = [
-            [name, fmt(r["precision"]), fmt(r["recall"]), fmt(r["f1"]), str(r["support"])]
-            for r, name in zip(report["per_class"], names)
+            [name, scores["precision"][i], scores["recall"][i], scores["f1"][i], str(r["support"])]
+            for i, (r, name) in enumerate(zip(report["per_class"], names))
         ]
         out.append(fitted_table(console, cols, rows, width))
     return out
@@ -674,13 +719,13 @@ def gradcheck_rows(report: dict) -> tuple[list[Col], list[list]]:
 
 
 def gradcheck_title(report: dict) -> str:
-    return f"Gradient check, float64, {report['samples']} samples, tolerance {report['tolerance']:g}"
+    return f"Gradient check, float64, {plural(report['samples'], 'sample')}, tolerance {report['tolerance']:g}"
 
 
 def bench_view(console: Console, report: dict) -> list:
     step = report["step_seconds"]
     head = (
-        f"{report['config']}: batch {report['batch_size']}, median of {report['steps']} steps:"
+        f"{report['config']}: batch {report['batch_size']}, median of {plural(report['steps'], 'step')}:"
         f" {step * 1e3:.3f} ms per step, {report['samples_per_second']:,.0f} samples/s;"
         f" {report['gflops_per_step']:.3f} GFLOP per step in matrix products, {report['achieved_gflops']:.1f} GFLOP/s"
         f" achieved against {report['matmul_peak_gflops']:.1f} GFLOP/s for the same products alone;"
@@ -703,21 +748,24 @@ def compare_table(console: Console, report: dict) -> Table:
     cols += [Col(f"final {metric}"), Col(f"best {metric}"), Col("at epoch", drop=1), Col("epochs", drop=1)]
     cols.append(Col("time", drop=1))
     rows = []
-    for r in report["runs"]:
-        best = Text(fmt(r["best"]), style="bold green" if r["best"] == winner else "")
+    finals = fmt_column([r["final"] for r in report["runs"]])
+    bests = fmt_column([r["best"] for r in report["runs"]])
+    for i, r in enumerate(report["runs"]):
+        best = Text(bests[i], style="bold green" if r["best"] == winner else "")
         params = [_param(r["params"][k]) for k in keys]
         rows.append(
             [
                 r["name"],
                 *params,
-                fmt(r["final"]),
+                finals[i],
                 best,
                 str(r["best_epoch"]),
                 str(r["epochs"]),
                 f"{r['seconds']:.2f}s" if r["seconds"] < 10 else f"{r['seconds']:.0f}s",
             ]
         )
-    title = f"{len(report['runs'])} runs by {metric} ({'lower' if report['mode'] == 'min' else 'higher'} is better)"
+    better = "lower" if report["mode"] == "min" else "higher"
+    title = f"{plural(len(report['runs']), 'run')} by {metric} ({better} is better)"
     return fitted_table(console, cols, rows, console.width, title=title)
 
 
@@ -776,10 +824,12 @@ class SweepView:
         cols = [Col("trial", "left"), Col("status", "left")] + [Col(k.split(".")[-1], drop=2) for k in keys]
         cols += [Col("epoch"), Col(self.metric), Col("best")]
         rows = []
-        for trial_id, t in self.trials.items():
+        values = fmt_column([t.get("value") for t in self.trials.values()])
+        bests = fmt_column([t["best"] for t in self.trials.values()])
+        for i, (trial_id, t) in enumerate(self.trials.items()):
             style = "bold green" if self.best and self.best[1] == trial_id else ""
             cells = [trial_id, t["status"], *(_param(t["params"].get(k)) for k in keys)]
-            cells += [str(t.get("epoch") or "-"), fmt(t.get("value")), Text(fmt(t["best"]), style=style)]
+            cells += [str(t.get("epoch") or "-"), values[i], Text(bests[i], style=style)]
             rows.append(cells)
         width = self.console.width if self.console is not None else 120
         return fitted_table(self.console or Console(), cols, rows[-40:], width, title=f"sweep by {self.metric}")
@@ -805,6 +855,7 @@ def sweep_table(console: Console, report: dict) -> Table:
         Col("status", "left", wrap=True),
     ]
     rows = []
+    metrics = fmt_column([t["metric"] for t in ordered])
     for k, t in enumerate(ordered, start=1):
         status = t["status"] + (f": {t['reason']}" if t.get("reason") else "")
         spread = "-" if t.get("mean") is None else f"{fmt(t['mean'])} ± {fmt(t['spread'])}"
@@ -813,13 +864,13 @@ def sweep_table(console: Console, report: dict) -> Table:
                 str(k),
                 t["id"],
                 *(_param(t["params"].get(k2)) for k2 in keys),
-                fmt(t["metric"]),
+                metrics[k - 1],
                 spread,
                 str(t.get("epochs") or 0),
                 status,
             ]
         )
-    title = f"Sweep: {len(report['trials'])} trials by {report['metric']} ({report['mode']})"
+    title = f"Sweep: {plural(len(report['trials']), 'trial')} by {report['metric']} ({report['mode']})"
     return fitted_table(console, cols, rows, console.width, title=title)
 
 
@@ -854,10 +905,11 @@ def data_list_view(console: Console, report: dict) -> list:
         rows.append([d["name"], kinds[d["availability"]], d["task"], d["size"], where, config])
     var = report["variable"]
     order = f"$DNN_DATASETS ({var})" if var else "$DNN_DATASETS (not set)"
-    title = f"{len(rows)} datasets, looked for in {order}, then in data/"
+    title = f"{plural(len(rows), 'dataset')}, looked for in {order}, then in data/"
     out: list = [fitted_table(console, cols, rows, console.width, title=title)]
     out += [Text(n) for n in notes]
     if any(d["checksums"] for d in report["datasets"]):
         checked = sum(1 for d in report["datasets"] for c in d["checksums"] or [] if c["ok"])
-        out.append(Text(f"{checked} files match their published checksums"))
+        agree = "matches its" if checked == 1 else "match their"
+        out.append(Text(f"{plural(checked, 'file')} {agree} published checksums"))
     return out

@@ -65,7 +65,7 @@ class Source:
     ----------
     test_split : float or None, default=None
         Fraction held out as the test set; None: the source's own test set
-        (IDX's t10k files) or 0.2.
+        (IDX's t10k files) or 0.2; 0: no test set, every sample trains (as Keras's ``fit(x, y)``).
     scale : {"none", "standardize", "minmax"} or float, default="none"
         Input scaling fitted on the training split; a number divides by it (255 for images).
     target_scale : {"none", "standardize", "minmax"} or float, default="none"
@@ -81,7 +81,7 @@ class Source:
 
     def __init__(self, test_split: float | None = None, scale="none", target_scale="none", augment=None):
         self.test_split = (
-            None if test_split is None else check_float(test_split, "data.test_split", 0.0, 1.0, True, True)
+            None if test_split is None else check_float(test_split, "data.test_split", 0.0, 1.0, False, True)
         )
         self.scale = _check_scale(scale, "data.scale")
         self.target_scale = _check_scale(target_scale, "data.target_scale")
@@ -109,6 +109,10 @@ class Source:
         """(x, y) of the whole source, or (x_train, y_train, x_test, y_test) if it has a test set."""
         raise NotImplementedError
 
+    def validation_arrays(self) -> tuple | None:
+        """(x_val, y_val) from the source's own validation file(s), or None where it names none."""
+        return None
+
     def load(self, seed: int, regression: bool = False, validation_split: float = 0.0) -> Dataset:
         """Train, validation and test arrays.
 
@@ -131,7 +135,12 @@ class Source:
             kept, held = split_indices(y, split, rng, "data.test_split")
             x_train, y_train, x_test, y_test = x[kept], y[kept], x[held], y[held]
         x_val = y_val = None
-        if validation_split > 0:
+        given = self.validation_arrays()
+        if given is not None:
+            x_val, y_val = given
+            if regression:
+                y_val = y_val.astype(np.float64)
+        elif validation_split > 0:
             vrng = np.random.default_rng([seed, 0x5A11])
             kept, held = split_indices(y_train, validation_split, vrng, "training.validation_split", not regression)
             x_train, y_train, x_val, y_val = x_train[kept], y_train[kept], x_train[held], y_train[held]
@@ -262,7 +271,7 @@ class CsvSource(Source):
     """
 
     name = "csv"
-    path_keys = ("path", "test_path")
+    path_keys = ("path", "test_path", "validation_path")
 
     def __init__(
         self,
@@ -278,10 +287,11 @@ class CsvSource(Source):
         missing_values: list | None = None,
         class_names: list | None = None,
         delimiter: str = ",",
+        validation_path: str | None = None,
         **common,
     ):
         super().__init__(**common)
-        self.path, self.test_path = path, test_path
+        self.path, self.test_path, self.validation_path = path, test_path, validation_path
         self.header = check_bool(header, "data.header")
         self.columns = _names(columns, "columns")
         if self.columns is None and not self.header:
@@ -346,7 +356,13 @@ class CsvSource(Source):
             fraction = 0.2 if self.test_split is None else self.test_split
             train, test, y, y_test = _split_rows((names, rows, lines, path), y, fraction, rng, "data.test_split")
         val = y_val = x_val = None
-        if validation_split > 0:
+        if self.validation_path is not None:
+            vpath, vnames, vrows, vlines = self.read(self.validation_path)
+            y_val, _ = parse_targets(vnames, vrows, vlines, vpath, self.targets, class_names)
+            if class_names is None and (regression or y.dtype != y_val.dtype):
+                y_val = y_val.astype(np.float64)
+            val = (vnames, vrows, vlines, vpath)
+        elif validation_split > 0:
             vrng = np.random.default_rng([seed, 0x5A11])
             train, val, y, y_val = _split_rows(train, y, validation_split, vrng, "training.validation_split")
         # categories and fill values come from the training rows alone
@@ -371,14 +387,23 @@ def _split_rows(table, y, fraction, rng, key):
 
 
 class NpzSource(Source):
-    """Arrays in an NPZ file (``x_key``, ``y_key``), with a test file or a test split."""
+    """Arrays in an NPZ file (``x_key``, ``y_key``), with a test file or a test split, and a validation file."""
 
     name = "npz"
-    path_keys = ("path", "test_path")
+    path_keys = ("path", "test_path", "validation_path")
 
-    def __init__(self, path: str, x_key: str = "x", y_key: str = "y", test_path: str | None = None, **common):
+    def __init__(
+        self,
+        path: str,
+        x_key: str = "x",
+        y_key: str = "y",
+        test_path: str | None = None,
+        validation_path: str | None = None,
+        **common,
+    ):
         super().__init__(**common)
         self.path, self.x_key, self.y_key, self.test_path = path, x_key, y_key, test_path
+        self.validation_path = validation_path
 
     def describe(self):
         return f"data ({self.path})"
@@ -403,12 +428,15 @@ class NpzSource(Source):
             return x, y
         return (x, y, *self._read(self.test_path))
 
+    def validation_arrays(self):
+        return None if self.validation_path is None else self._read(self.validation_path)
+
 
 class NpySource(Source):
     """A pair of .npy files (inputs, targets), memory-mapped when larger than 64 MiB."""
 
     name = "npy"
-    path_keys = ("x_path", "y_path", "test_x_path", "test_y_path")
+    path_keys = ("x_path", "y_path", "test_x_path", "test_y_path", "validation_x_path", "validation_y_path")
     MMAP_BYTES = 64 << 20
 
     def __init__(
@@ -417,12 +445,16 @@ class NpySource(Source):
         y_path: str,
         test_x_path: str | None = None,
         test_y_path: str | None = None,
+        validation_x_path: str | None = None,
+        validation_y_path: str | None = None,
         **common,
     ):
         super().__init__(**common)
         self.x_path, self.y_path, self.test_x_path, self.test_y_path = x_path, y_path, test_x_path, test_y_path
-        if (test_x_path is None) != (test_y_path is None):
-            raise DnnError("data.test_x_path and data.test_y_path go together.", ("test_x_path",))
+        self.validation_x_path, self.validation_y_path = validation_x_path, validation_y_path
+        for a, b in (("test_x_path", "test_y_path"), ("validation_x_path", "validation_y_path")):
+            if (getattr(self, a) is None) != (getattr(self, b) is None):
+                raise DnnError(f"data.{a} and data.{b} go together.", (a,))
 
     def describe(self):
         return f"data ({self.x_path})"
@@ -444,6 +476,12 @@ class NpySource(Source):
             return x, y
         (tp, tx), (_, ty) = self._load(self.test_x_path), self._load(self.test_y_path)
         return (x, y, *_checked_pair(tp, tx, ty))
+
+    def validation_arrays(self):
+        if self.validation_x_path is None:
+            return None
+        (vp, vx), (_, vy) = self._load(self.validation_x_path), self._load(self.validation_y_path)
+        return _checked_pair(vp, vx, vy)
 
 
 def _checked_pair(path, x, y):

@@ -10,8 +10,11 @@ from dnncli.errors import DnnError
 def split_indices(y, fraction: float, rng, key: str, stratify: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """(kept, held-out) indices of ``fraction`` of the samples; stratified when ``y`` holds class labels.
 
-    ``key`` names the setting, for the error when a split would be empty.
+    ``key`` names the setting, for the error when a split would be empty. A fraction of 0 holds out nothing: every
+    sample is kept, in its order.
     """
+    if fraction == 0:
+        return np.arange(len(y)), np.arange(0)
     labels = y if stratify and count_classes(y) is not None else None
     kept, held = stratified_split(labels, len(y), fraction, rng)
     check_split(len(kept), len(held), key, fraction)

@@ -184,10 +184,25 @@ class TableEncoder:
         return enc
 
 
+def _named_labels(labels, class_names, lines, path, target):
+    """Integer labels, with ``class_names`` checked to name each of them (or None)."""
+    if class_names is None:
+        return labels, None
+    bad = np.flatnonzero((labels < 0) | (labels >= len(class_names)))
+    if len(bad):
+        r = int(bad[0])
+        raise DnnError(
+            f"{path}:{lines[r]}: target {target!r}: label {labels[r]} has no class name; class_names names"
+            f" {len(class_names)} classes, labels 0..{len(class_names) - 1}."
+        )
+    return labels, list(class_names)
+
+
 def parse_targets(names, rows, lines, path, targets, class_names=None):
     """Target columns: integer labels, floats, or strings mapped to class indices.
 
-    Returns (y, class_names), class_names None unless the labels were strings.
+    Returns (y, class_names), class_names None unless the labels were strings or ``class_names`` names the
+    classes of integer labels (label k is ``class_names[k]``).
     """
     index = {n: i for i, n in enumerate(names)}
     for t in targets:
@@ -195,12 +210,20 @@ def parse_targets(names, rows, lines, path, targets, class_names=None):
             raise DnnError(f"{path}: no target column {t!r}.{suggest(t, names)}", ("target",))
     texts = [[row[index[t]].strip() for t in targets] for row in rows]
     numbers = [[_number(c) for c in r] for r in texts]
-    if all(v is not None and math.isfinite(v) for r in numbers for v in r):
+    # numbers that are all class names ("1", "2") are names; other integers are labels that index class_names
+    by_name = class_names is not None and len(targets) == 1 and all(r[0] in class_names for r in texts)
+    if not by_name and all(v is not None and math.isfinite(v) for r in numbers for v in r):
         y = np.array(numbers, dtype=np.float64)
         if len(targets) == 1:
             y = y[:, 0]
-            if (y == np.round(y)).all() and class_names is None:
-                return y.astype(np.int64), None
+            if (y == np.round(y)).all():
+                return _named_labels(y.astype(np.int64), class_names, lines, path, targets[0])
+            if class_names is not None:
+                r = int(np.flatnonzero(y != np.round(y))[0])
+                raise DnnError(
+                    f"{path}:{lines[r]}: target {targets[0]!r}: class_names names classes, but {texts[r][0]!r} is not"
+                    " an integer label (nor a class name)."
+                )
         return y, None
     if len(targets) > 1:
         for r, row in enumerate(numbers):

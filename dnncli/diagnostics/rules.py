@@ -38,6 +38,8 @@ import math
 from collections import deque
 from dataclasses import dataclass, field
 
+from dnncli.errors import plural
+
 FLAGS = ("vanishing", "exploding", "collapsed", "dead", "saturated", "nonfinite")
 SATURATING = ("sigmoid", "tanh")
 DEAD_ACTIVATIONS = ("relu",)  # the only activation whose gradient is exactly zero below zero
@@ -76,7 +78,7 @@ class FlagState:
 
         if self.name == "nonfinite":
             return f"{self.detail} at {at(self.onset_step, self.onset_epoch)}"
-        held = f"({self.records}{f' of {total}' if total else ''} records)"
+        held = f"({self.records} of {total} records)" if total else f"({plural(self.records, 'record')})"
         onset, last = at(self.onset_step, self.onset_epoch), at(self.last_step, self.last_epoch)
         stretches = f" in {self.episodes} stretches" if self.episodes > 1 else ""
         if self.active:

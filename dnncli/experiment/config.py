@@ -12,6 +12,8 @@ into ``file:line`` using the YAML node tree.
 
 from __future__ import annotations
 
+import contextlib
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,7 +23,7 @@ import yaml
 
 from dnncli import data
 from dnncli.diagnostics.monitor import resolve_monitor
-from dnncli.errors import DnnError, check_bool, check_choice, check_float, check_int, suggest
+from dnncli.errors import DnnError, check_bool, check_choice, check_float, check_int, suggest, warn
 from dnncli.nn import losses, optimizers
 from dnncli.nn.model import DTYPES, Sequential
 from dnncli.registry import build_section, section_config
@@ -56,7 +58,7 @@ class TrainingSettings:
     batching : {"mini-batch", "batch", "stochastic"}, default="mini-batch"
         batch: the whole training set per update; stochastic: one sample; mini-batch: ``batch_size`` samples.
     batch_size : int, default=32
-        Samples per update in mini-batch mode.
+        Samples per update in mini-batch mode (batch and stochastic ignore it, and say so).
     shuffle : bool, default=True
         Permute the training set every epoch (seeded).
     validation_split : float, default=0.0
@@ -64,9 +66,13 @@ class TrainingSettings:
     on_nonfinite : {"stop", "skip_batch"}, default="stop"
         A NaN or infinity in a batch's loss or gradients: stop (exit 3), or skip the batch (no update; counted).
     callbacks : mapping or None, default=None
-        ``early_stopping``, ``reduce_lr_on_plateau``.
+        ``early_stopping``, ``reduce_lr_on_plateau``, ``model_checkpoint``.
     tensorboard : bool, default=False
         Write TensorBoard event files under ``RUN_DIR/tensorboard/`` (needs the ``tensorboard`` extra).
+    class_weight : "balanced", mapping or None, default=None
+        Weight of each class's samples in the training loss, as Keras's ``fit(class_weight=...)``: ``{0: 1.0, 1: 5.0}``
+        (classes by index, or by name where the data has class names; a class not named weighs 1.0), or
+        ``balanced``: ``n_samples / (n_classes * count)`` of the training split, as scikit-learn's.
     """
 
     def __init__(
@@ -79,6 +85,7 @@ class TrainingSettings:
         on_nonfinite: str = "stop",
         callbacks=None,
         tensorboard: bool = False,
+        class_weight=None,
     ):
         self.epochs = check_int(epochs, "training.epochs", 1)
         self.batching = check_choice(batching, "training.batching", BATCHING)
@@ -88,6 +95,31 @@ class TrainingSettings:
         self.on_nonfinite = check_choice(on_nonfinite, "training.on_nonfinite", ("stop", "skip_batch"))
         self.callbacks = {} if callbacks is None else callbacks
         self.tensorboard = check_bool(tensorboard, "training.tensorboard")
+        self.class_weight = _check_class_weight(class_weight)
+
+
+def _check_class_weight(value):
+    """``balanced``, None, or a mapping of class (index or name) to a finite weight >= 0."""
+    if value is None or value == "balanced":
+        return value
+    if not isinstance(value, Mapping) or not value:
+        raise DnnError(
+            "training.class_weight must be balanced or a mapping of class to weight, such as {0: 1.0, 1: 5.0}."
+            f" Received: {value!r}",
+            ("class_weight",),
+        )
+    out = {}
+    for cls, weight in value.items():
+        if isinstance(cls, bool) or not isinstance(cls, (int, str)):
+            raise DnnError(
+                f"training.class_weight: a class is an integer label or a class name. Received: {cls!r}",
+                ("class_weight", cls),
+            )
+        try:
+            out[cls] = check_float(weight, f"training.class_weight.{cls}", 0.0)
+        except DnnError as err:
+            raise DnnError(err.message, ("class_weight", cls)) from None
+    return out
 
 
 @dataclass
@@ -98,6 +130,7 @@ class Config:
     path: Path | None = None
     source: dict | None = None  # the mapping as written, overrides applied, before defaults were filled in
     origin: Path | None = None  # the config file a run was started from (the first line of its config.yaml)
+    overridden: tuple = ()  # the key paths --set gave a value
 
     def __getitem__(self, key):
         return self.raw[key]
@@ -105,6 +138,14 @@ class Config:
     @property
     def name(self) -> str:
         return self.raw["name"]
+
+    def error_at(self, key: tuple, message: str) -> DnnError:
+        """A config error found after loading (with the data in hand): ``file:line: dotted.key: message``."""
+        lines: dict = {}
+        # a file changed or gone since it was loaded gives the key alone
+        with contextlib.suppress(DnnError):
+            lines = read_config_file(self.path)[1] if self.path is not None else {}
+        return locate(DnnError(message, key), self.path or "config", lines, list(self.overridden))
 
     def build_model(self) -> Sequential:
         return Sequential(
@@ -156,6 +197,16 @@ class Config:
         """The resolved config as YAML; ``origin``: the config file a run starts from, said in a first comment line
         that ``load`` reads back (so a run directory anywhere finds the data beside that config)."""
         text = yaml.safe_dump(self.raw, sort_keys=False, default_flow_style=None, width=100)
+        batching = self.raw["training"]["batching"]
+        if batching != "mini-batch":
+            # the value stays (a resumed run compares it), and the line says what happens instead
+            every = "the whole training split" if batching == "batch" else "one sample"
+            text = re.sub(
+                r"(\n  batch_size: [^\n]*)\n",
+                lambda m: f"{m.group(1)}  # ignored: batching: {batching} updates on {every}\n",
+                text,
+                count=1,
+            )
         return f"{ORIGIN}{Path(origin).resolve()}\n{text}" if origin is not None else text
 
 
@@ -390,7 +441,11 @@ def load(path, overrides: list[str] | None = None, check_paths: bool = True) -> 
         raw = resolve(mapping, default_name=Path(path).stem, check_paths=check_paths)
     except DnnError as err:
         raise locate(err, path, lines, touched) from None
-    return Config(raw, Path(path), mapping, _origin(path))
+    origin = _origin(path)
+    if origin is None:  # a run directory's config.yaml: its user was told when the run started
+        for note in advice(raw, mapping):
+            warn(locate(note, path, lines, touched).message)
+    return Config(raw, Path(path), mapping, origin, tuple(touched))
 
 
 def _origin(path) -> Path | None:
@@ -410,8 +465,10 @@ def locate(err: DnnError, path, lines: dict, touched: list[tuple]) -> DnnError:
     else:
         line = None
         for n in range(len(key), -1, -1):
-            if key[:n] in lines:
-                line = lines[key[:n]]
+            # a mapping's integer key (class_weight's 0:) is its YAML text in ``lines``
+            found = next((k for k in (key[:n], (*key[: n - 1], str(key[n - 1])) if n else ()) if k in lines), None)
+            if found is not None:
+                line = lines[found]
                 break
         where = f"{path}:{line}" if line else str(path)
         if dotted:
@@ -477,7 +534,122 @@ def resolve(mapping: Mapping, default_name: str = "experiment", check_paths: boo
     training["callbacks"] = callbacks.resolve_specs(training["callbacks"], raw["optimizer"])
     raw["training"] = training
     raw["monitor"] = resolve_monitor(mapping.get("monitor"))
+    _check_task(raw, loss, output_shape)
     return raw
+
+
+def _output_activation(raw: dict) -> str | None:
+    """The name of the output layer's activation (``linear`` for none), or None for a layer without one."""
+    act = raw["model"]["layers"][-1].get("activation")
+    return act.get("name") if isinstance(act, Mapping) else None
+
+
+VALIDATION_FILES = ("validation_path", "validation_x_path")
+
+
+def _check_task(raw: dict, loss, output_shape) -> None:
+    """Refuse what the loss, the output layer and the data's classes cannot mean together."""
+    n_out = int(math.prod(output_shape))
+    n_classes = n_out if n_out > 1 else 2  # one sigmoid unit: two classes
+    if loss.targets == "binary" and _output_activation(raw) == "softmax" and n_out > 1:
+        other = (
+            " or one sigmoid unit (units: 1, activation: sigmoid) with binary_crossentropy"
+            if n_out == 2
+            else " or, for independent 0/1 labels, activation: sigmoid"
+        )
+        raise DnnError(
+            f"{loss.name} scores each of the {n_out} softmax outputs as an independent 0/1 label, but softmax"
+            f" makes them compete; use sparse_categorical_crossentropy with the {n_out}-unit softmax (integer"
+            f" labels),{other}.",
+            ("loss",),
+        )
+    names = raw["data"].get("class_names")
+    if names is not None:
+        if not loss.classifies:
+            raise DnnError(
+                f"class_names applies to classification targets only, and loss {loss.name!r} regresses values;"
+                " remove class_names, or use a classification loss.",
+                ("data", "class_names"),
+            )
+        if len(names) != n_classes:
+            raise DnnError(
+                f"class_names lists {len(names)} classes, but the output layer's {n_out} unit(s) stand for"
+                f" {n_classes}. Received: {names}",
+                ("data", "class_names"),
+            )
+    weights = raw["training"]["class_weight"]
+    if weights is not None:
+        key = ("training", "class_weight")
+        if not loss.classifies:
+            raise DnnError(
+                f"class_weight weighs the samples of each class, and loss {loss.name!r} regresses values;"
+                " class_weight applies to classification losses only.",
+                key,
+            )
+        if loss.targets == "binary" and n_out > 1:
+            raise DnnError(
+                f"class_weight needs one class per sample, and {loss.name} on {n_out} output units scores independent"
+                " labels; use one sigmoid unit, or a softmax with sparse_categorical_crossentropy.",
+                key,
+            )
+        for cls in weights if isinstance(weights, Mapping) else ():
+            if isinstance(cls, int) and not 0 <= cls < n_classes:
+                raise DnnError(
+                    f"class {cls} is not one of the model's {n_classes} classes (0..{n_classes - 1}).", (*key, cls)
+                )
+            if isinstance(cls, str) and names is not None and cls not in names:
+                raise DnnError(f"{cls!r} is not a class name.{suggest(cls, names)} Classes: {names}", (*key, cls))
+            if isinstance(cls, str) and names is None and raw["data"]["source"] != "csv":
+                raise DnnError(
+                    f"a class named {cls!r}, but this data has no class names; give the class's integer label.",
+                    (*key, cls),
+                )
+    given = next((k for k in VALIDATION_FILES if raw["data"].get(k) is not None), None)
+    split = raw["training"]["validation_split"]
+    if given is not None and split > 0:
+        raise DnnError(
+            f"data.{given} and training.validation_split both choose the validation set; give one."
+            f" Received: validation_split={split}",
+            ("data", given),
+        )
+
+
+def advice(raw: dict, mapping: Mapping) -> list[DnnError]:
+    """What a config asks for that will not happen as written: warnings (Keras warns of the same and goes on),
+    each with the key it is about."""
+    notes = []
+    loss = losses.get(raw["loss"])
+    act = _output_activation(raw)
+    if loss.logits_activation is not None and loss.from_logits and act in ("softmax", "sigmoid"):
+        notes.append(
+            DnnError(
+                f"{loss.name} received from_logits: true, but the output layer applies {act}, so its outputs are"
+                " probabilities, not logits; set from_logits: false, or remove the output activation.",
+                ("loss", "from_logits"),
+            )
+        )
+    if loss.logits_activation is not None and not loss.from_logits and act == "linear":
+        notes.append(
+            DnnError(
+                f"{loss.name} expects probabilities (from_logits: false), but the output layer has no activation,"
+                f" so its outputs are logits; set loss: {{name: {loss.name}, from_logits: true}}, or give the output"
+                f" layer activation: {loss.logits_activation}.",
+                ("loss",),
+            )
+        )
+    written = mapping.get("training")
+    t = raw["training"]
+    size = written.get("batch_size") if isinstance(written, Mapping) else None
+    if size is not None and t["batching"] != "mini-batch" and not (t["batching"] == "stochastic" and size == 1):
+        every = "all the training samples" if t["batching"] == "batch" else "one sample"
+        notes.append(
+            DnnError(
+                f"{size} is ignored with batching: {t['batching']} (every update uses {every});"
+                " remove it, or use batching: mini-batch.",
+                ("training", "batch_size"),
+            )
+        )
+    return notes
 
 
 def find_config(path) -> Path:

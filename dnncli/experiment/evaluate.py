@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import csv
+import json
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from dnncli import data as data_mod
-from dnncli.errors import DnnError
+from dnncli.errors import DnnError, plural
 from dnncli.experiment import config as config_mod
 from dnncli.experiment.prepare import model_inputs, prepare_data, to_targets
+from dnncli.experiment.rundir import nonfinite_event, nonfinite_remedies
 from dnncli.experiment.weights import load_weights
 from dnncli.train import metrics as metrics_mod
 from dnncli.train.metrics import evaluate_arrays
@@ -24,12 +26,38 @@ def load_run(run_dir):
         raise DnnError(f"{run_dir}: no such run directory.")
     for f in ("config.yaml", "model.npz", "preprocessing.npz"):
         if not (run_dir / f).exists():
-            hint = " (training did not finish; resume it with dnn train --resume)" if f == "model.npz" else ""
-            raise DnnError(f"{run_dir}: no {f}{hint}.")
+            hint = _why_no_model(run_dir) if f == "model.npz" else "."
+            raise DnnError(f"{run_dir}: no {f}{hint}")
     config = config_mod.load(run_dir / "config.yaml", check_paths=False)
     model = config.build_model()
     load_weights(model, run_dir / "model.npz")
     return config, model, config.build_loss(), data_mod.Preparation.load(run_dir / "preprocessing.npz")
+
+
+def _why_no_model(run_dir: Path) -> str:
+    """Why a run has no model.npz, and what to do: resume it, or (stopped on non-finite values) change something."""
+    stop = nonfinite_event(run_dir)
+    if stop is None or _checkpoint_step(run_dir) >= stop["step"]:
+        return f" (training did not finish; resume it with dnn train --resume {run_dir})."
+    config = config_mod.load(run_dir / "config.yaml", check_paths=False)
+    where = ""
+    if stop["layer"] is not None:
+        layers = config.build_model().layers
+        name = f" ({layers[stop['layer']].name})" if stop["layer"] < len(layers) else ""
+        where = f" of layer {stop['layer']}{name}"
+    return (
+        f": training stopped on non-finite values in the {stop['stage']}{where}, at epoch {stop['epoch']},"
+        f" step {stop['step']}. {nonfinite_remedies(config, run_dir, stop['stage'])}"
+    )
+
+
+def _checkpoint_step(run_dir: Path) -> int:
+    """The step the run's checkpoint holds (-1 if it cannot be read): past a recorded stop, the run went on."""
+    try:
+        with np.load(run_dir / "checkpoint.npz", allow_pickle=False) as npz:
+            return int(json.loads(str(npz["meta"]))["step"])
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile):
+        return -1
 
 
 def evaluate_run(run_dir, data_path=None) -> dict:
@@ -37,6 +65,10 @@ def evaluate_run(run_dir, data_path=None) -> dict:
     config, model, loss, prep = load_run(run_dir)
     if data_path is None:
         d = prepare_data(config, model, loss, prep)
+        if not len(d.x_test):
+            raise DnnError(
+                f"{run_dir}: the run has no test split (data.test_split: 0); pass --data FILE to evaluate it."
+            )
         x, y = d.x_test, d.y_test
         source = "test split"
     else:
@@ -48,8 +80,11 @@ def evaluate_run(run_dir, data_path=None) -> dict:
         except DnnError as err:
             raise DnnError(f"{data_path}: {err.message}") from None
         source = str(data_path)
-    result = evaluate_arrays(model, loss, config["metrics"], x, y)
+    result = evaluate_scored(model, loss, config["metrics"], x, y, prep)
     report = {"run_dir": str(run_dir), "data": source, "samples": len(x), **result}
+    if units_undone(loss, prep):
+        report["target_scale"] = config["data"]["target_scale"]
+        report["units"] = {"loss": "training", "metrics": "data"}
     if loss.classifies:
         probs = loss.probabilities(model.predict(x))
         pred, labels = loss.predicted_classes(probs), loss.target_classes(y)
@@ -63,6 +98,30 @@ def evaluate_run(run_dir, data_path=None) -> dict:
             for row in report["per_class"]:
                 row["name"] = prep.class_names[row["class"]]
     return report
+
+
+UNITS_NOTE = "metrics in the data's units (target_scale undone); loss in training units"
+
+
+def units_undone(loss, prep) -> bool:
+    """Whether the metrics of a regression are taken with its ``target_scale`` undone."""
+    return prep.targets is not None and not loss.classifies
+
+
+def evaluate_scored(model, loss, metric_names, x, y, prep, batch_size: int = 1024) -> dict:
+    """Loss and metrics over (x, y); with ``data.target_scale`` the metrics in the data's units (targets and
+    predictions scaled back), the loss as trained, in the scaled units."""
+    with np.errstate(all="ignore"):  # a diverged model's inf is reported as a number, not as a numpy warning
+        result = evaluate_arrays(model, loss, metric_names, x, y, batch_size)
+        if not units_undone(loss, prep) or not metric_names:
+            return result
+        ms = [metrics_mod.get(name, loss) for name in metric_names]
+        for start in range(0, len(x), batch_size):
+            out = model.predict(x[start : start + batch_size]).astype(np.float64)
+            yb = np.asarray(y[start : start + batch_size], np.float64).reshape(out.shape)
+            for m in ms:
+                m.update(prep.targets.inverse(yb), prep.targets.inverse(out))
+    return result | {m.name: m.result() for m in ms}
 
 
 def read_labelled(path, config, prep) -> tuple[np.ndarray, np.ndarray]:
@@ -116,7 +175,7 @@ def read_inputs(path) -> np.ndarray:
     width = len(rows[0])
     for i, r in enumerate(rows):
         if len(r) != width:
-            raise DnnError(f"{path}: row {i + 1} has {len(r)} values, the first has {width}.")
+            raise DnnError(f"{path}: row {i + 1} has {plural(len(r), 'value')}, the first has {width}.")
     return np.array(rows)
 
 
@@ -128,17 +187,36 @@ def _is_float(text) -> bool:
         return False
 
 
+def table_inputs(source, encoder, path) -> np.ndarray:
+    """The features of a CSV file in the training file's layout: its target and dropped columns may be there or not."""
+    features = encoder.features
+    expected = (
+        f"expected columns: {', '.join(features)} (the target and dropped columns may be present; they are ignored)"
+    )
+    names, rows, lines = data_mod.read_csv(path, source.header, None, source.delimiter)
+    if source.header:
+        missing = [c for c in features if c not in names]
+        if missing:
+            raise DnnError(f"{path}: {expected}. Missing: {', '.join(missing)}")
+    else:  # no header line: the columns are known by their number, with or without the target and dropped ones
+        columns, ignored = source.columns, set(source.targets) | set(source.drop)
+        layouts = [columns, [c for c in columns if c not in source.targets], [c for c in columns if c not in ignored]]
+        layouts.append([c for c in columns if c not in source.drop])
+        names = next((layout for layout in layouts if len(layout) == len(names)), None)
+        if names is None:
+            raise DnnError(
+                f"{path}: {len(rows[0])} values a row; {expected}, in the training file's order"
+                f" ({', '.join(columns)}; no header line)."
+            )
+    return encoder.transform(names, rows, lines, path)
+
+
 def predict_run(run_dir, input_path) -> tuple[list[str], list[list]]:
     """(column names, rows) of predictions for the inputs in ``input_path``."""
     config, model, loss, prep = load_run(run_dir)
     path = Path(input_path)
     if path.suffix == ".csv" and prep.encoder is not None:
-        source = config.build_source()
-        columns = None
-        if not source.header:
-            columns = [c for c in source.columns if c not in source.targets]
-        names, rows, lines = data_mod.read_csv(path, source.header, columns, source.delimiter)
-        raw = prep.encoder.transform(names, rows, lines, path)
+        raw = table_inputs(config.build_source(), prep.encoder, path)
     else:
         raw = read_inputs(path)
     out = model.predict(model_inputs(model, prep, raw, str(path)))

@@ -102,7 +102,7 @@ def inspect_config(config, steps: int | None = None, every: int | None = None) -
     model = config.build_model()
     loss = config.build_loss()
     data = prepare_data(config, model, loss)
-    trainer = build_trainer(config, model, loss, len(data.x_train))
+    trainer = build_trainer(config, model, loss, len(data.x_train), data.sample_weight)
     cfg = dict(config["monitor"])
     if every is not None:
         cfg["every"] = every
@@ -242,7 +242,7 @@ def bench_config(config, reporter, steps: int = 50, warmup: int = 5) -> dict:
     model = config.build_model()
     loss = config.build_loss()
     data = prepare_data(config, model, loss)
-    trainer = build_trainer(config, model, loss, len(data.x_train))
+    trainer = build_trainer(config, model, loss, len(data.x_train), data.sample_weight)
     monitor = GradientMonitor(model, config["monitor"])
     reporter.train_begin(run_info(config, data, trainer, monitor, "bench", 1, []))
     try:

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from dnncli.errors import DnnError, check_float, check_int
+from dnncli.errors import DnnError, check_float, check_int, plural
 from dnncli.train.trainer import Callback, Interrupted, NonFiniteLoss
 
 SMOOTHING = 0.98  # of the exponential moving average of the loss, with fastai's bias correction
@@ -61,7 +61,7 @@ def lr_find(config, min_lr: float = 1e-7, max_lr: float = 10.0, steps: int = 100
     model = config.build_model()
     loss = config.build_loss()
     data = prepare_data(config, model, loss)
-    trainer = build_trainer(config, model, loss, len(data.x_train))
+    trainer = build_trainer(config, model, loss, len(data.x_train), data.sample_weight)
     trainer.on_nonfinite = "stop"
     rates = np.geomspace(min_lr, max_lr, steps)
     test = _RangeTest(rates)
@@ -77,7 +77,7 @@ def lr_find(config, min_lr: float = 1e-7, max_lr: float = 10.0, steps: int = 100
         test.stopped = f"the loss became non-finite at rate {rates[min(err.step, steps - 1)]:.3g}"
     n = len(test.losses)
     if n < 5:
-        raise DnnError(f"lr-find: only {n} steps ran before {test.stopped}; lower --min.")
+        raise DnnError(f"lr-find: only {plural(n, 'step')} ran before {test.stopped}; lower --min.")
     used = rates[:n]
     smoothed = np.array(test.smoothed)
     steepest, best = _suggest(used, smoothed)
@@ -87,7 +87,7 @@ def lr_find(config, min_lr: float = 1e-7, max_lr: float = 10.0, steps: int = 100
         "losses": test.losses,
         "smoothed": smoothed.tolist(),
         "steps": n,
-        "stopped": test.stopped or f"{n} steps ran, up to rate {used[-1]:.3g}",
+        "stopped": test.stopped or f"{plural(n, 'step')} ran, up to rate {used[-1]:.3g}",
         "min_loss_rate": best,
         "suggestions": {"steepest": steepest, "min_over_10": best / 10},
         "suggested": best / 10,  # fastai's lr_min: the more robust of the two on noisy losses

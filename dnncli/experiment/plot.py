@@ -33,6 +33,9 @@ def plot_run(run_dir, out: Path) -> Path:
     return out
 
 
+INSTALL = "pip install '.[plot]' in a checkout of dnncli, or pip install matplotlib"
+
+
 def _matplotlib():
     try:
         import matplotlib
@@ -41,7 +44,7 @@ def _matplotlib():
         import matplotlib.pyplot as plt
         from matplotlib.colors import LogNorm
     except ImportError:
-        raise DnnError("dnn plot needs matplotlib: pip install 'dnncli[plot]'") from None
+        raise DnnError(f"Plotting needs matplotlib: {INSTALL}.") from None
     return plt, LogNorm
 
 

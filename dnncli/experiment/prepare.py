@@ -8,7 +8,7 @@ import numpy as np
 
 from dnncli import data as data_mod
 from dnncli.data import augment as augment_mod
-from dnncli.errors import DnnError
+from dnncli.errors import DnnError, suggest
 from dnncli.train.trainer import Trainer
 
 
@@ -22,6 +22,7 @@ class PreparedData:
     y_test: np.ndarray
     classes: int | None
     preparation: data_mod.Preparation
+    sample_weight: np.ndarray | None = None  # one per training sample, from training.class_weight; None: all 1
 
 
 def model_inputs(model, preparation, raw, where: str) -> np.ndarray:
@@ -55,6 +56,7 @@ def prepare_data(config, model, loss, preparation=None) -> PreparedData:
             raise
         raise DnnError(f"{config.path}: data.{'.'.join(map(str, err.key))}: {err.message}", err.key) from None
     if preparation is None:
+        _check_input_shape(config, model, ds.x_train, where)
         try:
             model.check_inputs(ds.x_train[:1])  # shape and type, before fitting anything on the data
         except DnnError as err:
@@ -82,15 +84,67 @@ def prepare_data(config, model, loss, preparation=None) -> PreparedData:
         if err.message.startswith(where):
             raise
         raise DnnError(f"{where}: {err.message}") from None
-    return PreparedData(x_all, y_all, x_val, y_val, x_test, y_test, ds.classes, preparation)
+    weights = class_sample_weights(config, loss, y_all, n_out, preparation.class_names)
+    return PreparedData(x_all, y_all, x_val, y_val, x_test, y_test, ds.classes, preparation, weights)
 
 
-def build_trainer(config, model, loss, n_train: int) -> Trainer:
-    """The trainer of a config, as ``dnn train`` and ``dnn inspect-gradients`` both build it."""
+def _check_input_shape(config, model, x, where: str) -> None:
+    """Samples of another shape than ``model.input_shape`` (28x28 images for [784]): a config error, with the fix."""
+    sample, shape = tuple(x.shape[1:]), tuple(model.input_shape)
+    if sample == shape or (len(sample) == 1 and sample[0] == int(np.prod(shape))):
+        return  # the same, or flat rows that reshape to it
+    flat = model.layers[0].type_name == "flatten"
+    fix = f"input_shape: {list(sample)}"
+    if len(sample) > 1 and not flat:
+        fix += " with a {type: flatten} first layer"
+    if len(sample) > 1 and flat:
+        fix += f" (the flatten layer then gives the next layer its {int(np.prod(sample))} features)"
+    raise config.error_at(
+        ("model", "input_shape"),
+        f"{where} has samples of shape {list(sample)}, but the model's input_shape is {list(shape)}; use {fix}.",
+    )
+
+
+def class_sample_weights(config, loss, y, n_out: int, class_names) -> np.ndarray | None:
+    """Each training sample's weight from ``training.class_weight``, or None without one.
+
+    ``balanced``: ``n_samples / (n_classes * count)`` over the classes present (scikit-learn's
+    ``compute_class_weight``); a mapping: its weight for the sample's class, 1.0 for a class it does not name.
+    """
+    spec = config["training"].get("class_weight")
+    if spec is None:
+        return None
+    classes = loss.target_classes(y)
+    n_classes = max(n_out, 2)
+    if spec == "balanced":
+        counts = np.bincount(classes, minlength=n_classes)
+        present = np.count_nonzero(counts)
+        per_class = np.divide(len(classes), present * counts, out=np.ones(n_classes), where=counts > 0)
+    else:
+        per_class = np.ones(n_classes)
+        for cls, weight in spec.items():
+            if isinstance(cls, str):
+                if not class_names or cls not in class_names:
+                    known = f" Classes: {class_names}." if class_names else " The data has no class names."
+                    hint = suggest(cls, class_names or [])
+                    raise config.error_at(
+                        ("training", "class_weight", cls), f"{cls!r} is not a class name.{hint}{known}"
+                    )
+                cls = class_names.index(cls)
+            per_class[cls] = weight
+    return per_class[classes]
+
+
+def build_trainer(config, model, loss, n_train: int, sample_weight: np.ndarray | None = None) -> Trainer:
+    """The trainer of a config, as ``dnn train`` and ``dnn inspect-gradients`` both build it.
+
+    ``sample_weight``: ``PreparedData.sample_weight``, the training samples' weights from ``class_weight``.
+    """
     t = config["training"]
     trainer = Trainer(
         model, loss, config.build_optimizer(), config.batch_size(n_train), shuffle=t["shuffle"], seed=config["seed"]
     )
+    trainer.sample_weight = sample_weight
     augmenter = augment_mod.build(config["data"].get("augment"))
     if augmenter.active:
         if augmenter.needs_images and len(model.input_shape) < 2:

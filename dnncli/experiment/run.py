@@ -14,18 +14,26 @@ import numpy as np
 
 from dnncli import data as data_mod
 from dnncli.diagnostics.monitor import GradientMonitor, LayerSummary
-from dnncli.errors import DnnError
+from dnncli.errors import DnnError, plural
 from dnncli.experiment import config as config_mod
 from dnncli.experiment import tensorboard
 from dnncli.experiment.checkpoint import Checkpoint
+from dnncli.experiment.evaluate import UNITS_NOTE, evaluate_scored, units_undone
 from dnncli.experiment.prepare import PreparedData, build_trainer, prepare_data
-from dnncli.experiment.rundir import LOSS_FIELDS, RunLock, StepLog, csv_text, history_columns, new_run_dir
+from dnncli.experiment.rundir import (
+    LOSS_FIELDS,
+    RunLock,
+    StepLog,
+    csv_text,
+    history_columns,
+    new_run_dir,
+    nonfinite_remedies,
+)
 from dnncli.experiment.tensorboard import TensorBoardLog
-from dnncli.experiment.weights import load_weights, save_weights
+from dnncli.experiment.weights import load_init_weights, save_weights
 from dnncli.files import StorageError, atomic_savez, atomic_write_text
 from dnncli.train import callbacks as callbacks_mod
 from dnncli.train.callbacks import TrainMetrics, Validation
-from dnncli.train.metrics import evaluate_arrays
 from dnncli.train.trainer import Callback, Interrupted, NonFiniteLoss
 
 
@@ -51,6 +59,8 @@ class RunResult:
     test: dict | None = None
     message: str = ""
     flags: list[dict] = field(default_factory=list)  # every flag raised during the run, with its onset
+    test_units: str = ""  # how the test numbers are taken, where not all in the data's units
+    restored_epoch: int | None = None  # the best epoch whose weights restore_best_weights put back (1-based)
 
 
 class _Progress(Callback):
@@ -180,7 +190,7 @@ class TrainingRun:
             tensorboard.require()
         probe = cls(config, Path("."), reporter)
         if init_weights is not None:
-            load_weights(probe.model, init_weights)
+            load_init_weights(probe.model, init_weights)
         probe.data = prepare_data(config, probe.model, probe.loss)
         probe._build_trainer()
         run_dir, probe.lock = new_run_dir(config.name, out, runs_root)
@@ -234,7 +244,8 @@ class TrainingRun:
             raise DnnError(f"--resume {run_dir}: the run stopped early after epoch {done}; there is nothing to resume.")
         if status == "completed" and run.epochs <= done:
             raise DnnError(
-                f"--resume {run_dir}: the run finished its {done} epochs; give --epochs with more to train further."
+                f"--resume {run_dir}: the run finished its {plural(done, 'epoch')}; give --epochs with more to train"
+                " further."
             )
         if epochs is not None:
             atomic_write_text(run_dir / "config.yaml", config.to_yaml(origin=config.origin))
@@ -243,12 +254,15 @@ class TrainingRun:
     def _build_trainer(self):
         cfg = self.config
         t = cfg["training"]
-        self.trainer = build_trainer(cfg, self.model, self.loss, len(self.data.x_train))
+        self.trainer = build_trainer(cfg, self.model, self.loss, len(self.data.x_train), self.data.sample_weight)
         names = cfg["metrics"]
         self.train_metrics = TrainMetrics(names, self.loss)
         self.monitor = GradientMonitor(self.model, cfg["monitor"])
         self.losses = StepLosses()
         self.user_callbacks = callbacks_mod.build(t["callbacks"])
+        for cb in self.user_callbacks:
+            if isinstance(cb, callbacks_mod.ModelCheckpoint):  # the run directory chooses its file: best.npz
+                cb.save = lambda model: save_weights(model, self.run_dir / "best.npz")
         for cb in self.user_callbacks:
             monitor = cb.monitor
             known = ["loss", *names]
@@ -329,12 +343,14 @@ class TrainingRun:
             "loss": "the loss",
             "moving statistics": "the batch statistics (kept out of the moving statistics)",
         }.get(err.stage, err.stage)
+        last = err.batch_start + err.batch_size - 1
+        batch = f"sample {last}" if err.batch_size == 1 else f"samples {err.batch_start}..{last}"
         return (
             f"Non-finite values first appeared in {stage}{where}, at epoch {err.epoch + 1}, step {err.step + 1}"
-            f" (the batch of samples {err.batch_start}..{err.batch_start + err.batch_size - 1} in that epoch's order;"
-            f" their indices in the training split are in {self.run_dir / 'nonfinite_batch.npz'}). Training stopped;"
-            f" {self.run_dir / 'checkpoint.npz'} keeps the last finite state. Try a smaller learning rate, gradient"
-            " clipping (clipnorm) or batch normalization; dnn inspect-gradients shows which layers grow."
+            f" (the batch of {batch} in that epoch's order;"
+            f" its indices in the training split are in {self.run_dir / 'nonfinite_batch.npz'}). Training stopped;"
+            f" {self.run_dir / 'checkpoint.npz'} keeps the last finite state. "
+            + nonfinite_remedies(self.config, self.run_dir, err.stage)
         )
 
     # training ----------------------------------------------------------------------
@@ -400,11 +416,17 @@ class TrainingRun:
         ]
         if status in ("completed", "early_stopped"):
             save_weights(self.model, self.run_dir / "model.npz")
-            result.test = evaluate_arrays(self.model, self.loss, self.config["metrics"], d.x_test, d.y_test)
+            metrics = self.config["metrics"]
+            if len(d.x_test):  # data.test_split: 0 keeps no test set
+                result.test = evaluate_scored(self.model, self.loss, metrics, d.x_test, d.y_test, d.preparation)
+            result.test_units = UNITS_NOTE if units_undone(self.loss, d.preparation) else ""
+            es = next((cb for cb in self.user_callbacks if cb.name == "early_stopping"), None)
+            if es is not None and es.restore_best_weights and es.best_weights is not None:
+                result.restored_epoch = es.best_epoch + 1  # on_train_end put them back, as Keras says
             if status == "early_stopped":
-                es = next(cb for cb in self.user_callbacks if cb.name == "early_stopping")
                 result.message = (
-                    f"Early stopping after epoch {tr.epoch}: {es.monitor} did not improve for {es.patience} epochs."
+                    f"Early stopping after epoch {tr.epoch}: {es.monitor} did not improve for"
+                    f" {plural(es.patience, 'epoch')}."
                 )
         self.reporter.train_end(result)
         return result

@@ -210,6 +210,36 @@ def nonfinite_event(run_dir: Path) -> dict | None:
     return {"stage": stage, "layer": layer, "step": step, "epoch": epoch, "skipped": False, "detail": detail}
 
 
+def nonfinite_remedies(config, run_dir: Path, stage: str) -> str:
+    """What to change after a stop on non-finite values, as overrides of the run's own config: a resume would
+    repeat the same steps with the same settings and stop again."""
+    raw = config.raw
+    opt = raw["optimizer"]
+    lr = opt["learning_rate"]
+    changes = []
+    if isinstance(lr, (int, float)):
+        changes.append((f"optimizer.learning_rate={lr / 10:g}", "a tenth of the learning rate"))
+    elif isinstance(lr, dict) and isinstance(lr.get("initial_learning_rate"), (int, float)):
+        rate = lr["initial_learning_rate"] / 10
+        changes.append((f"optimizer.learning_rate.initial_learning_rate={rate:g}", "a tenth of the learning rate"))
+    if all(opt.get(k) is None for k in ("clipnorm", "clipvalue", "global_clipnorm")):
+        changes.append(("optimizer.clipnorm=1.0", "clip each gradient's norm"))
+    if stage != "update" and raw["training"]["on_nonfinite"] != "skip_batch":
+        changes.append(("training.on_nonfinite=skip_batch", "skip such batches, counted"))
+    if raw["data"].get("scale") == "none":
+        changes.append(("data.scale=standardize", "scale the inputs"))
+    run_dir = Path(run_dir)
+    text = "Resuming would repeat the same steps with the same settings and stop again; change one and train anew"
+    if changes:
+        first, why = changes[0]
+        text += f": dnn train {run_dir / 'config.yaml'} --set {first} ({why})"
+        text += "".join(f", or --set {change} ({reason})" for change, reason in changes[1:])
+    return (
+        f"{text}. Check the inputs of the samples listed in {run_dir / 'nonfinite_batch.npz'};"
+        f" dnn inspect-gradients {run_dir} shows which layers grew, with advice."
+    )
+
+
 def history_columns(history: list[dict]) -> list[str]:
     if not history:
         return ["epoch"]

@@ -6,6 +6,11 @@ logits: with ``from_logits=True``, or fused with the output layer's softmax or
 sigmoid, where ``dL/dZ = (A - Y) / N`` avoids the round trip through
 ``log(softmax)`` that loses precision and overflows. On probabilities Keras's
 clipping to ``[1e-7, 1 - 1e-7]`` applies, so no ``log(0)`` ever happens.
+
+Every value and gradient takes an optional ``sample_weight`` (one weight per sample, as Keras makes them
+from ``fit(class_weight=...)``): the weighted loss is ``sum(w_i * l_i) / N``, Keras's "sum_over_batch_size"
+reduction, whose denominator is the batch size and not the sum of the weights; its gradient is each sample's
+row scaled by ``w_i``.
 """
 
 from __future__ import annotations
@@ -54,25 +59,37 @@ class Loss:
         """The class of each prepared target row; None where there is no single class per row."""
         return None
 
-    def forward(self, y_true, y_pred) -> float:
+    def forward(self, y_true, y_pred, sample_weight=None) -> float:
         raise NotImplementedError
 
-    def backward(self, y_true, y_pred, out=None) -> np.ndarray:
+    def backward(self, y_true, y_pred, out=None, sample_weight=None) -> np.ndarray:
         raise NotImplementedError
 
-    def __call__(self, y_true, y_pred) -> float:
-        return self.forward(y_true, y_pred)
+    @staticmethod
+    def _weighted_mean(per_sample: np.ndarray, sample_weight: np.ndarray) -> float:
+        """``sum(w_i * l_i) / N``: weighted per-sample losses over the batch size (Keras's reduction)."""
+        return float(np.vdot(sample_weight, per_sample) / len(per_sample))
+
+    @staticmethod
+    def _weigh_rows(grad: np.ndarray, sample_weight) -> np.ndarray:
+        """The gradient of the weighted loss from the unweighted one: each sample's row times its weight."""
+        if sample_weight is not None:
+            grad *= np.reshape(sample_weight, (-1,) + (1,) * (grad.ndim - 1))
+        return grad
+
+    def __call__(self, y_true, y_pred, sample_weight=None) -> float:
+        return self.forward(y_true, y_pred, sample_weight)
 
     def fuses_with(self, activation_name: str) -> bool:
         """Whether the gradient can skip the output activation's backward pass."""
         return not self.from_logits and activation_name == self.logits_activation
 
     # Losses that fuse override these two: value and dL/dZ from the logits Z.
-    def logits_forward(self, y_true, Z, A=None) -> float:
+    def logits_forward(self, y_true, Z, A=None, sample_weight=None) -> float:
         """Mean loss from the logits ``Z``; ``A``, if given, is ``Z`` through the fused activation."""
         raise NotImplementedError
 
-    def logits_backward(self, y_true, Z, A, out=None) -> np.ndarray:
+    def logits_backward(self, y_true, Z, A, out=None, sample_weight=None) -> np.ndarray:
         """dL/dZ, where ``A`` is ``Z`` through the fused activation."""
         raise NotImplementedError
 
@@ -112,34 +129,38 @@ class CategoricalCrossentropy(Loss):
     def get_config(self):
         return {"name": self.name, "from_logits": self.from_logits}
 
-    def forward(self, y_true, y_pred):
+    def forward(self, y_true, y_pred, sample_weight=None):
         if self.from_logits:
-            return self.logits_forward(y_true, y_pred)
+            return self.logits_forward(y_true, y_pred, sample_weight=sample_weight)
         q = y_pred / y_pred.sum(axis=-1, keepdims=True)
         np.clip(q, EPSILON, 1.0 - EPSILON, out=q)
+        if sample_weight is not None:
+            return self._weighted_mean(-np.einsum("ij,ij->i", y_true, np.log(q)), sample_weight)
         return float(-np.vdot(y_true, np.log(q)) / len(y_pred))
 
-    def backward(self, y_true, y_pred, out=None):
+    def backward(self, y_true, y_pred, out=None, sample_weight=None):
         n = len(y_pred)
         if self.from_logits:
-            return self.logits_backward(y_true, y_pred, softmax(y_pred), out)
+            return self.logits_backward(y_true, y_pred, softmax(y_pred), out, sample_weight)
         s = y_pred.sum(axis=-1, keepdims=True)
         q = y_pred / s
         inside = (q > EPSILON) & (q < 1.0 - EPSILON)
         np.clip(q, EPSILON, 1.0 - EPSILON, out=q)
         g = -y_true / q * inside  # dL/dq
         dot = np.einsum("ij,ij->i", g, y_pred / s)[:, None]
-        return np.divide(g - dot, s * n, out=out)
+        return self._weigh_rows(np.divide(g - dot, s * n, out=out), sample_weight)
 
-    def logits_forward(self, y_true, Z, A=None):
+    def logits_forward(self, y_true, Z, A=None, sample_weight=None):
         lse = _logsumexp(Z)
+        if sample_weight is not None:
+            return self._weighted_mean(lse - np.einsum("ij,ij->i", y_true, Z), sample_weight)
         return float((lse.sum() - np.vdot(y_true, Z)) / len(Z))
 
-    def logits_backward(self, y_true, Z, A, out=None):
+    def logits_backward(self, y_true, Z, A, out=None, sample_weight=None):
         # dL/dZ = (softmax(Z) - y) / N, valid because each row of y sums to 1
         out = np.subtract(A, y_true, out=out)
         out *= 1.0 / len(Z)
-        return out
+        return self._weigh_rows(out, sample_weight)
 
     classifies = True
     targets = "one-hot"
@@ -189,35 +210,39 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
         Y[np.arange(len(like)), y_true] = 1.0
         return Y
 
-    def forward(self, y_true, y_pred):
+    def forward(self, y_true, y_pred, sample_weight=None):
         if self.from_logits:
-            return self.logits_forward(y_true, y_pred)
-        return super().forward(self._onehot(y_true, y_pred), y_pred)
+            return self.logits_forward(y_true, y_pred, sample_weight=sample_weight)
+        return super().forward(self._onehot(y_true, y_pred), y_pred, sample_weight)
 
-    def backward(self, y_true, y_pred, out=None):
+    def backward(self, y_true, y_pred, out=None, sample_weight=None):
         if self.from_logits:
-            return self.logits_backward(y_true, y_pred, softmax(y_pred), out)
-        return super().backward(self._onehot(y_true, y_pred), y_pred, out)
+            return self.logits_backward(y_true, y_pred, softmax(y_pred), out, sample_weight)
+        return super().backward(self._onehot(y_true, y_pred), y_pred, out, sample_weight)
 
-    def logits_forward(self, y_true, Z, A=None):
+    def logits_forward(self, y_true, Z, A=None, sample_weight=None):
         rows = np.arange(len(Z))
         if A is not None and len(Z):
             # -log(softmax(Z)[y]) from the probabilities the output layer already computed, as accurate
             # as logsumexp while they are normal numbers; a probability near underflow takes the logits path
             p = A[rows, y_true]
             if np.minimum.reduce(p) > 1e-30:
+                if sample_weight is not None:
+                    return self._weighted_mean(-np.log(p), sample_weight)
                 return float(-np.add.reduce(np.log(p)) / len(Z))
         lse = _logsumexp(Z)
+        if sample_weight is not None:
+            return self._weighted_mean(lse - Z[rows, y_true], sample_weight)
         return float((np.add.reduce(lse) - np.add.reduce(Z[rows, y_true])) / len(Z))
 
-    def logits_backward(self, y_true, Z, A, out=None):
+    def logits_backward(self, y_true, Z, A, out=None, sample_weight=None):
         if out is None:
             out = A.copy()
         elif out is not A:
             np.copyto(out, A)
         out[np.arange(len(Z)), y_true] -= 1.0
         out *= 1.0 / len(Z)
-        return out
+        return self._weigh_rows(out, sample_weight)
 
     def prepare_targets(self, y, n_outputs, dtype):
         y = np.asarray(y)
@@ -252,31 +277,36 @@ class BinaryCrossentropy(Loss):
     def get_config(self):
         return {"name": self.name, "from_logits": self.from_logits}
 
-    def forward(self, y_true, y_pred):
+    def forward(self, y_true, y_pred, sample_weight=None):
         if self.from_logits:
-            return self.logits_forward(y_true, y_pred)
+            return self.logits_forward(y_true, y_pred, sample_weight=sample_weight)
         p = np.clip(y_pred, EPSILON, 1.0 - EPSILON)
+        if sample_weight is not None:
+            per_unit = y_true * np.log(p) + (1.0 - y_true) * np.log1p(-p)
+            return self._weighted_mean(-per_unit.mean(axis=1), sample_weight)
         total = np.vdot(y_true, np.log(p)) + np.vdot(1.0 - y_true, np.log1p(-p))
         return float(-total / y_pred.size)
 
-    def backward(self, y_true, y_pred, out=None):
+    def backward(self, y_true, y_pred, out=None, sample_weight=None):
         if self.from_logits:
-            return self.logits_backward(y_true, y_pred, sigmoid(y_pred), out)
+            return self.logits_backward(y_true, y_pred, sigmoid(y_pred), out, sample_weight)
         inside = (y_pred > EPSILON) & (y_pred < 1.0 - EPSILON)
         p = np.clip(y_pred, EPSILON, 1.0 - EPSILON)
         g = (p - y_true) / (p * (1.0 - p)) * inside
-        return np.multiply(g, 1.0 / y_pred.size, out=out)
+        return self._weigh_rows(np.multiply(g, 1.0 / y_pred.size, out=out), sample_weight)
 
-    def logits_forward(self, y_true, Z, A=None):
+    def logits_forward(self, y_true, Z, A=None, sample_weight=None):
         # max(z, 0) - z*y + log(1 + exp(-|z|)): stable for any z
         tail = np.log1p(np.exp(-np.abs(Z)))
+        if sample_weight is not None:
+            return self._weighted_mean((np.maximum(Z, 0) - Z * y_true + tail).mean(axis=1), sample_weight)
         total = np.maximum(Z, 0).sum() - np.vdot(Z, y_true) + tail.sum()
         return float(total / Z.size)
 
-    def logits_backward(self, y_true, Z, A, out=None):
+    def logits_backward(self, y_true, Z, A, out=None, sample_weight=None):
         out = np.subtract(A, y_true, out=out)
         out *= 1.0 / Z.size
-        return out
+        return self._weigh_rows(out, sample_weight)
 
     classifies = True
     targets = "binary"
@@ -289,7 +319,8 @@ class BinaryCrossentropy(Loss):
         return (probabilities[:, 0] > 0.5).astype(np.int64) if probabilities.shape[1] == 1 else None
 
     def target_classes(self, y):
-        return y[:, 0].astype(np.int64) if y.shape[1] == 1 else None
+        # rounded, as Keras reads a class from a soft label
+        return np.rint(y[:, 0]).astype(np.int64) if y.shape[1] == 1 else None
 
     def prepare_targets(self, y, n_outputs, dtype):
         y = super().prepare_targets(y, n_outputs, dtype)
@@ -302,27 +333,31 @@ class BinaryCrossentropy(Loss):
 class MeanSquaredError(Loss):
     name = "mean_squared_error"
 
-    def forward(self, y_true, y_pred):
+    def forward(self, y_true, y_pred, sample_weight=None):
         diff = y_pred - y_true
+        if sample_weight is not None:
+            return self._weighted_mean((diff * diff).mean(axis=1), sample_weight)
         return float(np.vdot(diff, diff) / y_pred.size)
 
-    def backward(self, y_true, y_pred, out=None):
+    def backward(self, y_true, y_pred, out=None, sample_weight=None):
         out = np.subtract(y_pred, y_true, out=out)
         out *= 2.0 / y_pred.size
-        return out
+        return self._weigh_rows(out, sample_weight)
 
 
 class MeanAbsoluteError(Loss):
     name = "mean_absolute_error"
 
-    def forward(self, y_true, y_pred):
+    def forward(self, y_true, y_pred, sample_weight=None):
+        if sample_weight is not None:
+            return self._weighted_mean(np.abs(y_pred - y_true).mean(axis=1), sample_weight)
         return float(np.abs(y_pred - y_true).sum() / y_pred.size)
 
-    def backward(self, y_true, y_pred, out=None):
+    def backward(self, y_true, y_pred, out=None, sample_weight=None):
         out = np.subtract(y_pred, y_true, out=out)
         np.sign(out, out=out)
         out *= 1.0 / y_pred.size
-        return out
+        return self._weigh_rows(out, sample_weight)
 
 
 class MeanSquaredLogarithmicError(Loss):
@@ -334,14 +369,16 @@ class MeanSquaredLogarithmicError(Loss):
         p = np.maximum(y_pred, EPSILON)
         return np.log1p(p) - np.log1p(np.maximum(y_true, EPSILON)), p
 
-    def forward(self, y_true, y_pred):
+    def forward(self, y_true, y_pred, sample_weight=None):
         diff, _ = self._diff(y_true, y_pred)
+        if sample_weight is not None:
+            return self._weighted_mean((diff * diff).mean(axis=1), sample_weight)
         return float(np.vdot(diff, diff) / y_pred.size)
 
-    def backward(self, y_true, y_pred, out=None):
+    def backward(self, y_true, y_pred, out=None, sample_weight=None):
         diff, p = self._diff(y_true, y_pred)
         g = 2.0 * diff / (p + 1.0) * (y_pred > EPSILON)
-        return np.multiply(g, 1.0 / y_pred.size, out=out)
+        return self._weigh_rows(np.multiply(g, 1.0 / y_pred.size, out=out), sample_weight)
 
 
 LOSSES = {

@@ -252,7 +252,7 @@ class Sequential:
         """Sum of the regularization penalties of all weights."""
         return sum(reg.penalty(w) for reg, w, _ in self._regularized)
 
-    def compute_gradients(self, x, y, loss) -> tuple[BatchLoss, list[np.ndarray]]:
+    def compute_gradients(self, x, y, loss, sample_weight=None) -> tuple[BatchLoss, list[np.ndarray]]:
         """Forward and backward over one batch in training mode.
 
         Parameters
@@ -263,6 +263,8 @@ class Sequential:
             Targets prepared by ``loss.prepare_targets``.
         loss : Loss or str
             The data loss; the regularization penalty is added to it.
+        sample_weight : ndarray or None, default=None
+            One weight per sample of the batch, applied to its data loss and gradient (not to the penalty).
 
         Returns
         -------
@@ -276,12 +278,14 @@ class Sequential:
         if self._fused(loss):
             # softmax/sigmoid + cross-entropy: loss and dL/dZ straight from the logits
             Z = self.output_layer.logits
-            data = loss.logits_forward(y, Z, out)
-            dZ = loss.logits_backward(y, Z, out, out=self.output_layer._buffer("dlogits", Z.shape))
+            data = loss.logits_forward(y, Z, out, sample_weight=sample_weight)
+            dZ = loss.logits_backward(
+                y, Z, out, out=self.output_layer._buffer("dlogits", Z.shape), sample_weight=sample_weight
+            )
             self.backward(dZ, skip_output_activation=True)
         else:
-            data = loss.forward(y, out)
-            self.backward(loss.backward(y, out))
+            data = loss.forward(y, out, sample_weight=sample_weight)
+            self.backward(loss.backward(y, out, sample_weight=sample_weight))
         penalty = 0.0
         for reg, w, g in self._regularized:
             penalty += reg.penalty(w)

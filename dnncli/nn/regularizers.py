@@ -8,6 +8,8 @@ batch size, exactly as Keras adds ``model.losses``. (Course notes often write
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
 from dnncli.errors import check_float
@@ -81,5 +83,13 @@ REGISTRY.base = Regularizer
 
 
 def get(spec, key=()) -> Regularizer | None:
-    """Return the regularizer for a name or mapping, or None for None."""
-    return None if spec is None else REGISTRY.get(spec, key)
+    """Return the regularizer for a name or mapping, or None for None.
+
+    A mapping of factors alone is Keras's spelling of the class: ``{l2: 0.01}`` is ``L2(0.01)``, ``{l1: 0.01}``
+    ``L1(0.01)``, and ``{l1: 0.01, l2: 0.01}`` ``L1L2(0.01, 0.01)``.
+    """
+    if spec is None:
+        return None
+    if isinstance(spec, Mapping) and spec and "name" not in spec and set(spec) <= {"l1", "l2"}:
+        spec = {"name": "l1_l2" if len(spec) == 2 else next(iter(spec)), **spec}
+    return REGISTRY.get(spec, key)

@@ -1,6 +1,6 @@
-"""Early stopping and learning-rate reduction, with Keras's defaults and comparisons.
+"""Early stopping, learning-rate reduction and model checkpoints, with Keras's defaults and comparisons.
 
-Both keep their whole state in ``get_state``/``set_state`` so that a resumed
+Each keeps its whole state in ``get_state``/``set_state`` so that a resumed
 run continues exactly where the interrupted one stopped.
 """
 
@@ -166,7 +166,63 @@ class ReduceLROnPlateau(Callback):
         self.wait, self.cooldown_counter, self.best = scalars["wait"], scalars["cooldown_counter"], scalars["best"]
 
 
-CALLBACKS = {cls.name: cls for cls in (EarlyStopping, ReduceLROnPlateau)}
+class ModelCheckpoint(Callback):
+    """Save the weights at the end of each epoch, as Keras's ``ModelCheckpoint(save_weights_only=True)``: with
+    ``save_best_only``, only when ``monitor`` is better than at every save before (and than
+    ``initial_value_threshold``, if given). NaN is never better.
+
+    The training loop does not choose files: ``save(model)`` writes the weights; a run sets it to write
+    ``RUN_DIR/best.npz`` (atomically: an interruption leaves the previous file whole). Unset, nothing is written.
+    """
+
+    name = "model_checkpoint"
+
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        save_best_only: bool = False,
+        mode: str = "auto",
+        initial_value_threshold: float | None = None,
+    ):
+        if not isinstance(monitor, str):
+            raise DnnError(f"model_checkpoint.monitor must be a log name. Received: {monitor!r}", ("monitor",))
+        self.monitor = monitor
+        self.save_best_only = check_bool(save_best_only, "model_checkpoint.save_best_only")
+        self.mode = check_choice(mode, "model_checkpoint.mode", MODES)
+        self.initial_value_threshold = (
+            None
+            if initial_value_threshold is None
+            else check_float(initial_value_threshold, "model_checkpoint.initial_value_threshold")
+        )
+        self.best = self.initial_value_threshold
+        self.best_epoch = None  # the epoch (0-based) of the weights saved last
+        self.save = None  # callable(model) that writes the weights
+
+    def on_epoch_end(self, trainer, epoch, logs):
+        if self.save_best_only:
+            current = logs.get(self.monitor)
+            if current is None or not math.isfinite(current):
+                return
+            if self.best is not None:
+                minimize = _mode(self.mode, self.monitor) == "min"
+                if not (current < self.best if minimize else current > self.best):
+                    return
+            self.best = current
+        self.best_epoch = epoch
+        if self.save is not None:
+            self.save(trainer.model)
+
+    def get_config(self):
+        return {k: getattr(self, k) for k in REGISTRY.parameters(self.name)}
+
+    def get_state(self):
+        return {"best": self.best, "best_epoch": self.best_epoch}, {}
+
+    def set_state(self, scalars, arrays):
+        self.best, self.best_epoch = scalars["best"], scalars["best_epoch"]
+
+
+CALLBACKS = {cls.name: cls for cls in (EarlyStopping, ReduceLROnPlateau, ModelCheckpoint)}
 REGISTRY = Registry("callback", CALLBACKS)
 
 
@@ -232,11 +288,16 @@ class TrainMetrics(Callback):
             logs[m.name] = m.result()
 
     def get_state(self):
-        return {m.name: dict(vars(m)) for m in self.metrics}, {}
+        scalars, arrays = {}, {}
+        for m in self.metrics:
+            scalars[m.name], own = m.get_state()
+            arrays.update({f"{m.name}.{k}": v for k, v in own.items()})
+        return scalars, arrays
 
     def set_state(self, scalars, arrays):
         for m in self.metrics:
-            vars(m).update(scalars[m.name])
+            prefix = f"{m.name}."
+            m.set_state(scalars[m.name], {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)})
 
 
 class Validation(Callback):

@@ -102,6 +102,8 @@ class Trainer:
         self.on_nonfinite = "stop"  # or "skip_batch": leave the weights alone and go on
         self.skipped: list[NonFiniteLoss] = []
         self.augment = None  # callable(x_batch, rng), applied in place to each gathered batch
+        # one weight per training sample (from class_weight), applied to its loss and gradient; None: all 1
+        self.sample_weight: np.ndarray | None = None
         self.augment_seed = 0 if seed is None else seed
         self._buffers: dict = {}
 
@@ -152,9 +154,18 @@ class Trainer:
             self.augment(xb, np.random.default_rng([self.augment_seed, 0xA06, self.epoch, start]))
         return xb, yb
 
-    def train_step(self, xb, yb, batch_start: int = 0) -> tuple[float, float]:
-        """One update; returns (data loss, penalty) of the batch before the update."""
-        batch_loss, grads = self.model.compute_gradients(xb, yb, self.loss)
+    def _batch_weights(self, perm, start: int, n: int) -> np.ndarray | None:
+        """The sample weights of the batch at ``start`` of this epoch's order, or None."""
+        if self.sample_weight is None:
+            return None
+        return self.sample_weight[start : start + n] if perm is None else self.sample_weight[perm[start : start + n]]
+
+    def train_step(self, xb, yb, batch_start: int = 0, sample_weight=None) -> tuple[float, float]:
+        """One update; returns (data loss, penalty) of the batch before the update.
+
+        ``sample_weight``: the batch's weights (``sum(w_i * l_i) / N`` is the data loss), or None.
+        """
+        batch_loss, grads = self.model.compute_gradients(xb, yb, self.loss, sample_weight)
         sq = self.grad_sq
         for j, g in enumerate(grads):
             sq[j] = np.vdot(g, g)
@@ -198,7 +209,7 @@ class Trainer:
         pos = self.position
         for start in range(pos.next_start, n, self.batch_size):
             xb, yb = self._batch(x, y, pos.perm, start)
-            data, penalty = self.train_step(xb, yb, start)
+            data, penalty = self.train_step(xb, yb, start, self._batch_weights(pos.perm, start, len(xb)))
             pos.next_start = start + len(xb)
             if math.isnan(data):  # a skipped batch counts in neither the loss nor the sample count
                 pos.skipped_samples += len(xb)

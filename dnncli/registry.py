@@ -64,7 +64,8 @@ class Registry:
         if isinstance(spec, Mapping):
             if self.key_field not in spec:
                 raise DnnError(
-                    f"A {self.kind} spec needs a '{self.key_field}' key. Received: {dict(spec)}",
+                    f"{'An' if self.kind[0] in 'aeiou' else 'A'} {self.kind} spec needs a '{self.key_field}' key."
+                    f" Received: {dict(spec)}",
                     (self.key_field,),
                 )
             args = {k: v for k, v in spec.items() if k != self.key_field}

@@ -406,3 +406,34 @@ def test_readme_command_table_lists_every_command_and_version():
     for name in names:
         assert re.search(rf"^\| `dnn {re.escape(name)}\b", table, re.M), name
     assert "`dnn --version`" in table and "-h" in table
+
+
+def test_a_headerless_row_that_fits_two_layouts_is_refused_not_guessed(tmp_path):
+    """One target and one dropped column: a 4-value row may lack either, so its meaning cannot be told."""
+    rng = np.random.default_rng(1)
+    with open(tmp_path / "train.csv", "w") as f:
+        for i in range(40):
+            a, b, c = rng.normal(size=3)
+            f.write(f"{a:.3f},{a + b:.3f},{b:.3f},{i},{c:.3f}\n")
+    data = {"source": "csv", "path": str(tmp_path / "train.csv"), "header": False}
+    data |= {"columns": ["a", "t", "b", "d", "c"], "target": "t", "drop": ["d"], "test_split": 0.2}
+    spec = {
+        "name": "amb",
+        "data": data,
+        "model": {"input_shape": [3], "layers": [{"type": "dense", "units": 1}]},
+        "loss": "mse",
+        "training": {"epochs": 1},
+    }
+    cfg = write(tmp_path / "amb.yaml", spec)
+    assert run("train", cfg, "--out", tmp_path / "run", "--quiet").exit_code == 0
+    (tmp_path / "four.csv").write_text("0.5,1,-2.0,0.1\n")
+    r = run("predict", tmp_path / "run", tmp_path / "four.csv")
+    assert r.exit_code == 2
+    assert "4 values a row fit more than one layout" in r.output and "add a header line" in r.output
+    (tmp_path / "five.csv").write_text("0.5,1,-2.0,7,0.1\n")
+    (tmp_path / "three.csv").write_text("0.5,-2.0,0.1\n")
+    five, three = (
+        run("predict", tmp_path / "run", tmp_path / "five.csv"),
+        run("predict", tmp_path / "run", tmp_path / "three.csv"),
+    )
+    assert five.exit_code == three.exit_code == 0 and five.stdout == three.stdout

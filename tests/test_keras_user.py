@@ -446,6 +446,34 @@ def test_model_checkpoint_resumes_comparing_with_its_best(tmp_path):
 
 
 def test_model_checkpoint_monitor_must_be_logged(tmp_path):
-    training = {"callbacks": {"model_checkpoint": {"monitor": "val_auc"}}}
+    training = {"callbacks": {"model_checkpoint": {"monitor": "val_auc", "save_best_only": True}}}
     r = run("train", config(tmp_path, training=training), "--out", tmp_path / "run")
     assert r.exit_code == 2 and "training.callbacks.model_checkpoint.monitor: 'val_auc' is not logged" in r.stderr
+
+
+# found in review ---------------------------------------------------------------------------------------------------
+def test_a_run_with_integer_class_weight_keys_resumes(tmp_path):
+    """The checkpoint keeps its config as JSON, whose keys are strings: that is no edit of config.yaml."""
+    cfg = config(tmp_path, training_={"class_weight": {0: 1.0, 1: 2.0}, "epochs": 2})
+    assert run("train", cfg, "--out", tmp_path / "run", "--quiet").exit_code == 0
+    r = run("train", "--resume", tmp_path / "run", "--epochs", 3, "--quiet")
+    assert r.exit_code == 0, r.output
+    assert len((tmp_path / "run" / "history.csv").read_text().splitlines()) == 4
+
+
+def test_a_bad_validation_file_is_named_in_its_error(tmp_path):
+    rng = np.random.default_rng(3)
+    np.savez(tmp_path / "train.npz", x=rng.normal(size=(60, 2)), y=rng.integers(0, 2, 60))
+    np.savez(tmp_path / "val.npz", x=rng.normal(size=(10, 3)), y=rng.integers(0, 2, 10))
+    source = {"source": "npz", "path": str(tmp_path / "train.npz"), "validation_path": str(tmp_path / "val.npz")}
+    r = run("train", config(tmp_path, data=source), "--out", tmp_path / "run")
+    assert r.exit_code == 2
+    assert f"data ({tmp_path / 'val.npz'})" in r.output and "train.npz" not in r.output
+
+
+def test_model_checkpoint_saving_every_epoch_needs_no_logged_monitor(tmp_path):
+    """As Keras's ModelCheckpoint(save_best_only=False): val_loss is never read, so no validation set is needed."""
+    training = {"epochs": 2, "callbacks": {"model_checkpoint": {}}}
+    r = run("train", config(tmp_path, training=training), "--out", tmp_path / "run", "--quiet")
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "run" / "best.npz").exists()

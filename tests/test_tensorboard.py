@@ -193,3 +193,32 @@ def test_the_flag_and_the_key_are_the_same_and_off_writes_nothing(tmp_path):
     assert not (train(tmp_path / "off") / "tensorboard").exists()
     r = run("train", "--resume", out, "--tensorboard")
     assert r.exit_code == 2 and "goes on logging when resumed" in r.output
+
+
+def test_resuming_a_logging_run_without_tensorboardx_is_one_line(tmp_path, monkeypatch):
+    out = train(tmp_path, "--tensorboard", "--epochs", 1)
+    real = builtins.__import__
+
+    def no_tensorboardx(name, *args, **kwargs):
+        if name.startswith("tensorboardX"):
+            raise ImportError(name)
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_tensorboardx)
+    r = run("train", "--resume", out, "--epochs", 2)
+    assert r.exit_code == 2 and "needs tensorboardX: pip install '.[tensorboard]'" in r.output
+    assert "Traceback" not in r.output
+
+
+def test_histogram_bins_match_numpy_and_skip_a_range_without_width():
+    from dnncli.experiment.tensorboard import _bins, _histogram
+
+    rng = np.random.default_rng(0)
+    for x in (rng.normal(size=1000), np.ones(5), rng.random(7) * 1e-12, np.array([0.0, 1.0])):
+        counts, edges = _bins(x)
+        want_counts, want_edges = np.histogram(x, 30)
+        np.testing.assert_allclose(edges, want_edges)
+        assert counts.sum() == len(x) and np.abs(counts - want_counts).sum() <= 2  # values on an edge may move
+    assert _bins(np.full(4, 1e17)) is None and _histogram("t", np.array([1e308, -1e308])) == []
+    (value,) = _histogram("t", np.array([np.nan, 1.0, np.inf, 2.0]))
+    assert value.histo.num == 2 and value.histo.min == 1.0

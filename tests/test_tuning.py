@@ -111,3 +111,31 @@ def test_shipped_sweep_files_validate(path):
     assert spec.config_path.exists() and spec.parameters
     if spec.method == "grid":
         assert len(grid(spec)) >= 2
+
+
+def test_compare_takes_a_folder_of_sweeps(three_modes, tmp_path):
+    """Sweeps go to runs/sweeps/NAME-TIME by default: dnn compare runs/sweeps compares every trial of every one."""
+    r = run("compare", three_modes.parent, "--json")
+    assert r.exit_code == 0, r.output
+    assert len(json.loads(r.output)["runs"]) == 3
+
+
+def test_a_sweep_may_rank_by_val_metrics_of_a_validation_file(tmp_path):
+    import numpy as np
+    import yaml
+
+    from dnncli.experiment.sweep import read_sweep
+
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "tr.npz", x=rng.normal(size=(40, 2)), y=rng.integers(0, 2, 40))
+    np.savez(tmp_path / "va.npz", x=rng.normal(size=(10, 2)), y=rng.integers(0, 2, 10))
+    base = {
+        "data": {"source": "npz", "path": str(tmp_path / "tr.npz"), "validation_path": str(tmp_path / "va.npz")},
+        "model": {"input_shape": [2], "layers": [{"type": "dense", "units": 2, "activation": "softmax"}]},
+        "loss": "sparse_categorical_crossentropy",
+        "optimizer": {"name": "sgd"},
+    }
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(base))
+    sweep = {"config": "base.yaml", "metric": "val_loss", "parameters": {"optimizer.learning_rate": {"values": [0.1]}}}
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(sweep))
+    assert read_sweep(tmp_path / "sweep.yaml").metric == "val_loss"

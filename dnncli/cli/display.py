@@ -45,12 +45,19 @@ def _is_real(value) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, (bool, numbers.Integral))
 
 
-def fmt_column(values: list) -> list[str]:
+def needs_scientific(values: list) -> bool:
+    """Whether a column holding these numbers is written in scientific notation (see ``fmt_column``)."""
+    mags = [abs(float(v)) for v in values if _is_real(v) and math.isfinite(v) and v != 0]
+    return bool(mags) and (max(mags) >= 1e5 or min(mags) < 1e-3)
+
+
+def fmt_column(values: list, scientific: bool | None = None) -> list[str]:
     """The numbers of one column in one notation, each to five significant digits: fixed where every one lies
     between 1e-3 and 1e5 (4 decimals below 10, then fewer), else scientific for the whole column (``1.2346e+05``):
-    never ``48097.8`` above ``1.169e+05``. Integers, None and text as ``fmt`` shows them."""
-    mags = [abs(float(v)) for v in values if _is_real(v) and math.isfinite(v) and v != 0]
-    scientific = bool(mags) and (max(mags) >= 1e5 or min(mags) < 1e-3)
+    never ``48097.8`` above ``1.169e+05``. Integers, None and text as ``fmt`` shows them. ``scientific``: decided
+    by the caller (a column printed a row at a time)."""
+    if scientific is None:
+        scientific = needs_scientific(values)
     out = []
     for v in values:
         if v is None:
@@ -341,7 +348,7 @@ class PlainReporter(Reporter):
         self.stream = stream or sys.stdout
         self.quiet = quiet
         self.columns: list[tuple[str, Col]] = []
-        self.seen: list[dict] = []  # the epochs so far, each column formatted over them
+        self.scientific: set[str] = set()  # columns that have needed scientific notation: they keep it
 
     def _print(self, text=""):
         print(text, file=self.stream, flush=True)
@@ -349,7 +356,8 @@ class PlainReporter(Reporter):
     def _start(self, info) -> None:
         self.info = info
         self.columns = epoch_columns(info["metrics"], info["validation"] > 0)[:-1]  # flags get lines of their own
-        self.seen = list(info.get("history", []))
+        history = info.get("history", [])
+        self.scientific = {key for key, _ in self.columns if needs_scientific([r.get(key) for r in history])}
 
     def train_begin(self, info):
         self._start(info)
@@ -371,8 +379,16 @@ class PlainReporter(Reporter):
     def epoch_end(self, row, layers):
         if self.quiet:
             return
-        self.seen.append(row)  # a column keeps one format from the epoch that needs it on (scientific stays so)
-        line = self._line(epoch_cells(self.columns, self.seen)[-1])
+        # a column keeps one format from the epoch that needs it on (scientific stays so); one row formatted an epoch
+        cells = []
+        for key, _ in self.columns:
+            if key in ("epoch", "time", "flags"):
+                cells.append(_cell(key, row.get(key)))
+                continue
+            if needs_scientific([row.get(key)]):
+                self.scientific.add(key)
+            cells.append(fmt_column([row.get(key)], key in self.scientific)[0])
+        line = self._line(cells)
         finite = [s for s in layers if math.isfinite(s.grad_norm)]
         if finite:
             low = min(finite, key=lambda s: s.grad_norm)

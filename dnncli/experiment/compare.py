@@ -17,21 +17,31 @@ X_AXES = ("epoch", "step", "samples", "seconds")
 
 
 def run_dirs(paths) -> list[Path]:
-    """Run directories from the arguments: a run directory itself, or a sweep directory's ``trials/*``."""
+    """Run directories from the arguments: a run directory itself, a sweep directory's ``trials/*``, or a folder of
+    either (``runs/sweeps``, where sweeps go by default)."""
     out = []
     for p in map(Path, paths):
-        if (p / "config.yaml").exists() and (p / "history.csv").exists():
-            out.append(p)
-        elif (p / "trials").is_dir():
-            trials = sorted(t for t in (p / "trials").iterdir() if (t / "history.csv").exists())
-            if not trials:
-                raise DnnError(f"{p}: a sweep directory with no finished epoch in any trial yet.")
-            out += trials
-        else:
+        found = _runs_in(p)
+        if found is None and p.is_dir():
+            children = [_runs_in(c) for c in sorted(p.iterdir()) if c.is_dir()]
+            found = [r for c in children if c for r in c] or None
+        if found is None:
             raise DnnError(f"{p}: not a run directory (no config.yaml and history.csv) nor a sweep directory.")
+        if not found:
+            raise DnnError(f"{p}: a sweep directory with no finished epoch in any trial yet.")
+        out += found
     if len(out) < 1:
         raise DnnError("dnn compare needs run directories.")
     return out
+
+
+def _runs_in(p: Path) -> list[Path] | None:
+    """``[p]`` for a run directory, a sweep directory's trials with an epoch done, None for anything else."""
+    if (p / "config.yaml").exists() and (p / "history.csv").exists():
+        return [p]
+    if (p / "trials").is_dir():
+        return sorted(t for t in (p / "trials").iterdir() if (t / "history.csv").exists())
+    return None
 
 
 def _history(run_dir: Path) -> list[dict]:

@@ -202,7 +202,13 @@ def table_inputs(source, encoder, path) -> np.ndarray:
         columns, ignored = source.columns, set(source.targets) | set(source.drop)
         layouts = [columns, [c for c in columns if c not in source.targets], [c for c in columns if c not in ignored]]
         layouts.append([c for c in columns if c not in source.drop])
-        names = next((layout for layout in layouts if len(layout) == len(names)), None)
+        fitting = {tuple(layout) for layout in layouts if len(layout) == len(names)}
+        if len(fitting) > 1:  # as many target as dropped columns: which ones a row left out cannot be told
+            raise DnnError(
+                f"{path}: {len(rows[0])} values a row fit more than one layout of the training file's columns"
+                f" ({', '.join(columns)}); write all of them, or add a header line naming them."
+            )
+        names = list(fitting.pop()) if fitting else None
         if names is None:
             raise DnnError(
                 f"{path}: {len(rows[0])} values a row; {expected}, in the training file's order"

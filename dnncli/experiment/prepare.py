@@ -76,14 +76,21 @@ def prepare_data(config, model, loss, preparation=None) -> PreparedData:
         y_all = to_targets(ds.y_train, loss, n_out, model.dtype, preparation)
         x_test = model_inputs(model, preparation, ds.x_test, f"{where}, test split")
         y_test = to_targets(ds.y_test, loss, n_out, model.dtype, preparation)
-        x_val = y_val = None
-        if ds.x_val is not None:
-            x_val = model_inputs(model, preparation, ds.x_val, f"{where}, validation split")
-            y_val = to_targets(ds.y_val, loss, n_out, model.dtype, preparation)
     except DnnError as err:
         if err.message.startswith(where):
             raise
         raise DnnError(f"{where}: {err.message}") from None
+    x_val = y_val = None
+    if ds.x_val is not None:
+        spec = config["data"]
+        val_file = next((spec[k] for k in ("validation_path", "validation_x_path") if spec.get(k)), None)
+        val_where = f"data ({val_file})" if val_file else f"{where}, validation split"
+        try:
+            x_val = model_inputs(model, preparation, ds.x_val, val_where)
+            y_val = to_targets(ds.y_val, loss, n_out, model.dtype, preparation)
+        except DnnError as err:
+            message = err.message if err.message.startswith(val_where) else f"{val_where}: {err.message}"
+            raise DnnError(message) from None
     weights = class_sample_weights(config, loss, y_all, n_out, preparation.class_names)
     return PreparedData(x_all, y_all, x_val, y_val, x_test, y_test, ds.classes, preparation, weights)
 

@@ -5,6 +5,7 @@ The core never prints: progress goes to a ``Reporter`` that the CLI supplies.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -223,9 +224,12 @@ class TrainingRun:
     @classmethod
     def _open(cls, run_dir, epochs, reporter, force):
         config = config_mod.load(run_dir / "config.yaml")
+        if config["training"]["tensorboard"]:
+            tensorboard.require()
         started = Checkpoint.load(run_dir / "checkpoint.npz").config
         if started is not None and not force:
-            changed = _first_difference(started, config.raw)
+            # the checkpoint kept its config as JSON: compare like with like (class_weight's integer keys)
+            changed = _first_difference(started, json.loads(json.dumps(config.raw)))
             if changed:
                 key, was, now = changed
                 raise DnnError(
@@ -265,6 +269,8 @@ class TrainingRun:
                 cb.save = lambda model: save_weights(model, self.run_dir / "best.npz")
         for cb in self.user_callbacks:
             monitor = cb.monitor
+            if isinstance(cb, callbacks_mod.ModelCheckpoint) and not cb.save_best_only:
+                continue  # it saves every epoch, as Keras's: its monitor is never read
             known = ["loss", *names]
             if self.data.x_val is not None:
                 known += ["val_loss", *[f"val_{n}" for n in names]]
@@ -272,7 +278,11 @@ class TrainingRun:
                 raise DnnError(
                     f"training.callbacks.{cb.name}.monitor: {monitor!r} is not logged by this run."
                     f" Logged: {', '.join(known)}"
-                    + ("; set training.validation_split to get val_ values." if monitor.startswith("val_") else "")
+                    + (
+                        "; set training.validation_split (or data.validation_path) to get val_ values."
+                        if monitor.startswith("val_")
+                        else ""
+                    )
                 )
         callbacks = [_FinalCheckpoint(self), self.train_metrics, self.losses]
         if self.data.x_val is not None:

@@ -177,7 +177,10 @@ def _histogram(tag: str, values: np.ndarray) -> list:
     if not finite.size:
         return []
     f64 = finite.astype(np.float64, copy=False)
-    counts, edges = _bins(f64)
+    binned = _bins(f64)
+    if binned is None:
+        return []
+    counts, edges = binned
     histo = HistogramProto(
         min=float(edges[0]),
         max=float(edges[-1]),
@@ -190,14 +193,18 @@ def _histogram(tag: str, values: np.ndarray) -> list:
     return [Summary.Value(tag=tag, histo=histo)]
 
 
-def _bins(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``np.histogram(x, HISTOGRAM_BINS)``'s counts and edges, by one bincount: np.histogram and tensorboardX's
-    add_histogram cost ten times as much on the small arrays of every recorded step."""
+def _bins(x: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Counts and edges of HISTOGRAM_BINS equal buckets from the minimum to the maximum, by one bincount (np.histogram
+    and tensorboardX's add_histogram cost ten times as much on the small arrays of every recorded step). A value
+    on an edge may fall in the bucket beside NumPy's. None where the range has no finite width."""
     lo, hi = float(x.min()), float(x.max())
     if hi == lo:  # as NumPy: one value spreads over [lo - 0.5, lo + 0.5]
         lo, hi = lo - 0.5, hi + 0.5
+    width = hi - lo
+    if not (math.isfinite(width) and width > 0):  # beyond 2**52 the half step vanishes; past float max, inf
+        return None
     edges = np.linspace(lo, hi, HISTOGRAM_BINS + 1)
-    index = ((x - lo) * (HISTOGRAM_BINS / (hi - lo))).astype(np.intp)
+    index = ((x - lo) * (HISTOGRAM_BINS / width)).astype(np.intp)
     np.clip(index, 0, HISTOGRAM_BINS - 1, out=index)  # the maximum belongs to the last bucket, as in NumPy
     return np.bincount(index, minlength=HISTOGRAM_BINS), edges
 

@@ -12,12 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 from rich.console import Console
-from typer.testing import CliRunner
 
 import dnncli
 from dnncli.cli.app import app
+from tests.test_cli import DIVERGE, run, write  # the loss overflows within the first epoch (exit 3)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,28 +36,6 @@ TINY = {
     "optimizer": {"name": "adam", "learning_rate": 0.01},
     "training": {"epochs": 2, "batch_size": 16, "validation_split": 0.2},
 }
-
-# plain SGD with a step far too large: the loss overflows within the first epoch (exit 3)
-DIVERGE = {
-    "name": "diverge",
-    "data": {"source": "synthetic", "generator": "regression", "n_samples": 400},
-    "model": {
-        "input_shape": [2],
-        "layers": [{"type": "dense", "units": 16, "activation": "relu"}, {"type": "dense", "units": 1}],
-    },
-    "loss": "mse",
-    "optimizer": {"name": "sgd", "learning_rate": 50.0},
-    "training": {"epochs": 5, "batch_size": 8},
-}
-
-
-def run(*args):
-    return CliRunner().invoke(app, [str(a) for a in args])
-
-
-def write(path, mapping):
-    path.write_text(yaml.safe_dump(mapping, sort_keys=False))
-    return path
 
 
 def with_(spec, **sections):

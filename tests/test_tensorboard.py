@@ -67,6 +67,17 @@ def train(tmp_path, *extra, spec=SPEC) -> Path:
     return out
 
 
+def without_tensorboardx(monkeypatch) -> None:
+    real = builtins.__import__
+
+    def no_tensorboardx(name, *args, **kwargs):
+        if name.startswith("tensorboardX"):
+            raise ImportError(name)
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_tensorboardx)
+
+
 def epoch_scalars(out: Path) -> dict:
     """{history column: [(epoch, value)]} as TensorBoard shows them, in Keras's tags."""
     got = {}
@@ -167,14 +178,7 @@ def test_a_straight_run_and_a_resumed_one_log_the_same_numbers(tmp_path):
 
 
 def test_without_tensorboardx_the_error_says_what_to_install_and_makes_no_run(tmp_path, monkeypatch):
-    real = builtins.__import__
-
-    def no_tensorboardx(name, *args, **kwargs):
-        if name.startswith("tensorboardX"):
-            raise ImportError(name)
-        return real(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_tensorboardx)
+    without_tensorboardx(monkeypatch)
     config = tmp_path / "tb.yaml"
     config.write_text(yaml.safe_dump(SPEC))
     r = run("train", config, "--out", tmp_path / "run", "--tensorboard")
@@ -197,14 +201,7 @@ def test_the_flag_and_the_key_are_the_same_and_off_writes_nothing(tmp_path):
 
 def test_resuming_a_logging_run_without_tensorboardx_is_one_line(tmp_path, monkeypatch):
     out = train(tmp_path, "--tensorboard", "--epochs", 1)
-    real = builtins.__import__
-
-    def no_tensorboardx(name, *args, **kwargs):
-        if name.startswith("tensorboardX"):
-            raise ImportError(name)
-        return real(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_tensorboardx)
+    without_tensorboardx(monkeypatch)
     r = run("train", "--resume", out, "--epochs", 2)
     assert r.exit_code == 2 and "needs tensorboardX: pip install '.[tensorboard]'" in r.output
     assert "Traceback" not in r.output

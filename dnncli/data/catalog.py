@@ -17,13 +17,13 @@ downloadable one) or where to get it (any other).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from dnncli.data.fetch import DATASETS as DOWNLOADS
+from dnncli.data.fetch import digest as file_digest
 from dnncli.errors import DnnError
 
 VARIABLE = "DNN_DATASETS"
@@ -216,14 +216,6 @@ def default_directory(name: str) -> Path:
     return Path("data") / name
 
 
-def sha256sum(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 @dataclass
 class Presence:
     """Where one dataset was found, and whether its files are complete."""
@@ -263,13 +255,13 @@ def verify(presence: Presence) -> list[tuple[str, bool | None]]:
     """(file, checksum matches) for a present dataset; None where no checksum is published."""
     out: list[tuple[str, bool | None]] = []
     info = presence.info
-    for file, digest in info.files.items():
+    for file, expected in info.files.items():
         path = presence.folder / file if presence.folder else None
-        if not digest or path is None or not path.exists():
+        if not expected or path is None or not path.exists():
             out.append((file, None))
             continue
-        got = sha256sum(path) if len(digest) == 64 else hashlib.md5(path.read_bytes()).hexdigest()
-        out.append((file, got == digest))
+        got = file_digest(path, "sha256" if len(expected) == 64 else "md5")
+        out.append((file, got == expected))
     return out
 
 

@@ -42,7 +42,12 @@ Progress = Callable[[str, int, int | None], None]
 
 
 def md5sum(path: Path) -> str:
-    h = hashlib.md5()
+    return digest(path, "md5")
+
+
+def digest(path: Path, algorithm: str) -> str:
+    """The hex digest of a file, read a MiB at a time."""
+    h = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)

@@ -117,17 +117,21 @@ class Loss:
         return {"name": self.name}
 
 
-class CategoricalCrossentropy(Loss):
-    """``-sum(y * log(p))`` over classes, averaged over the batch; y one-hot or probabilities."""
-
-    name = "categorical_crossentropy"
-    logits_activation = "softmax"
+class CrossEntropy(Loss):
+    """A cross-entropy: reads probabilities, or with ``from_logits`` the logits through its ``logits_activation``."""
 
     def __init__(self, from_logits: bool = False):
         self.from_logits = check_bool(from_logits, f"{self.name}.from_logits")
 
     def get_config(self):
         return {"name": self.name, "from_logits": self.from_logits}
+
+
+class CategoricalCrossentropy(CrossEntropy):
+    """``-sum(y * log(p))`` over classes, averaged over the batch; y one-hot or probabilities."""
+
+    name = "categorical_crossentropy"
+    logits_activation = "softmax"
 
     def forward(self, y_true, y_pred, sample_weight=None):
         if self.from_logits:
@@ -265,17 +269,11 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
         return labels
 
 
-class BinaryCrossentropy(Loss):
+class BinaryCrossentropy(CrossEntropy):
     """Independent 0/1 labels, one per output unit: mean over units, then over the batch."""
 
     name = "binary_crossentropy"
     logits_activation = "sigmoid"
-
-    def __init__(self, from_logits: bool = False):
-        self.from_logits = check_bool(from_logits, f"{self.name}.from_logits")
-
-    def get_config(self):
-        return {"name": self.name, "from_logits": self.from_logits}
 
     def forward(self, y_true, y_pred, sample_weight=None):
         if self.from_logits:

@@ -23,7 +23,31 @@ def _mode(mode: str, monitor: str) -> str:
     return metrics.direction(monitor) if mode == "auto" else mode
 
 
-class EarlyStopping(Callback):
+class Monitoring(Callback):
+    """A callback that watches one logged value: ``monitor``, better when lower or higher by ``mode``."""
+
+    name = "callback"
+    monitor: str
+    mode: str
+
+    def _check_monitor(self, monitor) -> str:
+        if not isinstance(monitor, str):
+            raise DnnError(f"{self.name}.monitor must be a log name. Received: {monitor!r}", ("monitor",))
+        return monitor
+
+    def _better(self, current, reference, delta: float = 0.0) -> bool:
+        """Whether ``current`` beats ``reference`` by more than ``delta`` (anything beats None)."""
+        if reference is None:
+            return True
+        if _mode(self.mode, self.monitor) == "min":
+            return current < reference - delta
+        return current > reference + delta
+
+    def get_config(self):
+        return {k: getattr(self, k) for k in REGISTRY.parameters(self.name)}
+
+
+class EarlyStopping(Monitoring):
     """Stop when ``monitor`` has not improved by more than ``min_delta`` for ``patience`` epochs.
 
     With ``restore_best_weights`` the model ends with the weights of the best
@@ -43,9 +67,7 @@ class EarlyStopping(Callback):
         restore_best_weights: bool = False,
         start_from_epoch: int = 0,
     ):
-        if not isinstance(monitor, str):
-            raise DnnError(f"early_stopping.monitor must be a log name. Received: {monitor!r}", ("monitor",))
-        self.monitor = monitor
+        self.monitor = self._check_monitor(monitor)
         self.min_delta = abs(check_float(min_delta, "early_stopping.min_delta"))
         self.patience = check_int(patience, "early_stopping.patience", minimum=0)
         self.mode = check_choice(mode, "early_stopping.mode", MODES)
@@ -58,24 +80,17 @@ class EarlyStopping(Callback):
         self.best_weights = None
         self.stopped_epoch = None
 
-    def _improved(self, current, reference) -> bool:
-        if reference is None:
-            return True
-        if _mode(self.mode, self.monitor) == "min":
-            return current < reference - self.min_delta
-        return current > reference + self.min_delta
-
     def on_epoch_end(self, trainer, epoch, logs):
         current = logs.get(self.monitor)
         if current is None or epoch < self.start_from_epoch:
             return
         self.wait += 1
         # NaN never improves (as in Keras), so a diverging run still stops
-        if math.isfinite(current) and self._improved(current, self.best):
+        if math.isfinite(current) and self._better(current, self.best, self.min_delta):
             self.best, self.best_epoch = current, epoch
             if self.restore_best_weights:
                 self.best_weights = trainer.model.get_weights()
-            if self.baseline is None or self._improved(current, self.baseline):
+            if self.baseline is None or self._better(current, self.baseline, self.min_delta):
                 self.wait = 0
             return
         if self.wait >= self.patience and epoch > 0:
@@ -85,9 +100,6 @@ class EarlyStopping(Callback):
     def on_train_end(self, trainer):
         if self.restore_best_weights and self.best_weights is not None:
             trainer.model.set_weights(self.best_weights)
-
-    def get_config(self):
-        return {k: getattr(self, k) for k in REGISTRY.parameters(self.name)}
 
     def get_state(self) -> tuple[dict, dict]:
         """(JSON-able scalars, arrays) for a checkpoint."""
@@ -107,7 +119,7 @@ class EarlyStopping(Callback):
         self.best_weights = weights or None
 
 
-class ReduceLROnPlateau(Callback):
+class ReduceLROnPlateau(Monitoring):
     """Multiply the learning rate by ``factor`` when ``monitor`` stalls for ``patience`` epochs."""
 
     name = "reduce_lr_on_plateau"
@@ -122,9 +134,7 @@ class ReduceLROnPlateau(Callback):
         cooldown: int = 0,
         min_lr: float = 0.0,
     ):
-        if not isinstance(monitor, str):
-            raise DnnError(f"reduce_lr_on_plateau.monitor must be a log name. Received: {monitor!r}", ("monitor",))
-        self.monitor = monitor
+        self.monitor = self._check_monitor(monitor)
         self.factor = check_float(factor, "reduce_lr_on_plateau.factor", 0.0, 1.0, low_open=True, high_open=True)
         self.patience = check_int(patience, "reduce_lr_on_plateau.patience", minimum=0)
         self.mode = check_choice(mode, "reduce_lr_on_plateau.mode", MODES)
@@ -142,11 +152,7 @@ class ReduceLROnPlateau(Callback):
         if self.cooldown_counter > 0:
             self.cooldown_counter -= 1
             self.wait = 0
-        minimize = _mode(self.mode, self.monitor) == "min"
-        if math.isfinite(current) and (
-            self.best is None
-            or (current < self.best - self.min_delta if minimize else current > self.best + self.min_delta)
-        ):
+        if math.isfinite(current) and self._better(current, self.best, self.min_delta):
             self.best, self.wait = current, 0
         elif self.cooldown_counter <= 0:
             self.wait += 1
@@ -156,9 +162,6 @@ class ReduceLROnPlateau(Callback):
                 self.cooldown_counter = self.cooldown
                 self.wait = 0
 
-    def get_config(self):
-        return {k: getattr(self, k) for k in REGISTRY.parameters(self.name)}
-
     def get_state(self):
         return {"wait": self.wait, "cooldown_counter": self.cooldown_counter, "best": self.best}, {}
 
@@ -166,7 +169,7 @@ class ReduceLROnPlateau(Callback):
         self.wait, self.cooldown_counter, self.best = scalars["wait"], scalars["cooldown_counter"], scalars["best"]
 
 
-class ModelCheckpoint(Callback):
+class ModelCheckpoint(Monitoring):
     """Save the weights at the end of each epoch, as Keras's ``ModelCheckpoint(save_weights_only=True)``: with
     ``save_best_only``, only when ``monitor`` is better than at every save before (and than
     ``initial_value_threshold``, if given). NaN is never better.
@@ -184,9 +187,7 @@ class ModelCheckpoint(Callback):
         mode: str = "auto",
         initial_value_threshold: float | None = None,
     ):
-        if not isinstance(monitor, str):
-            raise DnnError(f"model_checkpoint.monitor must be a log name. Received: {monitor!r}", ("monitor",))
-        self.monitor = monitor
+        self.monitor = self._check_monitor(monitor)
         self.save_best_only = check_bool(save_best_only, "model_checkpoint.save_best_only")
         self.mode = check_choice(mode, "model_checkpoint.mode", MODES)
         self.initial_value_threshold = (
@@ -203,17 +204,12 @@ class ModelCheckpoint(Callback):
             current = logs.get(self.monitor)
             if current is None or not math.isfinite(current):
                 return
-            if self.best is not None:
-                minimize = _mode(self.mode, self.monitor) == "min"
-                if not (current < self.best if minimize else current > self.best):
-                    return
+            if not self._better(current, self.best):
+                return
             self.best = current
         self.best_epoch = epoch
         if self.save is not None:
             self.save(trainer.model)
-
-    def get_config(self):
-        return {k: getattr(self, k) for k in REGISTRY.parameters(self.name)}
 
     def get_state(self):
         return {"best": self.best, "best_epoch": self.best_epoch}, {}

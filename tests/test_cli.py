@@ -233,7 +233,9 @@ def test_runs_default_to_name_and_timestamp(tmp_path, cfg, monkeypatch):
 def test_quiet_prints_only_the_result(tmp_path, cfg):
     r = run("train", cfg, "--out", tmp_path / "q", "--quiet")
     assert r.exit_code == 0
-    assert r.output.splitlines()[0].startswith("Test: loss") and "epoch" not in r.output
+    lines = r.output.splitlines()
+    assert lines[0].startswith("No gradient flag raised") and lines[1].startswith("Test: loss"), r.output
+    assert "epoch" not in r.output
 
 
 def test_eval_json_and_tables(tmp_path, cfg):

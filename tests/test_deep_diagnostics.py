@@ -286,7 +286,7 @@ def test_train_ends_with_a_flag_summary_and_plain_lines_when_flags_change(tmp_pa
 def test_advice_names_the_negative_bias_and_omits_what_the_config_has():
     report = inspect_config(load(CONFIGS / "dead_relu.yaml"))
     first = report["advice"][0]
-    assert "biases start at -3" in first["text"] and first["set"] == ["model.layers.1.bias_initializer=zeros"]
+    assert "biases start at -4" in first["text"] and first["set"] == ["model.layers.1.bias_initializer=zeros"]
     texts = " ".join(a["text"] for a in report["advice"])
     assert "He initialization" not in texts and "learning rate" not in texts  # he_normal and 0.001 already
     exploding = inspect_config(load(CONFIGS / "exploding_relu.yaml"))

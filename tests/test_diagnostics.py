@@ -59,13 +59,14 @@ def test_relu_layer_with_large_negative_bias_is_dead():
     assert any("model.layers.1.activation=leaky_relu" in a["set"] for a in report["advice"])
 
 
-def test_dead_units_are_judged_over_32_samples_at_least_in_stochastic_mode():
+def test_dead_units_are_judged_over_256_samples_at_least_in_stochastic_mode():
     # one sample switches off half or more of a live relu layer (biases at -0.3 here): that is not death,
-    # and was flagged as such when one sample was judged alone; the layer with biases at -3 stays dead
+    # and was flagged as such when one sample was judged alone (and, by chance, over 32 samples); the layer with
+    # biases at -4 stays dead
     bias = "model.layers.0.bias_initializer={name: constant, value: -0.3}"
-    report = inspect("dead_relu.yaml", "--steps", "70", "--set", "training.batch_size=1", "--set", bias)
+    report = inspect("dead_relu.yaml", "--steps", "1300", "--set", "training.batch_size=1", "--set", bias)
     assert "dead" not in flags(report)[0] and "dead" in flags(report)[1]
-    # and in the record of every step, a dead fraction appears only once 32 samples were seen
+    # and in the record of every step, a dead fraction appears only once 256 samples were seen
     from dnncli.diagnostics.monitor import DEAD_WINDOW, GradientMonitor
     from dnncli.experiment.config import load as load_config
     from dnncli.experiment.prepare import prepare_data
@@ -76,7 +77,7 @@ def test_dead_units_are_judged_over_32_samples_at_least_in_stochastic_mode():
     data = prepare_data(config, model, loss)
     monitor = GradientMonitor(model, config["monitor"])
     trainer = Trainer(model, loss, config.build_optimizer(), 1, True, 0)
-    trainer.fit(data.x_train[:40], data.y_train[:40], 1, callbacks=[monitor])
+    trainer.fit(data.x_train[: DEAD_WINDOW + 8], data.y_train[: DEAD_WINDOW + 8], 1, callbacks=[monitor])
     dead0 = [r["dead_fraction"] for r in monitor.take_records() if r["layer_index"] == 0]
     assert all(np.isnan(d) for d in dead0[: DEAD_WINDOW - 1])
     assert 0.0 <= dead0[DEAD_WINDOW - 1] < 0.5 and np.isnan(dead0[DEAD_WINDOW])

@@ -26,6 +26,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from dnncli.diagnostics.rules import layer_span
 from dnncli.errors import plural
 from dnncli.experiment.evaluate import UNITS_NOTE
 from dnncli.experiment.run import Reporter, RunResult
@@ -82,12 +83,6 @@ def sci(value, digits: int = 2) -> str:
     if value == 0:
         return "0"
     return f"{value:.{max(digits, 2) - 1}e}"
-
-
-def percent(value) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    return f"{value:.0%}"
 
 
 # fitted tables --------------------------------------------------------------------
@@ -196,12 +191,9 @@ def epoch_cells(columns: list[tuple[str, Col]], rows: list[dict]) -> list[list[s
 
 def spark(values: list[float]) -> str:
     """The trend of a gradient norm over recent epochs, on a log scale at least a decade tall."""
-    finite = [v for v in values if v is not None and math.isfinite(v) and v > 0]
-    if not finite:
-        return ""
-    logs = [math.log10(v) for v in finite]
-    top = max(logs)
-    low = min(min(logs), top - 1.0)
+    logs = [math.log10(v) for v in values if v is not None and math.isfinite(v) and v > 0]
+    top = max(logs, default=0.0)
+    low = min(logs + [top - 1.0])
     out = ""
     for v in values:
         if v is None or not math.isfinite(v) or v <= 0:
@@ -226,25 +218,40 @@ def norm_style(value) -> str:
 NORM_LEGEND = "colour by magnitude: [red]< 1e-5[/] [yellow]< 1e-3[/] [green]1e-3 to 10[/] [yellow]> 10[/] [red]> 1e3[/]"
 
 
-def _flag_cell(s) -> str:
+SHORT_FLAGS = {"vanishing": "vanish", "exploding": "expl", "collapsed": "collapse", "saturated": "sat"}
+
+
+def _flag_cell(s, short: bool = False) -> str:
+    """``vanishing (e1), exploding (e8)``; ``short``: ``vanish e1; expl e8``, and flags of one onset share it."""
     onset = {f.name: f.onset_epoch for f in s.states}
-    return ", ".join(f"{name} (e{onset.get(name, '?')})" for name in s.flags)
+    if not short:
+        return ", ".join(f"{name} (e{onset[name]})" if name in onset else name for name in s.flags)
+    by_onset: dict = {}
+    for name in s.flags:
+        by_onset.setdefault(onset.get(name), []).append(SHORT_FLAGS.get(name, name))
+    return "; ".join(",".join(names) + (f" e{e}" if e is not None else "") for e, names in by_onset.items())
 
 
-def layer_rows(layers) -> list[list]:
+def _unmeasured(value) -> bool:
+    return value is None or math.isnan(value)  # a gradient gone bad stops training: NaN here means no record yet
+
+
+def layer_rows(layers, short: bool = False) -> list[list]:
     rows = []
     for s in layers:
         kind, share = s.share
+        unit = "sat" if kind == "saturated" else kind
+        share = "" if not kind else "-" if _unmeasured(share) else f"{share:.0%} {unit}"
         rows.append(
             [
                 str(s.index),
                 s.name,
                 s.activation,
-                Text(sci(s.grad_norm, 3), style=norm_style(s.grad_norm)),
-                spark(s.trend),
-                sci(s.update_ratio),
-                f"{percent(share)} {'sat' if kind == 'saturated' else kind}" if kind else "",
-                Text(_flag_cell(s), style="bold red") if s.flags else "",
+                "-" if _unmeasured(s.grad_norm) else Text(sci(s.grad_norm, 3), style=norm_style(s.grad_norm)),
+                spark(s.trend) or "-",
+                "-" if _unmeasured(s.update_ratio) else sci(s.update_ratio),
+                share,
+                Text(_flag_cell(s, short), style="bold red") if s.flags else "",
             ]
         )
     return rows
@@ -291,6 +298,9 @@ class TrainingView:
         self.layers = layers
         self.epochs_done += 1
 
+    def update_layers(self, layers) -> None:
+        self.layers = layers  # the epoch's numbers so far; drawn at the next refresh
+
     def __rich_console__(self, console, options):
         width = options.max_width
         height = (options.height or console.size.height) - 1  # the cursor's line
@@ -307,7 +317,7 @@ class TrainingView:
             if len(shown) < len(layers):
                 note = f"{len(shown)} of {plural(len(layers), 'layer')} shown, flagged first;"
                 note += " all: dnn inspect-gradients RUN_DIR"
-            panel = fitted_table(console, LAYER_COLS, layer_rows(shown), width, note=note)
+            panel = _layer_panel(console, shown, width, note)
             panel_lines = _lines(console, width, panel)
             if panel_lines <= room or len(shown) == 1:
                 break
@@ -329,6 +339,14 @@ class TrainingView:
 
     def _blank(self) -> list[str]:
         return ["-"] * len(self.columns)
+
+
+def _layer_panel(console: Console, layers, width: int, note: str) -> Table:
+    """The layer panel; its flags shortened before any column is left out: the columns are their evidence."""
+    rows = layer_rows(layers)
+    if natural_width(console, _table(LAYER_COLS, rows, None, None)) > width:
+        rows = layer_rows(layers, short=True)
+    return fitted_table(console, LAYER_COLS, rows, width, note=note)
 
 
 def _lines(console: Console, width: int, renderable) -> int:
@@ -395,31 +413,42 @@ class PlainReporter(Reporter):
             high = max(finite, key=lambda s: s.grad_norm)
             line += f"  min {sci(low.grad_norm)} ({low.name}), max {sci(high.grad_norm)} ({high.name})"
         self._print(line)
+        events = []  # in the order they happened: an explosion's raise before the collapse that follows it
         for s in layers:
             states = {f.name: f for f in s.states}
+            who = f"{s.name} ({s.index}, {s.activation})"
             for name in s.raised:
-                f = states.get(name)
-                detail = f": {f.detail}" if f else ""
-                self._print(f"  flag raised: {s.name} ({s.index}, {s.activation}) {name}{detail}")
+                detail = f": {states[name].detail}" if name in states else ""
+                line = f"  flag raised: {who} {name}{_at(s.raised_at, name)}{detail}"
+                events.append((s.raised_at.get(name, (0,))[0], s.index, 0, line))
             for name in s.cleared:
-                self._print(f"  flag cleared: {s.name} ({s.index}, {s.activation}) {name}")
+                line = f"  flag cleared: {who} {name}{_at(s.cleared_at, name)}"
+                events.append((s.cleared_at.get(name, (0,))[0], s.index, 1, line))
+        for *_, line in sorted(events):
+            self._print(line)
 
     def train_end(self, result):
         if result is not None:  # None: the run ended on an error, which the caller reports
-            print_result(result, self._print)
+            print_result(result, self._print, [w["name"] for w in self.info["watched"]])
 
 
-def flag_summary(result: RunResult) -> list[str]:
-    """The end-of-training summary: each flag raised during the run, by onset, and where to look for the detail."""
+def _at(when: dict, name: str) -> str:
+    return f" at step {when[name][0]} (epoch {when[name][1]})" if name in when else ""
+
+
+def flag_summary(result: RunResult, order: list[str] | None = None) -> list[str]:
+    """The end-of-training summary: each flag raised during the run, by onset, and where to look for the detail.
+
+    ``order``: every watched layer's name in model order, to write runs of layers by their ends (gaps said)."""
     if not result.flags:
-        return []
+        return ["No gradient flag raised: every layer's gradients stayed in range."]
     groups: dict[tuple, list[dict]] = {}
     for f in result.flags:
         key = (f["flag"], f["onset_epoch"], f["active_at_end"])
         groups.setdefault(key, []).append(f)
     out = [f"Flags raised during the run (per layer and step, with advice: dnn inspect-gradients {result.run_dir}):"]
     for (flag, onset, active), items in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[1][0]["index"])):
-        names = flag_groups([{"layer": f["layer"], "flag": flag} for f in items]).split(": ", 1)[1]
+        names = layer_span([f["layer"] for f in items], order or [])
         if active:
             when = f"from epoch {onset}, still at the end"
         else:
@@ -429,12 +458,12 @@ def flag_summary(result: RunResult) -> list[str]:
     return out
 
 
-def print_result(result: RunResult, emit) -> None:
+def print_result(result: RunResult, emit, order: list[str] | None = None) -> None:
     if result.message:
         emit(result.message)
     if result.restored_epoch is not None:  # as Keras says it
         emit(f"Restoring model weights from the end of the best epoch: {result.restored_epoch}.")
-    for line in flag_summary(result):
+    for line in flag_summary(result, order):
         emit(line)
     if result.test is not None:
         parts = ", ".join(f"{k} {fmt(v)}" for k, v in result.test.items())
@@ -447,6 +476,8 @@ def print_result(result: RunResult, emit) -> None:
 
 class LiveReporter(PlainReporter):
     """The live view under a progress bar, for terminals."""
+
+    layers_every = 0.25  # the layer panel moves within an epoch too; each update costs a pass over the layers
 
     def __init__(self, console: Console | None = None):
         super().__init__()
@@ -481,6 +512,9 @@ class LiveReporter(PlainReporter):
         self._last = now
         self.progress.update(self.task, completed=done, total=total, epoch=epoch + 1, loss=fmt(loss))
 
+    def layers_update(self, layers):
+        self.view.update_layers(layers)
+
     def epoch_end(self, row, layers):
         self.view.add_epoch(row, layers)
         self.progress.update(self.task, completed=0, epoch=min(row["epoch"] + 1, self.info["epochs"]))
@@ -490,7 +524,7 @@ class LiveReporter(PlainReporter):
             self.progress.update(self.task, visible=False)
             self.live.stop()
         if result is not None:
-            print_result(result, self.console.print)
+            print_result(result, self.console.print, [w["name"] for w in self.info["watched"]])
 
 
 # other commands -------------------------------------------------------------------
@@ -637,22 +671,21 @@ def inspection_text(report: dict) -> list[str]:
     return out
 
 
-def flag_groups(items: list[dict]) -> str:
-    """``vanishing: dense to dense_13 (14 layers)``: flagged layers grouped by flag, in model order."""
+def flag_groups(items: list[dict], order: list[str] | None = None) -> str:
+    """``vanishing: dense to dense_2, dense_4 to dense_13 (13 layers)``: flagged layers grouped by flag.
+
+    ``order``: every watched layer's name in model order; without it each layer is named, as no gap can be seen."""
     by_flag: dict[str, list[str]] = {}
     for item in items:
         by_flag.setdefault(item["flag"], []).append(item["layer"])
-    parts = []
-    for flag, layers in by_flag.items():
-        names = f"{layers[0]} to {layers[-1]} ({len(layers)} layers)" if len(layers) > 3 else ", ".join(layers)
-        parts.append(f"{flag}: {names}")
-    return "; ".join(parts) or "-"
+    return "; ".join(f"{flag}: {layer_span(layers, order or [])}" for flag, layers in by_flag.items()) or "-"
 
 
 def try_advice_rows(report: dict) -> tuple[list[Col], list[list[str]]]:
     cols = [Col("#"), Col("cleared", "left", wrap=True), Col("remaining", "left", wrap=True)]
     cols += [Col("new", "left", wrap=True), Col("final loss", wrap=True)]
     rows = []
+    order = [layer["name"] for layer in report.get("layers", [])]
     for t in report.get("tried", []):
         if "error" in t:
             rows.append([str(t["advice"]), f"could not apply: {t['error']}", "", "", ""])
@@ -661,9 +694,9 @@ def try_advice_rows(report: dict) -> tuple[list[Col], list[list[str]]]:
         rows.append(
             [
                 str(t["advice"]),
-                flag_groups(t["cleared"]),
-                flag_groups(t["remaining"]),
-                flag_groups(t["new"]),
+                flag_groups(t["cleared"], order),
+                flag_groups(t["remaining"], order),
+                flag_groups(t["new"], order),
                 f"{fmt(t['loss_before'])} -> {after}",
             ]
         )

@@ -19,6 +19,9 @@ bound.
 Records leave the monitor as they are made (``take_records``): the run
 appends them to ``gradients.csv`` each epoch, and the monitor itself keeps
 only this epoch's sums and the windows of the flag rules (``rules.py``).
+``summarize`` gives each layer's numbers at an epoch's end, ``interim`` the
+same numbers so far in the epoch (for a live view that must not sit still
+through a long first epoch).
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from dnncli.train.trainer import Callback
 
 AUTO_EVERY_PARAMS = 50_000  # models up to this size record every statistic at every step
 AUTO_EVERY = 20
-DEAD_WINDOW = 32  # samples a dead-unit fraction is measured over, at the least
+DEAD_WINDOW = 256  # samples a dead-unit fraction is measured over, at the least
 TREND_EPOCHS = 8  # epochs of gradient norms the live view's trend shows
 STEP_FIELDS = (
     "epoch",
@@ -64,8 +67,10 @@ class MonitorSettings:
         Record the full statistics every K steps; None: every step for models of up to 50,000 parameters, else 20.
     vanishing_ratio, vanishing_floor, exploding_norm, exploding_growth, exploding_min : float
         The thresholds of ``vanishing``, ``exploding`` (and of ``collapsed``'s drop, ``vanishing_ratio``).
-    dead_fraction, saturated_fraction : float, default=0.5
-        Fractions of units (outputs) dead (saturated) that raise ``dead`` (``saturated``).
+    dead_fraction : float, default=0.5
+        Fraction of a relu layer's units dead (off for every sample) that raises ``dead``.
+    saturated_fraction : float, default=0.4
+        Fraction of a sigmoid or tanh layer's outputs within 1% of a bound that raises ``saturated``.
     smooth : int, default=5
         Records in each rule's running median.
     growth_window : int, default=20
@@ -83,7 +88,7 @@ class MonitorSettings:
         exploding_growth: float = 10.0,
         exploding_min: float = 1.0,
         dead_fraction: float = 0.5,
-        saturated_fraction: float = 0.5,
+        saturated_fraction: float = 0.4,
         smooth: int = 5,
         growth_window: int = 20,
         collapse_records: int = 5,
@@ -135,6 +140,8 @@ class LayerSummary:
     states: list[FlagState] = field(default_factory=list)  # every flag raised so far
     raised: list[str] = field(default_factory=list)  # began in this epoch
     cleared: list[str] = field(default_factory=list)  # held at the previous epoch's end, not at this one's
+    raised_at: dict[str, tuple[int, int]] = field(default_factory=dict)  # (step, epoch) of each of ``raised``
+    cleared_at: dict[str, tuple[int, int]] = field(default_factory=dict)  # and of each of ``cleared``
 
     @property
     def share(self) -> tuple[str, float]:
@@ -182,12 +189,14 @@ def watched_layers(model) -> list[tuple[WatchedLayer, object, object]]:
 class GradientMonitor(Callback):
     """Per-layer gradient and activation statistics of every dense layer, for ``dnn train`` and inspection."""
 
-    def __init__(self, model, cfg: dict):
+    def __init__(self, model, cfg: dict, loss=None):
+        """``loss``: the model's loss, whose uninformed value tells the rules when the network has learned."""
         self.cfg = cfg
         self.model = model
         self.watched = watched_layers(model)
         self.layers = [w for w, _, _ in self.watched]
-        self.tracker = FlagTracker(self.layers, cfg)
+        uninformed = loss.uninformed(model.output_shape[-1]) if loss is not None else None
+        self.tracker = FlagTracker(self.layers, cfg, uninformed)
         # where each kernel's squared gradient norm sits in the trainer's grad_sq
         self.kernel_slots = [model.variable_names.index(f"{layer.name}.kernel") for _, layer, _ in self.watched]
         every = cfg.get("every")
@@ -204,6 +213,10 @@ class GradientMonitor(Callback):
         self.trend = [deque(maxlen=TREND_EPOCHS) for _ in range(n)]
         self.active_before: list[list[str]] = [[] for _ in range(n)]  # flags active at the previous epoch's end
         self.epoch_summaries: list[LayerSummary] = []
+        # where each flag last came on or went off, (step, epoch): a flag's onset is only its first episode's
+        self._active: list[set[str]] = [set() for _ in range(n)]
+        self._raised_at: list[dict] = [{} for _ in range(n)]
+        self._cleared_at: list[dict] = [{} for _ in range(n)]
         # small batches: each unit's largest output since the dead fractions were last measured
         self._peak = {w.index: None for w in self.layers if w.activation in DEAD_ACTIVATIONS}
         self._alive_samples = 0
@@ -223,7 +236,7 @@ class GradientMonitor(Callback):
         if len(x) < DEAD_WINDOW and self._peak:
             self._track_peaks(len(x))
         if trainer.step % self.every == 0:
-            self.record(trainer.epoch, trainer.step, norms)
+            self.record(trainer.epoch, trainer.step, norms, loss.total)
 
     def on_batch_skipped(self, trainer, err):
         self.tracker.nonfinite(err.layer, err.stage, err.step + 1, err.epoch + 1, skipped=True)
@@ -255,7 +268,7 @@ class GradientMonitor(Callback):
             return math.nan  # not enough samples yet to call a unit dead
         return float((self._peak[i] <= 0).mean())
 
-    def record(self, epoch: int, step: int, norms) -> None:
+    def record(self, epoch: int, step: int, norms, loss: float | None = None) -> None:
         rows = []
         for j, ((w, layer, act_layer), norm) in enumerate(zip(self.watched, norms)):
             kernel = layer.params["kernel"]
@@ -293,61 +306,101 @@ class GradientMonitor(Callback):
             self._peak = dict.fromkeys(self._peak)
             self._alive_samples = 0
         self.pending.extend(rows)
-        self.tracker.update(rows)
+        self.tracker.update(rows, loss)
+        self._note_changes(step + 1, epoch + 1)
+
+    def _note_changes(self, step: int, epoch: int) -> None:
+        for j, w in enumerate(self.layers):
+            now = {f.name for f in self.tracker.flags(w.index) if f.active}
+            was = self._active[j]
+            if now != was:
+                for name in now - was:
+                    self._raised_at[j][name] = (step, epoch)
+                for name in was - now:
+                    self._cleared_at[j][name] = (step, epoch)
+                self._active[j] = now
 
     def take_records(self) -> list[dict]:
         """The records made since the last call, handed over (the monitor keeps none)."""
         out, self.pending = self.pending, []
         return out
 
-    def replay(self, records: list[dict], events: list[dict] = ()) -> None:
-        """Judge recorded steps and non-finite events again, as one timeline in (epoch, step) order."""
+    def replay(self, records: list[dict], events: list[dict] = (), losses: dict | None = None) -> None:
+        """Judge recorded steps and non-finite events again, as one timeline in (epoch, step) order; ``losses``:
+        the batch loss by step (losses.csv), for the rules that read it."""
         timeline: dict[tuple[int, int], list] = {}
         for r in records:
             timeline.setdefault((r["epoch"], r["step"]), [[], []])[0].append(r)
         for e in events:
             timeline.setdefault((e["epoch"], e["step"]), [[], []])[1].append(e)
         epoch = None
-        for (at_epoch, _), (rows, happened) in sorted(timeline.items()):
+        losses = losses or {}
+        for (at_epoch, at_step), (rows, happened) in sorted(timeline.items()):
             if at_epoch != epoch:
                 epoch = at_epoch
                 self.tracker.begin_epoch()
             for e in happened:  # a skipped batch makes no record; a stopped one comes before its own
                 self.tracker.nonfinite(e["layer"], e["stage"], e["step"], e["epoch"], e["skipped"])
             if rows:
-                self.tracker.update(rows)
+                self.tracker.update(rows, losses.get(at_step))
 
     def summarize(self) -> list[LayerSummary]:
         """This epoch's numbers and flags for each watched layer; moves the trend on by one epoch."""
         out = []
-        means = self.sums / max(self.count, 1) if self.count else np.full(len(self.watched), math.nan)
+        for j, s in enumerate(self._summaries()):
+            self.trend[j].append(s.grad_norm)
+            s.trend = list(self.trend[j])
+            active = [f.name for f in s.states if f.active]
+            before = self.active_before[j]
+            s.raised = [f for f in s.flags if f not in before]
+            s.cleared = [f for f in FLAGS if (f in before or f in s.flags) and f not in active]
+            for f in s.states:
+                if f.name in s.raised:
+                    first = (f.onset_step, f.onset_epoch)  # the rule's onset, as the run's summary says it
+                    s.raised_at[f.name] = first if f.episodes <= 1 else self._raised_at[j].get(f.name, first)
+                if f.name in s.cleared:
+                    s.cleared_at[f.name] = self._cleared_at[j].get(f.name, (f.last_step, f.last_epoch))
+            self.active_before[j] = active
+            out.append(s)
+        return out
+
+    def interim(self) -> list[LayerSummary]:
+        """Each layer's numbers so far in this epoch and the flags it holds so far; the trend stays where the last
+        epoch's end left it. A number this epoch has not measured yet is the last epoch's: no blank at its start."""
+        out = self._summaries()
+        last = {s.index: s for s in self.epoch_summaries}
+        for s in out:
+            # flags still active at the last record hold until a record says otherwise, even the previous epoch's
+            active = {f.name for f in s.states if f.active}
+            s.flags = [f for f in FLAGS if f in s.flags or f in active]
+            before = last.get(s.index)
+            if before is None:
+                continue
+            for key in ("grad_norm", "update_ratio", "dead_fraction", "saturated_fraction", "weight_norm"):
+                if math.isnan(getattr(s, key)):
+                    setattr(s, key, getattr(before, key))
+        return out
+
+    def _summaries(self) -> list[LayerSummary]:
+        means = self.sums / self.count if self.count else None
         with np.errstate(invalid="ignore", divide="ignore"):
             record_means = self.record_sums / self.record_counts
-        for j, w in enumerate(self.layers):
-            self.trend[j].append(float(means[j]))
-            states = self.tracker.flags(w.index)
-            active = [f.name for f in states if f.active]
-            held = self.tracker.epoch_flags(w.index)
-            before = self.active_before[j]
-            out.append(
-                LayerSummary(
-                    w.index,
-                    w.name,
-                    w.activation,
-                    grad_norm=float(means[j]),
-                    update_ratio=float(record_means[j, 0]),
-                    dead_fraction=float(record_means[j, 1]),
-                    saturated_fraction=float(record_means[j, 2]),
-                    weight_norm=float(self.last_weight_norm[j]),
-                    trend=list(self.trend[j]),
-                    flags=held,
-                    states=states,
-                    raised=[f for f in held if f not in before],
-                    cleared=[f for f in FLAGS if (f in before or f in held) and f not in active],
-                )
+        return [
+            LayerSummary(
+                w.index,
+                w.name,
+                w.activation,
+                grad_norm=math.nan if means is None else float(means[j]),
+                update_ratio=float(record_means[j, 0]),
+                dead_fraction=float(record_means[j, 1]),
+                saturated_fraction=float(record_means[j, 2]),
+                weight_norm=float(self.last_weight_norm[j]),
+                trend=list(self.trend[j]),
+                flags=self.tracker.epoch_flags(w.index),
+                states=self.tracker.flags(w.index),
             )
-            self.active_before[j] = active
-        return out
+            for j, w in enumerate(self.layers)
+        ]
 
     # checkpoints ----------------------------------------------------------------------
     def get_state(self):
@@ -380,10 +433,11 @@ class GradientMonitor(Callback):
         for i in self._peak:
             self._peak[i] = arrays.get(f"peak.{i}")
 
-    def resume(self, records: list[dict]) -> None:
+    def resume(self, records: list[dict], losses: dict | None = None) -> None:
         """After ``set_state``: judge the run's records so far again, with its skipped batches.
 
         The flags held in the unfinished epoch come from the checkpoint: the epoch may have no record yet.
         """
-        self.replay(records, self._restored["events"])
+        self.replay(records, self._restored["events"], losses)
         self.tracker.set_epoch_flags({w.index: flags for w, flags in zip(self.layers, self._restored["epoch_flags"])})
+        self._active = [{f.name for f in self.tracker.flags(w.index) if f.active} for w in self.layers]

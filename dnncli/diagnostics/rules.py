@@ -1,35 +1,53 @@
 """Flags: what each layer's recorded statistics say, judged record by record over the whole window.
 
-The gradient monitor hands every recorded step to a ``FlagTracker``. For each
-layer the tracker keeps only the short windows the rules need (the last
-``smooth`` records, and ``growth_window`` running medians), so the cost of a
-run stays linear in its length, and it keeps, for each flag, when it was first
-raised, for how many records it held, its worst value, and whether it still
-holds. ``dnn train`` (as it runs), ``dnn inspect-gradients CONFIG`` and
-``dnn inspect-gradients RUN_DIR`` (replaying ``gradients.csv``) all judge with
-this one tracker, so the same records give the same flags.
+The gradient monitor hands every recorded step (and the batch loss at it) to a
+``FlagTracker``. For each layer the tracker keeps only the short windows the
+rules need (the last ``growth_window`` records), so the cost of a run stays
+linear in its length, and it keeps, for each flag, when it was first raised,
+for how many records it held, its worst value, and whether it still holds.
+``dnn train`` (as it runs), ``dnn inspect-gradients CONFIG`` and
+``dnn inspect-gradients RUN_DIR`` (replaying ``gradients.csv`` and
+``losses.csv``) all judge with this one tracker, so the same records give the
+same flags.
 
-The rules, with their thresholds under ``monitor:`` in a config:
+The rules, with their thresholds under ``monitor:`` in a config. "Median" is
+the running median of the last ``smooth`` records, never a single batch:
 
-- ``vanishing``: the running median of the kernel gradient norm is below
-  ``vanishing_floor`` (a layer that was never above it), or below
-  ``vanishing_ratio`` times the last dense layer's;
-- ``exploding``: the running median is above ``exploding_norm``, or has grown
-  ``exploding_growth`` times or more above its lowest value of the previous
-  ``growth_window`` records, up to ``exploding_min`` or more (a network
-  leaving a plateau grows its small gradients too);
+- ``vanishing``: the median kernel gradient norm is below ``vanishing_floor``
+  (a layer that was never above it), or below ``vanishing_ratio`` times the
+  last dense layer's;
+- ``exploding``: the median is above ``exploding_norm``; or it has grown
+  ``exploding_growth`` times or more above the median of the records before it
+  in the ``growth_window``, by more than the layer's own batch-to-batch spread
+  can explain, up to ``exploding_min`` or more, while the loss is not falling
+  (a network leaving a plateau, or sharpening its fit, grows its gradients
+  too: that is learning, not an explosion);
 - ``collapsed``: the gradient is exactly 0, or under ``vanishing_floor`` and
   ``vanishing_ratio`` times its own peak, for ``collapse_records`` consecutive
   records or more after having been above the floor: the layer stopped
   learning;
 - ``dead`` (relu only: leaky_relu, elu, selu, gelu and swish pass gradient
-  below zero): the running median of the dead-unit fraction is above
-  ``dead_fraction``;
+  below zero): the median dead-unit fraction is above ``dead_fraction``;
 - ``saturated`` (sigmoid and tanh hidden layers; an output layer's activation
-  belongs to the loss): the running median of the saturated fraction is above
+  belongs to the loss): the median saturated fraction is above
   ``saturated_fraction``;
 - ``nonfinite``: NaN or infinity in the layer's gradient or weights, or in the
   moving statistics of the batch normalization that follows it.
+
+``dead`` and ``saturated`` are a pathology while the network has not learned:
+once the loss is half of an uninformed model's (ln C for C classes; for
+values, a fifth of where training started), or while it is clearly falling
+with a tenth of the units still working, dead or saturated units are capacity
+the network does not need, not a cause of failure. The growth rule must hold
+for ``smooth`` records in a row, while the loss neither falls nor learns.
+
+One verdict per layer and record on the gradient's size: ``collapsed`` before
+``exploding`` past ``exploding_norm``, before ``vanishing``, before
+``exploding`` by growth; a layer is never ``vanishing`` and ``exploding`` at
+once. A flag whose cause shows on the same layer (vanishing with saturated or
+dead units) says so in its detail. A flag raised within the first ``smooth``
+records that clears within ``growth_window`` records is *transient*: the
+initial weights settling, reported as such and not failing ``--fail-on``.
 """
 
 from __future__ import annotations
@@ -43,6 +61,27 @@ from dnncli.errors import plural
 FLAGS = ("vanishing", "exploding", "collapsed", "dead", "saturated", "nonfinite")
 SATURATING = ("sigmoid", "tanh")
 DEAD_ACTIVATIONS = ("relu",)  # the only activation whose gradient is exactly zero below zero
+
+
+def layer_span(names: list[str], order: list[str]) -> str:
+    """``dense to dense_2, dense_4 to dense_11 (11 layers)``: ``names`` as runs of consecutive layers of ``order``.
+
+    A run of three layers or more is written by its ends; a gap in the run is never hidden. ``order`` is every
+    watched layer's name in model order (a name missing from it is listed on its own, in the order given).
+    """
+    position = {name: k for k, name in enumerate(order)}
+    known = sorted({n for n in names if n in position}, key=position.__getitem__)
+    runs: list[list[str]] = []
+    for name in known:
+        if runs and position[name] == position[runs[-1][-1]] + 1:
+            runs[-1].append(name)
+        else:
+            runs.append([name])
+    parts = [f"{r[0]} to {r[-1]}" if len(r) >= 3 else ", ".join(r) for r in runs]
+    parts += [n for n in dict.fromkeys(names) if n not in position]
+    count = len(known) + len(parts) - len(runs)
+    text = ", ".join(parts)
+    return f"{text} ({count} layers)" if any(len(r) >= 3 for r in runs) else text
 
 
 @dataclass(frozen=True)
@@ -69,6 +108,9 @@ class FlagState:
     active: bool = False  # holds at the last record
     peak: float = math.nan  # the worst value of the flag's measure
     detail: str = ""  # the numbers at the worst record
+    onset_record: int = 0  # the tracker's record count at the onset and at the last record it held
+    last_record: int = 0
+    transient: bool = False  # raised at initialization and cleared within a few records (set by the tracker)
 
     def describe(self, unit: str = "step", total: int | None = None) -> str:
         """``gradient 0 from step 35 to the end (6 of 40 records)``: the worst numbers, then onset and extent."""
@@ -81,7 +123,9 @@ class FlagState:
         held = f"({self.records} of {total} records)" if total else f"({plural(self.records, 'record')})"
         onset, last = at(self.onset_step, self.onset_epoch), at(self.last_step, self.last_epoch)
         stretches = f" in {self.episodes} stretches" if self.episodes > 1 else ""
-        if self.active:
+        if self.transient:
+            span = f"at initialization, {onset} to {last} {held}, then cleared (transient)"
+        elif self.active:
             span = f"from {onset} to the end{stretches} {held}"
         elif self.last_step == self.onset_step:
             span = f"at {onset} only {held}"
@@ -90,16 +134,24 @@ class FlagState:
         return f"{self.detail} {span}"
 
 
+LEARNED_CLASSES = 0.5  # a loss this fraction of an uninformed model's or less: the network has learned
+LEARNED_VALUES = 0.2  # for values, where no model is uninformed: this fraction of the loss it started at
+FALLING = 0.9  # a loss now at this fraction of its level four growth windows ago, or less, is falling
+MOSTLY = 0.9  # a layer with this share of dead or saturated units is held back, whatever its loss does
+Z_GROWTH = 4.0  # growth beyond this many standard errors of the layer's own spread is not noise
+
+
 @dataclass
 class _LayerWindow:
     grad: deque  # (step, epoch, grad_norm) of the last `smooth` records
     dead: deque
     sat: deque
-    medians: deque  # running medians of the last `growth_window` records
+    logs: deque  # log10 of the finite gradient norms of the last `growth_window` records
     seen_above: bool = False  # the gradient was above the floor at some record
     peak: float = 0.0  # the highest running median so far
     zero_run: int = 0
     zero_start: tuple = (0, 0)
+    grow_run: int = 0  # consecutive records the growth rule has held
     flags: dict = field(default_factory=dict)  # name -> FlagState
     epoch_flags: set = field(default_factory=set)  # flags that held at some record of the current epoch
 
@@ -110,6 +162,12 @@ def _median(values) -> float:
     if n == 0:
         return math.nan
     return v[n // 2] if n % 2 else 0.5 * (v[n // 2 - 1] + v[n // 2])
+
+
+def _spread(values) -> float:
+    """A robust standard deviation: 1.4826 times the median absolute deviation."""
+    m = _median(values)
+    return 1.4826 * _median([abs(v - m) for v in values])
 
 
 class FlagTracker:
@@ -123,8 +181,9 @@ class FlagTracker:
         The resolved ``monitor:`` section (thresholds and windows).
     """
 
-    def __init__(self, layers: list[WatchedLayer], cfg: dict):
+    def __init__(self, layers: list[WatchedLayer], cfg: dict, uninformed_loss: float | None = None):
         self.layers = list(layers)
+        self.uninformed_loss = uninformed_loss  # what a model that knows nothing scores (ln C for C classes)
         self.cfg = cfg
         self.smooth = cfg["smooth"]
         self.windows = {
@@ -138,15 +197,22 @@ class FlagTracker:
         }
         self.total = 0  # records judged, per layer
         self.events: list[dict] = []  # non-finite stops and skipped batches
+        self.losses: deque = deque(maxlen=4 * cfg["growth_window"])  # the batch loss at each recorded step
+        self.first_loss = math.nan  # the median of the first `smooth` finite losses: where training started
+        self._first: list[float] = []
+        self._learned = False
 
     # feeding ---------------------------------------------------------------------
     def begin_epoch(self) -> None:
         for win in self.windows.values():
             win.epoch_flags = set()
 
-    def update(self, rows: list[dict]) -> None:
-        """Judge one recorded step: ``rows`` holds one record per watched layer (as in gradients.csv)."""
+    def update(self, rows: list[dict], loss: float | None = None) -> None:
+        """Judge one recorded step: ``rows`` holds one record per watched layer (as in gradients.csv); ``loss`` is
+        the batch loss at that step (None where unknown: the loss-dependent rules then judge without it)."""
         self.total += 1
+        self._add_loss(loss)
+        self._learned = self._has_learned()
         by_index = {r["layer_index"]: r for r in rows}
         medians = {}
         for w in self.layers:
@@ -168,6 +234,58 @@ class FlagTracker:
             if r is not None:
                 self._judge(w, r, medians[w.index], reference)
 
+    def _add_loss(self, loss) -> None:
+        if loss is None:
+            return
+        self.losses.append(loss)
+        if len(self._first) < self.smooth and math.isfinite(loss):
+            self._first.append(loss)
+            self.first_loss = _median(self._first)
+
+    def _has_learned(self) -> bool:
+        """Whether the network has learned: its loss is now half that of a model that knows nothing, or less (where the loss says what that
+        is: ln C for C classes); for values, a fifth of where training started."""
+        recent = [v for v in list(self.losses)[-self.smooth :] if math.isfinite(v)]
+        if self.uninformed_loss is not None:
+            reference, share = self.uninformed_loss, LEARNED_CLASSES
+        else:
+            reference, share = self.first_loss, LEARNED_VALUES
+        if not recent or not reference > 0:
+            return False
+        now = _median(recent)
+        # a network that has learned keeps the verdict through a spike, unless it falls back to knowing nothing
+        self._learned = now <= share * reference or (self._learned and now < reference)
+        return self._learned
+
+    def loss_falling(self) -> bool | None:
+        """Whether the loss's median over the last ``smooth`` records is below the median of the records before
+        it in the growth window (None: not known yet)."""
+        values = list(self.losses)[-self.cfg["growth_window"] :]
+        if len(values) < self.cfg["growth_window"]:
+            return None
+        old, recent = values[: -self.smooth], values[-self.smooth :]
+        if not all(math.isfinite(v) for v in recent):
+            return False
+        return _median(recent) < _median([v for v in old if math.isfinite(v)] or [math.inf])
+
+    def learning(self) -> bool:
+        """Whether the loss is clearly falling over the longer horizon (``FALLING``, over four growth windows),
+        and is below an uninformed model's: a loss falling from an explosion back to chance is not learning."""
+        window = self.cfg["growth_window"]
+        values = [v for v in self.losses if math.isfinite(v)]
+        if len(self.losses) < len(values) or len(values) < 2 * window:
+            return False
+        now, before = _median(values[-window:]), _median(values[:window])
+        below_chance = self.uninformed_loss is None or now < self.uninformed_loss
+        return below_chance and now <= FALLING * before
+
+    def idle_units_matter(self, fraction: float) -> bool:
+        """Whether dead or saturated units, this share of a layer's, hold the network back: not once it has
+        learned, nor while it is learning with a working share of units left."""
+        if self._learned:
+            return False
+        return fraction >= MOSTLY or not self.learning()
+
     def _judge(self, w: WatchedLayer, r: dict, median: float, reference: float) -> None:
         cfg = self.cfg
         win = self.windows[w.index]
@@ -179,6 +297,8 @@ class FlagTracker:
         if not math.isfinite(g) or (weight_norm is not None and not math.isfinite(weight_norm)):
             what = "gradient" if not math.isfinite(g) else "weights"
             held["nonfinite"] = (step, epoch, 1.0, None, f"non-finite {what} at step {step}")
+
+        units = self._units(w, win, held)
 
         # collapse: exactly 0, or at the floor and a thousandth of its own peak or less, for several records in a
         # row, after having been above the floor; a gradient that merely hovers near the floor is vanishing
@@ -193,68 +313,104 @@ class FlagTracker:
             win.seen_above = True
         if math.isfinite(median):
             win.peak = max(win.peak, median)
-        collapsing = win.zero_run >= cfg["collapse_records"]
-        if collapsing:
+        because = f" ({units})" if units else ""
+        if win.zero_run >= cfg["collapse_records"]:
             s, e = win.zero_start
             zero = "0" if g == 0 else f"under the floor {floor:.0e}"
-            held["collapsed"] = (s, e, -win.zero_run, False, f"gradient {zero}")
-
+            held["collapsed"] = (s, e, -win.zero_run, False, f"gradient {zero}{because}")
         # a median of exactly 0 after a live start is a collapse under way, not a vanishing gradient
-        if math.isfinite(median) and not collapsing and not (median == 0 and win.seen_above):
-            if median < floor and not win.seen_above:
-                onset = self._onset(win.grad, lambda v: v < floor)
-                held["vanishing"] = (*onset, median, False, f"gradient norm {median:.2g} < floor {floor:.0e}")
-            elif not w.output and math.isfinite(reference) and reference > floor:
-                ratio = median / reference
-                if ratio < cfg["vanishing_ratio"]:
-                    limit = cfg["vanishing_ratio"] * reference
-                    onset = self._onset(win.grad, lambda v: v < limit)
-                    held["vanishing"] = (
-                        *onset,
-                        median,
-                        False,
-                        f"gradient norm {median:.2g}, {ratio:.2g} x the last layer's ({reference:.2g})",
-                    )
-            if median > cfg["exploding_norm"]:
-                limit = cfg["exploding_norm"]
-                onset = self._onset(win.grad, lambda v: v > limit)
-                held["exploding"] = (*onset, median, True, f"gradient norm {median:.2g} > {limit:.0e} at worst")
-            elif len(win.medians) >= self.smooth:
-                base = min(list(win.medians)[: len(win.medians) - self.smooth + 1])
-                grown = median >= cfg["exploding_growth"] * base and median >= cfg["exploding_min"]
-                if base > floor and grown:
-                    limit = cfg["exploding_growth"] * base
-                    onset = self._onset(win.grad, lambda v: v >= limit)
-                    held["exploding"] = (
-                        *onset,
-                        median / base,
-                        True,
-                        f"gradient norm grew {median / base:.2g}x within {len(win.medians)} records"
-                        f" ({base:.2g} -> {median:.2g})",
-                    )
-        if math.isfinite(median):
-            win.medians.append(median)
-
-        if w.activation in DEAD_ACTIVATIONS and win.dead:
-            dead = _median([v for _, _, v in win.dead])
-            limit = cfg["dead_fraction"]
-            if dead > limit:
-                onset = self._onset(win.dead, lambda v: v > limit)
-                held["dead"] = (*onset, dead, True, f"{dead:.0%} of the units output 0 for every sample")
-        if w.activation in SATURATING and not w.output and win.sat:
-            sat = _median([v for _, _, v in win.sat])
-            limit = cfg["saturated_fraction"]
-            if sat > limit:
-                onset = self._onset(win.sat, lambda v: v > limit)
-                held["saturated"] = (*onset, sat, True, f"{sat:.0%} of the outputs within 1% of a bound")
+        elif math.isfinite(median) and not (median == 0 and win.seen_above):
+            verdict = self._magnitude(w, win, median, reference, because)
+            if verdict is not None:
+                held[verdict[0]] = verdict[1:]
+        if math.isfinite(g) and g > 0:
+            win.logs.append(math.log10(g))
 
         for name, state in win.flags.items():
             if name not in held:
                 state.active = False
+                self._settle(state)
         for name, (s, e, measure, higher_is_worse, detail) in held.items():
             # a collapse is confirmed after collapse_records records at 0: they all count, from its onset
             backdated = win.zero_run - 1 if name == "collapsed" else 0
-            self._hold(win, name, step, epoch, s, e, measure, higher_is_worse, detail, backdated)
+            self._hold(win, name, step, epoch, s, e, measure, higher_is_worse, detail, backdated, self.total)
+
+    def _magnitude(self, w: WatchedLayer, win, median: float, reference: float, because: str):
+        """The one verdict on the gradient's size at this record: (name, onset..., detail), or None."""
+        cfg = self.cfg
+        floor, top = cfg["vanishing_floor"], cfg["exploding_norm"]
+        smoothed = f"median of the last {len(win.grad)} records"
+        if median > top:
+            onset = self._onset(win.grad, lambda v: v > top)
+            return ("exploding", *onset, median, True, f"gradient norm {median:.3g} > {top:.0e} ({smoothed})")
+        if median < floor and not win.seen_above:
+            onset = self._onset(win.grad, lambda v: v < floor)
+            return ("vanishing", *onset, median, False, f"gradient norm {median:.3g} < floor {floor:.0e}{because}")
+        if not w.output and math.isfinite(reference) and reference > floor:
+            ratio = median / reference
+            if ratio < cfg["vanishing_ratio"]:
+                limit = cfg["vanishing_ratio"] * reference
+                onset = self._onset(win.grad, lambda v: v < limit)
+                detail = f"gradient norm {median:.3g}, {ratio:.2g} x the last layer's ({reference:.3g}){because}"
+                return ("vanishing", *onset, median, False, detail)
+        grown = self._growth(win)
+        win.grow_run = win.grow_run + 1 if grown is not None else 0
+        if grown is not None and win.grow_run >= self.smooth:
+            base, now = grown
+            limit = cfg["exploding_growth"] * base
+            onset = self._onset(win.grad, lambda v: v >= limit)
+            n = len(win.logs)
+            detail = (
+                f"gradient norm grew {now / base:.3g}x while the loss did not fall: median {base:.3g} over records"
+                f" {self.total - n + 1}-{self.total - self.smooth} -> {now:.3g} over the last {self.smooth}"
+            )
+            return ("exploding", *onset, now / base, True, detail)
+        return None
+
+    def _growth(self, win) -> tuple[float, float] | None:
+        """(median before, median now) where the gradient grew past growth and noise while the loss did not fall."""
+        cfg = self.cfg
+        logs = list(win.logs)
+        if len(logs) + 1 < cfg["growth_window"]:
+            return None
+        old, recent = logs[: -self.smooth + 1], logs[-self.smooth + 1 :]  # the record being judged comes next
+        recent = recent + [math.log10(win.grad[-1][2])] if win.grad and win.grad[-1][2] > 0 else recent
+        base, now = _median(old), _median(recent)
+        rise = now - base
+        noise = _spread(logs) * math.sqrt(1.57 / len(recent) + 1.57 / len(old))
+        if rise < math.log10(cfg["exploding_growth"]) or rise < Z_GROWTH * noise or 10**now < cfg["exploding_min"]:
+            return None
+        if self.loss_falling() or self.learning():
+            return None
+        return 10**base, 10**now
+
+    def _units(self, w: WatchedLayer, win, held: dict) -> str:
+        """Judge dead and saturated units into ``held``; return the cause they give the layer's gradient."""
+        cfg = self.cfg
+        if w.activation in DEAD_ACTIVATIONS and win.dead:
+            dead = _median([v for _, _, v in win.dead])
+            limit = cfg["dead_fraction"]
+            if dead > limit and self.idle_units_matter(dead):
+                onset = self._onset(win.dead, lambda v: v > limit)
+                held["dead"] = (*onset, dead, True, f"{dead:.0%} of the units output 0 for every sample")
+                return "its units are dead"
+        if w.activation in SATURATING and not w.output and win.sat:
+            sat = _median([v for _, _, v in win.sat])
+            limit = cfg["saturated_fraction"]
+            if sat > limit and self.idle_units_matter(sat):
+                onset = self._onset(win.sat, lambda v: v > limit)
+                held["saturated"] = (*onset, sat, True, f"{sat:.0%} of the outputs within 1% of a bound")
+                return "its units are saturated"
+        return ""
+
+    def _settle(self, state: FlagState) -> None:
+        """A flag that stopped holding: transient if it came at initialization and went within the window."""
+        state.transient = (
+            state.episodes == 1
+            and state.onset_record <= self.smooth
+            and state.last_record - state.onset_record < self.cfg["growth_window"]
+            and state.name != "nonfinite"
+        )
 
     @staticmethod
     def _onset(values: deque, condition) -> tuple[int, int]:
@@ -266,10 +422,15 @@ class FlagTracker:
         return step, epoch
 
     @staticmethod
-    def _hold(win, name, step, epoch, onset_step, onset_epoch, measure, higher_is_worse, detail, backdated=0) -> None:
+    def _hold(
+        win, name, step, epoch, onset_step, onset_epoch, measure, higher_is_worse, detail, backdated=0, record=0
+    ) -> None:
         state = win.flags.get(name)
         if state is None:
-            state = win.flags[name] = FlagState(name, onset_step, onset_epoch, step, epoch)
+            onset_record = max(1, record - backdated)
+            state = win.flags[name] = FlagState(name, onset_step, onset_epoch, step, epoch, onset_record=onset_record)
+        state.last_record = record
+        state.transient = False
         if not state.active:
             state.active = True
             state.episodes += 1

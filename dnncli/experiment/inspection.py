@@ -54,6 +54,7 @@ def flag_report(f: FlagState, total: int, unit: str) -> dict:
         "of_records": total,
         "episodes": f.episodes,
         "active_at_end": f.active,
+        "transient": f.transient,
         "peak": f.peak,
         "detail": f"{f.name}: {f.describe(unit, total)}",
     }
@@ -106,7 +107,7 @@ def inspect_config(config, steps: int | None = None, every: int | None = None) -
     cfg = dict(config["monitor"])
     if every is not None:
         cfg["every"] = every
-    monitor = GradientMonitor(model, cfg)
+    monitor = GradientMonitor(model, cfg, loss)
     trace = _LossTrace()
     per_epoch = math.ceil(len(data.x_train) / trainer.batch_size)
     steps = per_epoch if steps is None else steps
@@ -186,10 +187,11 @@ def inspect_run(run_dir) -> dict:
     records = read_step_records(run_dir / "gradients.csv")
     if not records:
         raise DnnError(f"{run_dir}: no gradients.csv records yet.")
-    monitor = GradientMonitor(config.build_model(), config["monitor"])
+    monitor = GradientMonitor(config.build_model(), config["monitor"], config.build_loss())
     events = skipped_events(run_dir)
     stop = nonfinite_event(run_dir)
-    monitor.replay(records, events + ([stop] if stop else []))
+    losses = {r["step"]: r["loss"] for r in read_step_records(run_dir / "losses.csv")}
+    monitor.replay(records, events + ([stop] if stop else []), losses)
     epochs = sorted({r["epoch"] for r in records})
     norms = {}
     for w in monitor.layers:
@@ -243,7 +245,7 @@ def bench_config(config, reporter, steps: int = 50, warmup: int = 5) -> dict:
     loss = config.build_loss()
     data = prepare_data(config, model, loss)
     trainer = build_trainer(config, model, loss, len(data.x_train), data.sample_weight)
-    monitor = GradientMonitor(model, config["monitor"])
+    monitor = GradientMonitor(model, config["monitor"], loss)
     reporter.train_begin(run_info(config, data, trainer, monitor, "bench", 1, []))
     try:
         with np.errstate(all="ignore"):

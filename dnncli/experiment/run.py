@@ -43,10 +43,16 @@ class Reporter:
 
     ``batch_end`` gets the running mean loss of the epoch so far; ``epoch_end``
     the history row and each watched layer's numbers and flags for the epoch.
+    A reporter that sets ``layers_every`` (seconds) gets ``layers_update`` with
+    each layer's numbers and flags so far in the epoch at most that often, and
+    once more when training stops within an epoch.
     """
+
+    layers_every: float | None = None
 
     def train_begin(self, info: dict) -> None: ...
     def batch_end(self, epoch: int, done: int, total: int, loss: float) -> None: ...
+    def layers_update(self, layers: list[LayerSummary]) -> None: ...
     def epoch_end(self, row: dict, layers: list[LayerSummary]) -> None: ...
     def train_end(self, result: RunResult | None) -> None: ...
 
@@ -65,14 +71,20 @@ class RunResult:
 
 
 class _Progress(Callback):
-    def __init__(self, reporter):
+    def __init__(self, reporter, monitor):
         self.reporter = reporter
+        self.monitor = monitor
         self.started = time.perf_counter()
+        self.layers_every = getattr(reporter, "layers_every", None)  # a reporter of the API may not subclass Reporter
+        self.layers_shown = -math.inf
 
     def on_epoch_begin(self, trainer, epoch):
         self.started = time.perf_counter()
 
     def on_batch_end(self, trainer, step, logs):
+        if self.layers_every is not None and time.perf_counter() - self.layers_shown >= self.layers_every:
+            self.reporter.layers_update(self.monitor.interim())
+            self.layers_shown = time.perf_counter()
         pos = trainer.position
         if pos is None:
             self.reporter.batch_end(trainer.epoch, logs["n"], logs["n"], logs["loss"])
@@ -261,7 +273,7 @@ class TrainingRun:
         self.trainer = build_trainer(cfg, self.model, self.loss, len(self.data.x_train), self.data.sample_weight)
         names = cfg["metrics"]
         self.train_metrics = TrainMetrics(names, self.loss)
-        self.monitor = GradientMonitor(self.model, cfg["monitor"])
+        self.monitor = GradientMonitor(self.model, cfg["monitor"], self.loss)
         self.losses = StepLosses()
         self.user_callbacks = callbacks_mod.build(t["callbacks"])
         for cb in self.user_callbacks:
@@ -287,7 +299,7 @@ class TrainingRun:
         callbacks = [_FinalCheckpoint(self), self.train_metrics, self.losses]
         if self.data.x_val is not None:
             callbacks.append(Validation(self.data.x_val, self.data.y_val, self.loss, names))
-        callbacks += [self.monitor, _Progress(self.reporter), *self.user_callbacks]
+        callbacks += [self.monitor, _Progress(self.reporter, self.monitor), *self.user_callbacks]
         self.tensorboard = None
         if t["tensorboard"]:
             # after the callbacks that finish the epoch's row, before the checkpoint that counts the epoch done
@@ -327,8 +339,8 @@ class TrainingRun:
         except (KeyError, ValueError) as err:
             raise DnnError(f"{path} does not match {self.run_dir / 'config.yaml'} (no state for {err}).") from None
         self.history = checkpoint.history
-        self.monitor.resume(self.steps.cut_to(checkpoint.step))
-        self.step_losses.cut_to(checkpoint.step)
+        losses = {r["step"]: r["loss"] for r in self.step_losses.cut_to(checkpoint.step)}
+        self.monitor.resume(self.steps.cut_to(checkpoint.step), losses)
         return checkpoint.status
 
     def _nonfinite_report(self, err) -> str:
@@ -409,6 +421,8 @@ class TrainingRun:
             self.steps.append(self.monitor.take_records())
             self.step_losses.append(self.losses.take())
             message = self._nonfinite_report(err)
+        if status in ("interrupted", "nonfinite") and getattr(self.reporter, "layers_every", None) is not None:
+            self.reporter.layers_update(self.monitor.interim())  # stopped within an epoch: its numbers so far
         result = RunResult(self.run_dir, status, tr.epoch, self.history, message=message)
         result.flags = [
             {

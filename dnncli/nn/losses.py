@@ -15,6 +15,8 @@ row scaled by ``w_i``.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from dnncli.errors import DnnError, check_bool
@@ -50,6 +52,11 @@ class Loss:
     def probabilities(self, output: np.ndarray) -> np.ndarray:
         """The model's output as the loss reads it: probabilities for a classifier, values otherwise."""
         return output
+
+    def uninformed(self, n_outputs: int) -> float | None:
+        """The loss of a model that knows nothing (equal probabilities for every class); None for values,
+        where it depends on the targets."""
+        return None
 
     def predicted_classes(self, probabilities: np.ndarray) -> np.ndarray | None:
         """The class each row of ``probabilities`` stands for; None where there is no single class per row."""
@@ -132,6 +139,9 @@ class CategoricalCrossentropy(CrossEntropy):
 
     name = "categorical_crossentropy"
     logits_activation = "softmax"
+
+    def uninformed(self, n_outputs: int) -> float | None:
+        return math.log(n_outputs) if n_outputs > 1 else None
 
     def forward(self, y_true, y_pred, sample_weight=None):
         if self.from_logits:
@@ -274,6 +284,9 @@ class BinaryCrossentropy(CrossEntropy):
 
     name = "binary_crossentropy"
     logits_activation = "sigmoid"
+
+    def uninformed(self, n_outputs: int) -> float | None:
+        return math.log(2.0)
 
     def forward(self, y_true, y_pred, sample_weight=None):
         if self.from_logits:

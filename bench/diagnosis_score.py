@@ -124,9 +124,7 @@ def _lasting(report) -> set[tuple[str, str]]:
 
 
 def _transient(report) -> set[tuple[str, str]]:
-    return {
-        (layer["name"], f["flag"]) for layer in report["layers"] for f in layer["flag_info"] if f.get("transient")
-    }
+    return {(layer["name"], f["flag"]) for layer in report["layers"] for f in layer["flag_info"] if f.get("transient")}
 
 
 def score_healthy(entry: Entry, factor: int | None = None, seeds=None) -> dict:
@@ -232,18 +230,14 @@ def score_pathology(entry: Entry, verbose: bool = False) -> dict:
 
 
 def _tried_order(config, report, entry) -> list[bool]:
-    """Cures in the order --try-advice ranks the advice (its recommendation first)."""
-    from dnncli.experiment import inspection
+    """Cures in the order --try-advice ranks the advice (its recommendation first), judged as the score judges."""
+    from dnncli.experiment import cure, inspection
 
-    ranked = getattr(inspection, "try_advice", None)
-    if ranked is None or not report["advice"]:
+    if not report["advice"]:
         return []
-    tried = ranked(config, report, steps=entry.steps)
-    order = tried.get("ranking", []) if isinstance(tried, dict) else []
-    if not order:  # an older try_advice: tried in advice order
-        order = [{"set": t["set"]} for t in tried]
+    tried = cure.try_advice(config, report, report["advice"], steps=entry.steps)
     out = []
-    for item in order:
+    for item in tried:
         after = inspection.inspect_config(config.with_overrides(item["set"]), steps=entry.steps)
         out.append(cures(entry, report, after)[0])
     return out

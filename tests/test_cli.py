@@ -209,9 +209,8 @@ def test_train_writes_the_run_directory(tmp_path, cfg):
         "saturated_fraction",
     } == set(grads[0])
     assert grads[1]["layer_index"] == "3"  # the position in the config's layers list
-    assert float(grads[0]["update_ratio"]) == pytest.approx(
-        float(grads[0]["grad_norm"]) / float(grads[0]["weight_norm"])
-    )
+    # the step the optimizer took, |delta W| / |W| (Adam's is not the gradient's ratio; tests/test_update_ratio.py)
+    assert 0 < float(grads[0]["update_ratio"]) < 1
     assert yaml.safe_load((out / "config.yaml").read_text())["optimizer"]["epsilon"] == 1e-7
     # the output is plain lines: no escape codes when stdout is not a terminal
     assert not ESC.search(r.output)

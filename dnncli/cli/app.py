@@ -133,8 +133,8 @@ def _emit(report: dict, json_: bool, view) -> None:
     show(console, view(console, report))
 
 
-def _fail_on(text: str | None) -> set[str]:
-    """The flags named by ``--fail-on`` (a comma list, or ``any``)."""
+def _fail_on(text: str | None, option: str = "--fail-on") -> set[str]:
+    """The flags named by ``--fail-on`` or ``--fail-on-any`` (a comma list, or ``any``)."""
     from dnncli.diagnostics.rules import FLAGS
     from dnncli.errors import suggest
 
@@ -145,9 +145,9 @@ def _fail_on(text: str | None) -> set[str]:
         return set(FLAGS)
     for name in names:
         if name not in FLAGS:
-            _fail(f"--fail-on: unknown flag {name!r}.{suggest(name, FLAGS)} Flags: {', '.join(FLAGS)}, or any.")
+            _fail(f"{option}: unknown flag {name!r}.{suggest(name, FLAGS)} Flags: {', '.join(FLAGS)}, or any.")
     if not names:
-        _fail(f"--fail-on needs flag names: {', '.join(FLAGS)}, or any.")
+        _fail(f"{option} needs flag names: {', '.join(FLAGS)}, or any.")
     return names
 
 
@@ -156,8 +156,16 @@ FailOnOption = Annotated[
     typer.Option(
         "--fail-on",
         metavar="FLAGS",
-        help="Exit 1 if any of these flags is raised (comma list of vanishing, exploding, collapsed, dead,"
-        " saturated, nonfinite; or any): a CI gate.",
+        help="Exit 1 if any of these flags is still raised at the end (comma list of vanishing, exploding,"
+        " collapsed, dead, saturated, nonfinite; or any): a CI gate. A flag that cleared does not count.",
+    ),
+]
+FailOnAnyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--fail-on-any",
+        metavar="FLAGS",
+        help="Exit 1 if any of these flags was raised at any time, transient ones at initialization included.",
     ),
 ]
 
@@ -177,6 +185,7 @@ def train(
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the final result.")] = False,
     fail_on: FailOnOption = None,
+    fail_on_any: FailOnAnyOption = None,
     force: Annotated[
         bool, typer.Option("--force", help="With --resume: resume although config.yaml was edited since the start.")
     ] = False,
@@ -199,7 +208,7 @@ def train(
 
     if resume is None and config is None:
         _fail("give a CONFIG to train, or --resume RUN_DIR.")
-    gate = _fail_on(fail_on)
+    gate, gate_any = _fail_on(fail_on), _fail_on(fail_on_any, "--fail-on-any")
     if resume is not None and (config is not None or set_ or out or init_weights or tensorboard):
         _fail(
             "--resume takes the run's own config; it cannot be combined with CONFIG, --set, --out, --init-weights"
@@ -240,10 +249,13 @@ def train(
         raise typer.Exit(128 + (stopped_by[0] if stopped_by else signal.SIGINT))
     if result.status == "nonfinite":
         raise typer.Exit(EXIT_NONFINITE)
-    hit = sorted({f["flag"] for f in result.flags} & gate)
-    if hit:
-        typer.echo(f"--fail-on: raised during the run: {', '.join(hit)} (the run is kept in {run.run_dir}).", err=True)
-        raise typer.Exit(1)
+    active = {f["flag"] for f in result.flags if f["active_at_end"] and not f["transient"]}
+    ever = {f["flag"] for f in result.flags}
+    for option, hit in (("--fail-on", active & gate), ("--fail-on-any", ever & gate_any)):
+        if hit:
+            what = "active at the end of the run" if option == "--fail-on" else "raised during the run"
+            typer.echo(f"{option}: {what}: {', '.join(sorted(hit))} (the run is kept in {run.run_dir}).", err=True)
+            raise typer.Exit(1)
 
 
 @app.command("eval")
@@ -343,28 +355,49 @@ def inspect_gradients(
         bool,
         typer.Option("--try-advice", help="Run the same steps again per advice item, its overrides applied."),
     ] = False,
+    write_config: Annotated[
+        Path | None,
+        typer.Option(
+            "--write-config",
+            metavar="FILE",
+            help="Write the config with the recommended fix applied (implies --try-advice).",
+        ),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="With --write-config: replace an existing file.")] = False,
     plain: Annotated[bool, typer.Option("--plain", help="A plain text table (the default when piped).")] = False,
     json_: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     fail_on: FailOnOption = None,
+    fail_on_any: FailOnAnyOption = None,
 ):
     """Is any layer's gradient vanishing, exploding, collapsed, dead or saturated? Why, and what to change.
 
-    Example: dnn inspect-gradients configs/vanishing_sigmoid.yaml --steps 50 --try-advice
+    Example: dnn inspect-gradients configs/vanishing_sigmoid.yaml --steps 50 --try-advice --write-config fixed.yaml
     """
     from dnncli.experiment import config as config_mod
-    from dnncli.experiment.inspection import inspect_config, inspect_run
-    from dnncli.experiment.inspection import try_advice as run_advice
+    from dnncli.experiment import cure
+    from dnncli.experiment.inspection import inspect_config, inspect_run, probe_steps
 
-    gate = _fail_on(fail_on)
+    gate, gate_any = _fail_on(fail_on), _fail_on(fail_on_any, "--fail-on-any")
+    try_advice = try_advice or write_config is not None
+    if write_config is not None and write_config.exists() and not force:
+        _fail(f"--write-config {write_config}: exists already; choose another file, or add --force.")
     if target.is_dir():
-        if set_ or steps or every or try_advice:
-            _fail("--steps, --every, --set and --try-advice apply to a CONFIG, not to a run directory.")
+        if set_ or every:
+            _fail("--every and --set apply to a CONFIG, not to a run directory (its config is the run's own).")
         report = inspect_run(target)
+        cfg = config_mod.load(target / "config.yaml") if try_advice else None
+        probe = steps or probe_steps(report, cfg) if try_advice else None
+        baseline = inspect_config(cfg, steps=probe) if try_advice else report
     else:
         cfg = config_mod.load(target, set_ or [])
-        report = inspect_config(cfg, steps=steps, every=every)
-        if try_advice:
-            report["tried"] = run_advice(cfg, report, steps=steps, every=every)
+        report = baseline = inspect_config(cfg, steps=steps, every=every)
+        probe = steps
+    if try_advice:
+        report["tried"] = cure.try_advice(cfg, baseline, report["advice"], steps=probe, every=every)
+        report["tried_steps"] = baseline["steps_planned"]
+        best = cure.recommended(report["tried"])
+        if write_config is not None:
+            report["written"] = _write_fix(cfg, report, best, write_config, force, target)
     if json_:
         _echo_json(report)
     elif plain or not sys.stdout.isatty():
@@ -377,10 +410,33 @@ def inspect_gradients(
 
         console = _console()
         show(console, inspection_view(console, report))
-    hit = sorted({f for layer in report["layers"] for f in layer["flags"]} & gate)
-    if hit:
-        typer.echo(f"--fail-on: raised: {', '.join(hit)}", err=True)
-        raise typer.Exit(1)
+    _gate(report["layers"], gate, gate_any)
+
+
+def _write_fix(cfg, report: dict, best: dict | None, out: Path, force: bool, target: Path) -> str | None:
+    """Write the recommended fix, or say on stderr why nothing was written."""
+    from dnncli.experiment import cure
+
+    if best is None:
+        typer.echo(f"--write-config: no advice item helped on these steps; {out} not written.", err=True)
+        return None
+    numbers = [int(k) for k in best["advice"].split("+")]
+    items = [report["advice"][k - 1] for k in numbers]
+    change = "; ".join(i.get("change") or " ".join(i["set"]) for i in items)
+    path = cure.write_fixed_config(cfg, {"set": best["set"], "change": change}, out, force, str(target))
+    typer.echo(f"Wrote {path}: {change}. Train it with: dnn train {path}", err=True)
+    return str(path)
+
+
+def _gate(layers: list[dict], gate: set[str], gate_any: set[str]) -> None:
+    """--fail-on: the flags still active at the end; --fail-on-any: every flag ever raised, transient ones too."""
+    active = {f["flag"] for layer in layers for f in layer["flag_info"] if f["active_at_end"] and not f["transient"]}
+    ever = {f["flag"] for layer in layers for f in layer["flag_info"]}
+    for option, hit in (("--fail-on", active & gate), ("--fail-on-any", ever & gate_any)):
+        if hit:
+            what = "active at the end" if option == "--fail-on" else "raised"
+            typer.echo(f"{option}: {what}: {', '.join(sorted(hit))}", err=True)
+            raise typer.Exit(1)
 
 
 @app.command()

@@ -660,14 +660,19 @@ def inspection_text(report: dict) -> list[str]:
     details = [f"  {layer['name']} ({layer['index']}): {d}" for layer in report["layers"] for d in layer["details"]]
     if not details:
         out.append("No flags: no layer is vanishing, exploding, collapsed, dead or saturated.")
-        return out
-    out.append("Flags:")
-    out += details
+    else:
+        out.append("Flags:")
+        out += details
     if report["advice"]:
-        out.append("Advice (each with the overrides that apply it; --try-advice checks them on this network):")
+        tried = report.get("tried") is not None
+        how = "ranked by what each did below" if tried else "--try-advice ranks them by what they do here"
+        out.append(f"Advice, causes first (each with the overrides that apply it; {how}):")
         for k, a in enumerate(report["advice"], start=1):
             out.append(f"  {k}. {a['text']}")
-            out.append(f"     {a['command']}")
+            if a.get("pasteable", True):
+                out.append(f"     {a['command']}")
+            else:
+                out.append(f"     ({a['change']}: too long to paste; --try-advice --write-config FILE writes it)")
     return out
 
 
@@ -682,25 +687,54 @@ def flag_groups(items: list[dict], order: list[str] | None = None) -> str:
 
 
 def try_advice_rows(report: dict) -> tuple[list[Col], list[list[str]]]:
-    cols = [Col("#"), Col("cleared", "left", wrap=True), Col("remaining", "left", wrap=True)]
-    cols += [Col("new", "left", wrap=True), Col("final loss", wrap=True)]
+    """One row per item tried (and per items tried together), best first; the recommended one marked."""
+    cols = [Col("rank"), Col("advice", "left"), Col("cleared", "left", wrap=True)]
+    cols += [Col("remaining", "left", wrap=True), Col("new", "left", wrap=True), Col("final loss", wrap=True)]
     rows = []
     order = [layer["name"] for layer in report.get("layers", [])]
-    for t in report.get("tried", []):
+    for k, t in enumerate(report.get("tried", []), start=1):
+        label = f"{t['advice']}{' (cure)' if t.get('cured') else ''}{' <- recommended' if t.get('recommended') else ''}"
+        rank = str(t.get("rank", k))
         if "error" in t:
-            rows.append([str(t["advice"]), f"could not apply: {t['error']}", "", "", ""])
+            rows.append([rank, label, f"could not apply: {t['error']}", "", "", ""])
             continue
-        after = "non-finite" if t["nonfinite"] else fmt(t["loss_after"])
+        before = "non-finite" if t["loss_before"] is None else fmt(t["loss_before"])
+        after = "non-finite" if t["nonfinite"] or t["loss_after"] is None else fmt(t["loss_after"])
         rows.append(
             [
-                str(t["advice"]),
+                rank,
+                label,
                 flag_groups(t["cleared"], order),
                 flag_groups(t["remaining"], order),
                 flag_groups(t["new"], order),
-                f"{fmt(t['loss_before'])} -> {after}",
+                f"{before} -> {after}",
             ]
         )
     return cols, rows
+
+
+def tried_title(report: dict) -> str:
+    steps = report.get("tried_steps")
+    on = f" over {plural(steps, 'step')}" if steps else ""
+    return (
+        f"Advice tried{on}: the same data, order and seed, each item's overrides applied (items joined by + together)"
+    )
+
+
+def tried_footer(report: dict) -> list[str]:
+    """What --try-advice recommends, and where the fixed config went."""
+    best = next((t for t in report.get("tried") or [] if t.get("recommended")), None)
+    if report.get("tried") is None:
+        return []
+    if best is None:
+        return ["No item helped on these steps: the flags stay, or the loss ends higher."]
+    what = "cures" if best.get("cured") else "helps most (not a full cure)"
+    out = [f"Recommended: advice {best['advice']}, which {what} on this network."]
+    if report.get("written"):
+        out.append(f"Written with it applied: {report['written']} (dnn train {report['written']})")
+    else:
+        out.append("Write the config with it applied: --write-config FILE")
+    return out
 
 
 @dataclass
@@ -736,8 +770,8 @@ def inspection_view(console: Console, report: dict) -> list:
             out.append(Text(line, style="bold red" if line.startswith("Stopped") else ""))
     if report.get("tried") is not None:
         cols, rows = try_advice_rows(report)
-        title = "Advice tried: the same steps and seed, each item's overrides applied"
-        out.append(fitted_table(console, cols, rows, console.width, title=title))
+        out.append(fitted_table(console, cols, rows, console.width, title=tried_title(report)))
+        out += [Text(line, style="bold") for line in tried_footer(report)]
     return out
 
 
@@ -745,7 +779,7 @@ def try_advice_plain(report: dict) -> list[str]:
     if report.get("tried") is None:
         return []
     cols, rows = try_advice_rows(report)
-    return ["Advice tried: the same steps and seed, each item's overrides applied", *plain_table(cols, rows)]
+    return [tried_title(report), *plain_table(cols, rows), *tried_footer(report)]
 
 
 def gradcheck_rows(report: dict) -> tuple[list[Col], list[list]]:

@@ -71,6 +71,9 @@ class MonitorSettings:
         Fraction of a relu layer's units dead (off for every sample) that raises ``dead``.
     saturated_fraction : float, default=0.4
         Fraction of a sigmoid or tanh layer's outputs within 1% of a bound that raises ``saturated``.
+    stalled_ratio : float, default=1e-5
+        A step that moves a layer's kernel by less than this fraction of its norm (|delta W| / |W|; about 1e-3
+        is usual) raises ``stalled`` where nothing else explains it.
     smooth : int, default=5
         Records in each rule's running median.
     growth_window : int, default=20
@@ -89,6 +92,7 @@ class MonitorSettings:
         exploding_min: float = 1.0,
         dead_fraction: float = 0.5,
         saturated_fraction: float = 0.4,
+        stalled_ratio: float = 1e-5,
         smooth: int = 5,
         growth_window: int = 20,
         collapse_records: int = 5,
@@ -100,6 +104,7 @@ class MonitorSettings:
             ("exploding_norm", exploding_norm),
             ("exploding_growth", exploding_growth),
             ("exploding_min", exploding_min),
+            ("stalled_ratio", stalled_ratio),
         ):
             setattr(self, name, check_float(value, f"monitor.{name}", 0.0, low_open=True))
         self.dead_fraction = check_float(dead_fraction, "monitor.dead_fraction", 0.0, 1.0)
@@ -205,6 +210,7 @@ class GradientMonitor(Callback):
         self.every = every
         n = len(self.watched)
         self.pending: list[dict] = []  # records not yet taken
+        self._open = None  # (rows, loss, kernels before the step) of the record whose update is not yet known
         self.sums = np.zeros(n)  # this epoch's per-step gradient norms, summed
         self.count = 0
         self.record_sums = np.zeros((n, 3))  # update ratio, dead and saturated fractions over this epoch's records
@@ -230,6 +236,7 @@ class GradientMonitor(Callback):
         self.tracker.begin_epoch()
 
     def on_gradients(self, trainer, x, y, loss):
+        self.close_record()
         norms = np.sqrt(trainer.grad_sq[self.kernel_slots])
         self.sums += norms
         self.count += 1
@@ -238,14 +245,19 @@ class GradientMonitor(Callback):
         if trainer.step % self.every == 0:
             self.record(trainer.epoch, trainer.step, norms, loss.total)
 
+    def on_batch_end(self, trainer, step, logs):
+        self.close_record()
+
     def on_batch_skipped(self, trainer, err):
         self.tracker.nonfinite(err.layer, err.stage, err.step + 1, err.epoch + 1, skipped=True)
 
     def stopped(self, err) -> None:
         """Training stopped on a non-finite batch: flag the layer it was found in."""
+        self.close_record()
         self.tracker.nonfinite(err.layer, err.stage, err.step + 1, err.epoch + 1, skipped=False)
 
     def on_epoch_end(self, trainer, epoch, logs):
+        self.close_record()
         self.epoch_summaries = self.summarize()
         for s in self.epoch_summaries:
             logs[f"grad_norm.{s.name}"] = s.grad_norm
@@ -269,6 +281,8 @@ class GradientMonitor(Callback):
         return float((self._peak[i] <= 0).mean())
 
     def record(self, epoch: int, step: int, norms, loss: float | None = None) -> None:
+        """Open a record of this step: everything but the update, which is known once the optimizer has taken it
+        (``close_record``, at the end of the batch or at the next step, whichever comes first)."""
         rows = []
         for j, ((w, layer, act_layer), norm) in enumerate(zip(self.watched, norms)):
             kernel = layer.params["kernel"]
@@ -279,7 +293,6 @@ class GradientMonitor(Callback):
                 wn = math.sqrt(float(np.vdot(kernel.astype(np.float64), kernel)))
             mean, std, dead, sat = activation_stats(act_layer.A, w.activation)
             dead = self._window_dead_fraction(w.index, len(act_layer.A), dead)
-            ratio = norm / wn if wn > 0 else math.nan
             rows.append(
                 {
                     "epoch": epoch + 1,
@@ -290,24 +303,41 @@ class GradientMonitor(Callback):
                     "grad_mean_abs": float(g.mean(dtype=np.float64)),
                     "grad_max": float(g.max()),
                     "weight_norm": wn,
-                    "update_ratio": ratio,
+                    "update_ratio": math.nan,  # the step's |delta W| / |W|, when the record is closed
                     "act_mean": mean,
                     "act_std": std,
                     "dead_fraction": dead,
                     "saturated_fraction": sat,
                 }
             )
-            for k, v in enumerate((ratio, dead, sat)):
-                if math.isfinite(v):
-                    self.record_sums[j, k] += v
-                    self.record_counts[j, k] += 1
             self.last_weight_norm[j] = wn
         if self._alive_samples >= DEAD_WINDOW:  # measured: start the next window
             self._peak = dict.fromkeys(self._peak)
             self._alive_samples = 0
+        before = [layer.params["kernel"].copy() for _, layer, _ in self.watched]
+        self._open = (rows, loss, before)
+
+    def close_record(self) -> None:
+        """Finish the open record with the update the optimizer took (after clipping and weight decay: the step
+        itself, not the gradient), and judge it."""
+        if self._open is None:
+            return
+        rows, loss, before = self._open
+        self._open = None
+        if not rows:
+            return
+        for j, ((_, layer, _), row, old) in enumerate(zip(self.watched, rows, before)):
+            delta = layer.params["kernel"] - old
+            moved = math.sqrt(float(np.vdot(delta, delta)))
+            row["update_ratio"] = moved / row["weight_norm"] if row["weight_norm"] > 0 else math.nan
+            for k, v in enumerate((row["update_ratio"], row["dead_fraction"], row["saturated_fraction"])):
+                if math.isfinite(v):
+                    self.record_sums[j, k] += v
+                    self.record_counts[j, k] += 1
         self.pending.extend(rows)
+        step, epoch = rows[0]["step"], rows[0]["epoch"]
         self.tracker.update(rows, loss)
-        self._note_changes(step + 1, epoch + 1)
+        self._note_changes(step, epoch)
 
     def _note_changes(self, step: int, epoch: int) -> None:
         for j, w in enumerate(self.layers):
@@ -322,6 +352,7 @@ class GradientMonitor(Callback):
 
     def take_records(self) -> list[dict]:
         """The records made since the last call, handed over (the monitor keeps none)."""
+        self.close_record()
         out, self.pending = self.pending, []
         return out
 

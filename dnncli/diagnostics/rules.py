@@ -31,6 +31,11 @@ the running median of the last ``smooth`` records, never a single batch:
 - ``saturated`` (sigmoid and tanh hidden layers; an output layer's activation
   belongs to the loss): the median saturated fraction is above
   ``saturated_fraction``;
+- ``stalled``: the update the optimizer takes moves the layer's kernel by less
+  than ``stalled_ratio`` of its norm (median |delta W| / |W|; about 1e-3 is
+  usual), with nothing else to explain it (no other flag in the network, none
+  that ever went out of range) and while the network neither learns nor has
+  learned: the steps are too small;
 - ``nonfinite``: NaN or infinity in the layer's gradient or weights, or in the
   moving statistics of the batch normalization that follows it.
 
@@ -58,7 +63,7 @@ from dataclasses import dataclass, field
 
 from dnncli.errors import plural
 
-FLAGS = ("vanishing", "exploding", "collapsed", "dead", "saturated", "nonfinite")
+FLAGS = ("vanishing", "exploding", "collapsed", "dead", "saturated", "stalled", "nonfinite")
 SATURATING = ("sigmoid", "tanh")
 DEAD_ACTIVATIONS = ("relu",)  # the only activation whose gradient is exactly zero below zero
 
@@ -146,6 +151,7 @@ class _LayerWindow:
     grad: deque  # (step, epoch, grad_norm) of the last `smooth` records
     dead: deque
     sat: deque
+    upd: deque  # (step, epoch, update ratio) of the last `smooth` records
     logs: deque  # log10 of the finite gradient norms of the last `growth_window` records
     seen_above: bool = False  # the gradient was above the floor at some record
     peak: float = 0.0  # the highest running median so far
@@ -191,6 +197,7 @@ class FlagTracker:
                 deque(maxlen=self.smooth),
                 deque(maxlen=self.smooth),
                 deque(maxlen=self.smooth),
+                deque(maxlen=self.smooth),
                 deque(maxlen=cfg["growth_window"]),
             )
             for w in self.layers
@@ -213,6 +220,7 @@ class FlagTracker:
         self.total += 1
         self._add_loss(loss)
         self._learned = self._has_learned()
+        self._calm = self._network_calm()
         by_index = {r["layer_index"]: r for r in rows}
         medians = {}
         for w in self.layers:
@@ -223,7 +231,11 @@ class FlagTracker:
             g = r["grad_norm"]
             if math.isfinite(g):
                 win.grad.append((r["step"], r["epoch"], g))
-            for values, key in ((win.dead, "dead_fraction"), (win.sat, "saturated_fraction")):
+            for values, key in (
+                (win.dead, "dead_fraction"),
+                (win.sat, "saturated_fraction"),
+                (win.upd, "update_ratio"),
+            ):
                 v = r.get(key, math.nan)
                 if v is not None and math.isfinite(v):
                     values.append((r["step"], r["epoch"], v))
@@ -241,6 +253,15 @@ class FlagTracker:
         if len(self._first) < self.smooth and math.isfinite(loss):
             self._first.append(loss)
             self.first_loss = _median(self._first)
+
+    def _network_calm(self) -> bool:
+        """No layer held another flag at the last record, and none ever went out of range: small steps are then
+        the optimizer's, not a symptom of something else (tiny signals, blown-up weights, dead units)."""
+        for win in self.windows.values():
+            for name, state in win.flags.items():
+                if name in ("exploding", "nonfinite", "collapsed") or (state.active and name != "stalled"):
+                    return False
+        return True
 
     def _has_learned(self) -> bool:
         """Whether the network has learned: its loss is now half that of a model that knows nothing, or less (where the loss says what that
@@ -325,6 +346,13 @@ class FlagTracker:
                 held[verdict[0]] = verdict[1:]
         if math.isfinite(g) and g > 0:
             win.logs.append(math.log10(g))
+        if not held and win.upd and self._calm:
+            pace = _median([v for _, _, v in win.upd])
+            limit = cfg["stalled_ratio"]
+            if pace < limit and not self._learned and not self.learning():
+                onset = self._onset(win.upd, lambda v: v < limit)
+                detail = f"updates {pace:.2g} of the weights per step < {limit:.0e} (about 1e-3 is usual)"
+                held["stalled"] = (*onset, pace, False, detail)
 
         for name, state in win.flags.items():
             if name not in held:
@@ -339,7 +367,7 @@ class FlagTracker:
         """The one verdict on the gradient's size at this record: (name, onset..., detail), or None."""
         cfg = self.cfg
         floor, top = cfg["vanishing_floor"], cfg["exploding_norm"]
-        smoothed = f"median of the last {len(win.grad)} records"
+        smoothed = "one record" if len(win.grad) == 1 else f"median of the last {len(win.grad)} records"
         if median > top:
             onset = self._onset(win.grad, lambda v: v > top)
             return ("exploding", *onset, median, True, f"gradient norm {median:.3g} > {top:.0e} ({smoothed})")

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from dnncli.diagnostics import gradcheck
-from dnncli.diagnostics.advice import advise
+from dnncli.diagnostics.advice import InputStats, advise
 from dnncli.diagnostics.monitor import GradientMonitor
 from dnncli.diagnostics.rules import FlagState
 from dnncli.errors import DnnError
@@ -60,7 +60,7 @@ def flag_report(f: FlagState, total: int, unit: str) -> dict:
     }
 
 
-def _report(monitor, config, source: str, columns: list[int], norms: dict, records: list[dict], nonfinite=None):
+def _report(monitor, config, source, columns, norms, records, nonfinite=None, inputs=None) -> dict:
     tracker = monitor.tracker
     unit = "step" if source == "steps" else "epoch"
     layers = []
@@ -74,7 +74,8 @@ def _report(monitor, config, source: str, columns: list[int], norms: dict, recor
                 "name": w.name,
                 "activation": w.activation,
                 "grad_norm": norms[w.index],
-                "flags": [f.name for f in states],
+                "flags": [f.name for f in states if not f.transient],
+                "transient": [f.name for f in states if f.transient],
                 "details": [i["detail"] for i in info],
                 "flag_info": info,
                 "weight_norm": rows[-1]["weight_norm"] if rows else None,
@@ -87,7 +88,7 @@ def _report(monitor, config, source: str, columns: list[int], norms: dict, recor
         "source": source,
         "steps": columns,
         "layers": layers,
-        "advice": [a.to_dict() for a in advise(config, tracker.raised(), monitor.layers)],
+        "advice": [a.to_dict() for a in advise(config, tracker.raised(), monitor.layers, inputs)],
         "nonfinite": nonfinite,
     }
 
@@ -135,46 +136,14 @@ def inspect_config(config, steps: int | None = None, every: int | None = None) -
     records = monitor.take_records()
     recorded = sorted({r["step"] for r in records})
     norms = {w.index: [r["grad_norm"] for r in records if r["layer_index"] == w.index] for w in monitor.layers}
-    report = _report(monitor, config, "steps", recorded, norms, records, nonfinite)
+    inputs = InputStats.of(data.x_train) if config["data"].get("scale", "none") == "none" else None
+    report = _report(monitor, config, "steps", recorded, norms, records, nonfinite, inputs)
     tenth = max(1, len(trace.losses) // 10)
     report["loss"] = {"first": _mean_of(trace.losses[:tenth]), "final": _mean_of(trace.losses[-tenth:])}
     report["steps_run"] = len(trace.losses)
+    report["steps_planned"] = steps
     report["skipped_batches"] = len(trainer.skipped)
     return report
-
-
-def try_advice(config, report: dict, steps: int | None = None, every: int | None = None) -> list[dict]:
-    """Run the same steps once more per advice item, its overrides applied: which flags clear, which remain."""
-
-    def raised(r):
-        return {(layer["name"], f): layer["index"] for layer in r["layers"] for f in layer["flags"]}
-
-    def listed(keys, order):
-        return [{"layer": name, "flag": f} for name, f in sorted(keys, key=lambda k: (order[k], k[1]))]
-
-    before = raised(report)
-    out = []
-    for k, item in enumerate(report["advice"], start=1):
-        try:
-            after_report = inspect_config(config.with_overrides(item["set"]), steps=steps, every=every)
-        except DnnError as err:
-            out.append({"advice": k, "set": item["set"], "error": err.message})
-            continue
-        after = raised(after_report)
-        order = {**after, **before}
-        out.append(
-            {
-                "advice": k,
-                "set": item["set"],
-                "cleared": listed(before.keys() - after.keys(), order),
-                "remaining": listed(before.keys() & after.keys(), order),
-                "new": listed(after.keys() - before.keys(), order),
-                "loss_before": report["loss"]["final"],
-                "loss_after": after_report["loss"]["final"],
-                "nonfinite": after_report["nonfinite"],
-            }
-        )
-    return out
 
 
 def inspect_run(run_dir) -> dict:
@@ -203,7 +172,20 @@ def inspect_run(run_dir) -> dict:
     nonfinite = None
     if stop:
         nonfinite = {k: stop[k] for k in ("stage", "layer", "step")} | {"message": stop["detail"]}
-    return _report(monitor, config, "epochs", epochs, norms, records, nonfinite)
+    return _report(monitor, config, "epochs", epochs, norms, records, nonfinite, _run_inputs(config))
+
+
+def _run_inputs(config) -> InputStats | None:
+    """The run's training inputs, for the advice on scaling; None where they are scaled or cannot be read now."""
+    from dnncli.experiment.prepare import prepare_data
+
+    if config["data"].get("scale", "none") != "none":
+        return None
+    try:
+        with np.errstate(all="ignore"):
+            return InputStats.of(prepare_data(config, config.build_model(), config.build_loss()).x_train)
+    except DnnError:
+        return None
 
 
 def gradcheck_config(config, samples: int = 4, entries: int = 20, tolerance: float = 1e-6) -> dict:
@@ -253,3 +235,12 @@ def bench_config(config, reporter, steps: int = 50, warmup: int = 5) -> dict:
     finally:
         reporter.train_end(None)
     return {"config": config.name, **report}
+
+
+def probe_steps(report: dict, config) -> int | None:
+    """Steps for ``--try-advice`` on a run: enough to reach the onset of its last lasting flag and judge it (two
+    growth windows past it); None (one epoch) where the run raised none."""
+    onsets = [f["onset_step"] for layer in report["layers"] for f in layer["flag_info"] if not f["transient"]]
+    if not onsets:
+        return None
+    return max(onsets) + 2 * config["monitor"]["growth_window"]

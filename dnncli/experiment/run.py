@@ -434,6 +434,7 @@ class TrainingRun:
                 "onset_step": f.onset_step,
                 "last_epoch": f.last_epoch,
                 "active_at_end": f.active,
+                "transient": f.transient,
                 "detail": f.describe("epoch", self.monitor.tracker.total),
             }
             for w, f in self.monitor.tracker.raised()

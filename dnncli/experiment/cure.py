@@ -1,0 +1,214 @@
+"""``--try-advice`` and ``--write-config``: each advice item tried on the network, ranked by what it did, the cure kept.
+
+Each item is applied to the config as written and the same steps are run
+again (same data, order and seed), then the best two or three items together.
+The outcomes are ranked: a cure first (every flag the network had cleared, no
+new flag, nothing non-finite, the loss lower at the end), the simplest cure
+before a combination; then by the share of flags cleared, the fewest new
+flags, a lower loss. The first is recommended where it helps at all; the config
+with it applied is written as a person would write it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from dnncli.errors import DnnError
+from dnncli.experiment.inspection import inspect_config
+from dnncli.files import atomic_write_text
+
+COMBINE = (2, 3)  # how many of the best items are tried together
+
+
+def _lasting(report: dict) -> dict[tuple[str, str], int]:
+    """(layer, flag) -> layer index, for the flags raised and not transient."""
+    return {(layer["name"], f): layer["index"] for layer in report["layers"] for f in layer["flags"]}
+
+
+def _final(report: dict) -> float:
+    final = report["loss"]["final"]
+    if report["nonfinite"] or final is None or not math.isfinite(final):
+        return math.inf
+    return final
+
+
+@dataclass
+class Outcome:
+    """What one item (or several together) did to the network's flags and loss."""
+
+    advice: str  # "2", or "1+3" for items tried together
+    set: list[str]
+    cleared: list[dict] = field(default_factory=list)
+    remaining: list[dict] = field(default_factory=list)
+    new: list[dict] = field(default_factory=list)
+    loss_before: float | None = None
+    loss_after: float | None = None
+    nonfinite: dict | None = None
+    error: str | None = None
+    rank: int = 0
+    recommended: bool = False
+
+    @property
+    def lower(self) -> bool:
+        before = math.inf if self.loss_before is None else self.loss_before
+        after = math.inf if self.loss_after is None or self.nonfinite else self.loss_after
+        return after < before
+
+    @property
+    def cured(self) -> bool:
+        return not (self.error or self.remaining or self.new or self.nonfinite) and self.lower
+
+    @property
+    def helps(self) -> bool:
+        return not (self.error or self.nonfinite) and (bool(self.cleared) or self.lower) and not self.new
+
+    def key(self) -> tuple:
+        """Larger is better: a cure (the simplest first), then flags cleared, fewer new, a lower loss."""
+        if self.error:
+            return (-1,)
+        shared = len(self.cleared) / max(1, len(self.cleared) + len(self.remaining))
+        after = math.inf if self.loss_after is None or self.nonfinite else self.loss_after
+        parts = self.advice.count("+") + 1
+        if self.cured:
+            return (2, -parts, -after)
+        return (1 if not self.nonfinite else 0, shared, -len(self.new), self.lower, -after, -parts)
+
+    def to_dict(self) -> dict:
+        out = {
+            "advice": self.advice,
+            "set": self.set,
+            "rank": self.rank,
+            "recommended": self.recommended,
+            "cured": self.cured,
+        }
+        if self.error:
+            return out | {"error": self.error}
+        return out | {
+            "cleared": self.cleared,
+            "remaining": self.remaining,
+            "new": self.new,
+            "loss_before": self.loss_before,
+            "loss_after": self.loss_after,
+            "nonfinite": self.nonfinite,
+        }
+
+
+def _listed(keys, order) -> list[dict]:
+    return [{"layer": name, "flag": f} for name, f in sorted(keys, key=lambda k: (order[k], k[1]))]
+
+
+def _outcome(config, label: str, sets: list[str], baseline: dict, steps, every) -> Outcome:
+    try:
+        after = inspect_config(config.with_overrides(sets), steps=steps, every=every)
+    except DnnError as err:
+        return Outcome(label, sets, error=err.message)
+    before, now = _lasting(baseline), _lasting(after)
+    order = {**now, **before}
+    return Outcome(
+        label,
+        sets,
+        cleared=_listed(before.keys() - now.keys(), order),
+        remaining=_listed(before.keys() & now.keys(), order),
+        new=_listed(now.keys() - before.keys(), order),
+        loss_before=baseline["loss"]["final"] if math.isfinite(_final(baseline)) else None,
+        loss_after=after["loss"]["final"] if math.isfinite(_final(after)) else None,
+        nonfinite=after["nonfinite"],
+    )
+
+
+def _keys(sets: list[str]) -> set[str]:
+    return {s.split("=", 1)[0] for s in sets}
+
+
+def try_advice(config, baseline: dict, advice: list[dict], steps=None, every=None) -> list[dict]:
+    """Try each advice item, then the best ones together, on ``baseline``'s steps; return the outcomes ranked."""
+    singles = [_outcome(config, str(k), a["set"], baseline, steps, every) for k, a in enumerate(advice, start=1)]
+    outcomes = list(singles)
+    good = sorted((o for o in singles if o.helps and not o.cured), key=Outcome.key, reverse=True)
+    if good and not any(o.cured for o in singles):
+        for n in COMBINE:
+            chosen = good[:n]
+            keys = [_keys(o.set) for o in chosen]
+            if len(chosen) < n or len(set().union(*keys)) < sum(len(k) for k in keys):
+                continue  # too few, or two items set one key
+            label = "+".join(sorted((o.advice for o in chosen), key=int))
+            outcomes.append(_outcome(config, label, [s for o in chosen for s in o.set], baseline, steps, every))
+    outcomes.sort(key=Outcome.key, reverse=True)
+    for rank, o in enumerate(outcomes, start=1):
+        o.rank = rank
+    if outcomes and (outcomes[0].cured or outcomes[0].helps):
+        outcomes[0].recommended = True
+    return [o.to_dict() for o in outcomes]
+
+
+def recommended(tried: list[dict]) -> dict | None:
+    return next((t for t in tried if t.get("recommended")), None)
+
+
+# the fixed config ---------------------------------------------------------------------
+FLOW_WIDTH = 100  # a mapping whose one-line form is at most this wide is written on one line
+
+
+def _flow(value) -> str:
+    return yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=10**6).strip()
+
+
+def _scalar(value) -> str:
+    text = yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=10**6).strip()
+    return text[: -len("\n...")] if text.endswith("\n...") else text.removesuffix("...").strip()
+
+
+def _block(key: str, value, indent: int) -> list[str]:
+    pad = " " * indent
+    if isinstance(value, dict):
+        flat = all(
+            not isinstance(v, (dict, list)) or (isinstance(v, list) and len(_flow(v)) < 40) for v in value.values()
+        )
+        if value and flat and len(_flow(value)) <= FLOW_WIDTH:
+            return [f"{pad}{key}: {_flow(value)}"]
+        out = [f"{pad}{key}:"]
+        for k, v in value.items():
+            out += _block(str(k), v, indent + 2)
+        return out
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        return [f"{pad}{key}:"] + [f"{pad}  - {_flow(v)}" for v in value]
+    if isinstance(value, list):
+        return [f"{pad}{key}: {_flow(value)}"]
+    return [f"{pad}{key}: {_scalar(value)}"]
+
+
+def dump_config(mapping: dict, comment: str = "") -> str:
+    """A config mapping as a person writes it: sections in blocks, a layer a line, short mappings on one line."""
+
+    class _Plain(yaml.SafeDumper):  # shared objects written out each time, never as anchors
+        def ignore_aliases(self, data):
+            return True
+
+    mapping = yaml.load(yaml.dump(mapping, Dumper=_Plain, sort_keys=False), Loader=yaml.SafeLoader)
+    lines = [f"# {line}" if line else "#" for line in comment.splitlines()]
+    for key, value in mapping.items():
+        lines += _block(str(key), value, 0)
+    return "\n".join(lines) + "\n"
+
+
+def write_fixed_config(config, item: dict, out: Path, force: bool = False, source: str = "") -> Path:
+    """Write ``config`` with ``item``'s overrides applied to it as written; never over a file without ``force``,
+    and never over anything but a regular file."""
+    out = Path(out)
+    if out.is_dir() or (out.exists() and not out.is_file()):
+        raise DnnError(f"--write-config {out}: not a regular file; give a file name.")
+    if out.exists() and not force:
+        raise DnnError(f"--write-config {out}: exists already; choose another file, or add --force.")
+    fixed = config.with_overrides(item["set"])  # resolves: the written config is one dnn train takes
+    written = fixed.source if fixed.source is not None else fixed.raw
+    what = item.get("change") or " ".join(item["set"])
+    comment = (
+        f"{config.name}{f' ({source})' if source else ''}, with the advice dnn inspect-gradients --try-advice"
+        f" recommended:\n{what}"
+    )
+    atomic_write_text(out, dump_config(written, comment))
+    return out

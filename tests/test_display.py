@@ -97,7 +97,7 @@ def test_a_run_that_dies_in_epoch_1_leaves_its_latest_numbers_and_flags_on_scree
     frame = text[text.rindex("exploding_relu  ") : text.index("Non-finite values first appeared")]
     assert not NAN.search(text), frame
     row = next(ln for ln in frame.splitlines() if ln.split()[:2] == ["9", "dense_9"])
-    assert "nonfinite" in row and "expl" in row, frame
+    assert "nonfin" in row and "expl" in row, frame
     assert re.search(r"\d\.\d\de[-+]\d\d", row), row  # its gradient norm so far
 
 
@@ -127,13 +127,13 @@ def test_at_80_columns_the_flags_shorten_before_an_evidence_column_goes():
     layers.append(summary("dense_6", ["exploding", "dead"], 6, (2, 8)))
     text = drawn(info, layers, 80, 24)
     head = next(ln for ln in text.splitlines() if "|dW|" in ln)
-    assert all(h in head for h in ("act", "trend", "|dW|/|W|", "dead/sat", "flags")), text  # shortened, all kept
+    assert all(h in head for h in ("act", "trend", "|ΔW|/|W|", "dead/sat", "flags")), text  # shortened, all kept
     assert "vanish,expl e8" in text and "expl e2; dead e8" in text and "exploding" not in text, text
     layers.append(summary("dense_7", ["vanishing", "exploding", "dead"], 7, (1, 2, 8)))
     text = drawn(info, layers, 80, 24)
     head = next(ln for ln in text.splitlines() if "|dW|" in ln)
     assert "vanish e1; expl e2; dead e8" in text and "left out to fit 80 columns: act" in text, text
-    assert all(h in head for h in ("|dW|", "|dW|/|W|", "dead/sat")), text  # the evidence stays
+    assert all(h in head for h in ("|dW|", "|ΔW|/|W|", "dead/sat")), text  # the evidence stays
     assert all(len(ln) <= 80 for ln in text.splitlines()) and "…" not in text
     wide = drawn(info, layers, 120, 40)
     assert "vanishing (e8), exploding (e8)" in wide and "left out" not in wide, wide

@@ -218,7 +218,14 @@ def norm_style(value) -> str:
 NORM_LEGEND = "colour by magnitude: [red]< 1e-5[/] [yellow]< 1e-3[/] [green]1e-3 to 10[/] [yellow]> 10[/] [red]> 1e3[/]"
 
 
-SHORT_FLAGS = {"vanishing": "vanish", "exploding": "expl", "collapsed": "collapse", "saturated": "sat"}
+SHORT_FLAGS = {
+    "vanishing": "vanish",
+    "exploding": "expl",
+    "collapsed": "collapse",
+    "saturated": "sat",
+    "stalled": "stall",
+    "nonfinite": "nonfin",
+}
 
 
 def _flag_cell(s, short: bool = False) -> str:
@@ -263,7 +270,7 @@ LAYER_COLS = [
     Col("act", "left", drop=4),
     Col("|dW|"),
     Col("trend", "left", drop=3),
-    Col("|dW|/|W|", drop=2),
+    Col("|ΔW|/|W|", drop=2),
     Col("dead/sat", drop=1),
     Col("flags", "left"),
 ]
@@ -444,17 +451,24 @@ def flag_summary(result: RunResult, order: list[str] | None = None) -> list[str]
         return ["No gradient flag raised: every layer's gradients stayed in range."]
     groups: dict[tuple, list[dict]] = {}
     for f in result.flags:
-        key = (f["flag"], f["onset_epoch"], f["active_at_end"])
+        key = (f["flag"], f["onset_epoch"], f["active_at_end"], f.get("transient", False))
         groups.setdefault(key, []).append(f)
     out = [f"Flags raised during the run (per layer and step, with advice: dnn inspect-gradients {result.run_dir}):"]
-    for (flag, onset, active), items in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[1][0]["index"])):
+    for (flag, onset, active, transient), items in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[1][0]["index"])):
         names = layer_span([f["layer"] for f in items], order or [])
-        if active:
+        if transient:
+            when = f"at initialization (epoch {onset}), then cleared: transient"
+        elif active:
             when = f"from epoch {onset}, still at the end"
         else:
             last = max(f["last_epoch"] for f in items)
             when = f"from epoch {onset} to epoch {last}, then cleared" if last != onset else f"in epoch {onset} only"
         out.append(f"  {flag} in {names}: {when}")
+    if any(not f.get("transient", False) for f in result.flags):
+        out.append(
+            f"Try the advice on this network and write the fix: dnn inspect-gradients {result.run_dir}"
+            " --try-advice --write-config FIXED.yaml"
+        )
     return out
 
 

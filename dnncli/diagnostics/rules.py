@@ -346,7 +346,7 @@ class FlagTracker:
                 held[verdict[0]] = verdict[1:]
         if math.isfinite(g) and g > 0:
             win.logs.append(math.log10(g))
-        if not held and win.upd and self._calm:
+        if not held and len(win.upd) == self.smooth and self._calm:  # a full window: never one step's say
             pace = _median([v for _, _, v in win.upd])
             limit = cfg["stalled_ratio"]
             if pace < limit and not self._learned and not self.learning():

@@ -47,8 +47,18 @@ def _why_no_model(run_dir: Path) -> str:
         where = f" of layer {stop['layer']}{name}"
     return (
         f": training stopped on non-finite values in the {stop['stage']}{where}, at epoch {stop['epoch']},"
-        f" step {stop['step']}. {nonfinite_remedies(config, run_dir, stop['stage'])}"
+        f" step {stop['step']}. {nonfinite_remedies(config, run_dir, stop['stage'], _advice(run_dir))}"
     )
+
+
+def _advice(run_dir: Path) -> list[dict]:
+    """The advice ``dnn inspect-gradients RUN_DIR`` gives, for the message of a stopped run."""
+    from dnncli.experiment.inspection import inspect_run
+
+    try:
+        return inspect_run(run_dir)["advice"]
+    except DnnError:
+        return []
 
 
 def _checkpoint_step(run_dir: Path) -> int:

@@ -92,13 +92,12 @@ def _figure(run_dir: Path):
     curves = [k for k in history[0] if k not in skip and not k.startswith("val_") and not k.startswith("grad_norm.")]
     records = read_step_records(run_dir / "gradients.csv")
     report, note = _inspection(run_dir) if records else (None, None)
-    known = {(r["layer_index"], r["layer"]) for r in records}
+    names = {r["layer_index"]: r["layer"] for r in records}
     if report is not None:
         # The rows are the layers the monitor watches, as inspect-gradients lists them; a layer it names but
         # that has no record yet still gets its (empty) row.
-        known = {i: name for i, name in known} | {layer["index"]: layer["name"] for layer in report["layers"]}
-        known = set(known.items())
-    layers = sorted(known)
+        names |= {layer["index"]: layer["name"] for layer in report["layers"]}
+    layers = sorted(names.items())
     heat_inches = min(max(ROW_INCHES * len(layers) + 1.0, 2.6), 12.0) if layers else 0.0
     curve_inches = 3.4
     fig = plt.figure(
@@ -295,11 +294,10 @@ def _fit_labels(fig, ax, labels: list[str]) -> int:
     """
     n = len(labels)
     ax.set_yticks(range(n), minor=True)
-    fig.canvas.draw()
     # A first guess from the axes' height and one label's, then checked (and raised) on the drawn figure.
-    probe = ax.set_yticks([0], [labels[0]], fontsize="small")[0]
+    ax.set_yticks([0], [labels[0]], fontsize="small")
     fig.canvas.draw()
-    label_px = probe.get_window_extent().height + LABEL_GAP_PX
+    label_px = ax.get_yticklabels()[0].get_window_extent().height + LABEL_GAP_PX
     stride = max(1, math.ceil(n * label_px / max(ax.get_window_extent().height, 1.0)))
     while True:
         shown = list(range(0, n, stride))

@@ -210,9 +210,38 @@ def nonfinite_event(run_dir: Path) -> dict | None:
     return {"stage": stage, "layer": layer, "step": step, "epoch": epoch, "skipped": False, "detail": detail}
 
 
-def nonfinite_remedies(config, run_dir: Path, stage: str) -> str:
-    """What to change after a stop on non-finite values, as overrides of the run's own config: a resume would
-    repeat the same steps with the same settings and stop again."""
+def nonfinite_remedies(config, run_dir: Path, stage: str, advice: list[dict] | None = None) -> str:
+    """What to change after a stop on non-finite values: the diagnosis's own advice, causes first (``advice``, as
+    ``inspect-gradients`` gives it), as overrides of the run's own config; a resume would repeat the same steps with
+    the same settings and stop again. Without advice, the remedies that bound any overflow."""
+    run_dir = Path(run_dir)
+    changes = [(a["command"], _gist(a["text"])) for a in (advice or [])[:MAX_REMEDIES]]
+    if not changes:
+        changes = [(f"--set {c}", why) for c, why in _generic_remedies(config, stage)]
+    text = "Resuming would repeat the same steps with the same settings and stop again; change one and train anew"
+    train = f"dnn train {run_dir / 'config.yaml'}"
+    if changes:
+        text += ", causes first: " + "; or ".join(
+            f"{train} {cmd} ({why})" if len(cmd) <= 200 else f"{why} (too long to paste: --write-config writes it)"
+            for cmd, why in changes
+        )
+    return (
+        f"{text}. To try each on this network and write the one that cures: dnn inspect-gradients {run_dir}"
+        f" --try-advice --write-config FIXED.yaml. Check the inputs of the samples listed in"
+        f" {run_dir / 'nonfinite_batch.npz'}."
+    )
+
+
+MAX_REMEDIES = 3  # the advice a stop message lists; inspect-gradients has them all
+
+
+def _gist(text: str) -> str:
+    """An advice item's first clause: what it found."""
+    cut = min((k for k in (text.find(": "), text.find(". ")) if k > 0), default=len(text))
+    return text[:cut].rstrip(".")
+
+
+def _generic_remedies(config, stage: str) -> list[tuple[str, str]]:
     raw = config.raw
     opt = raw["optimizer"]
     lr = opt["learning_rate"]
@@ -228,16 +257,7 @@ def nonfinite_remedies(config, run_dir: Path, stage: str) -> str:
         changes.append(("training.on_nonfinite=skip_batch", "skip such batches, counted"))
     if raw["data"].get("scale") == "none":
         changes.append(("data.scale=standardize", "scale the inputs"))
-    run_dir = Path(run_dir)
-    text = "Resuming would repeat the same steps with the same settings and stop again; change one and train anew"
-    if changes:
-        first, why = changes[0]
-        text += f": dnn train {run_dir / 'config.yaml'} --set {first} ({why})"
-        text += "".join(f", or --set {change} ({reason})" for change, reason in changes[1:])
-    return (
-        f"{text}. Check the inputs of the samples listed in {run_dir / 'nonfinite_batch.npz'};"
-        f" dnn inspect-gradients {run_dir} shows which layers grew, with advice."
-    )
+    return changes
 
 
 def history_columns(history: list[dict]) -> list[str]:

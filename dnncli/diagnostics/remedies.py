@@ -118,7 +118,7 @@ def initializer_scale(ctx: Context) -> list[Advice]:
 def _initializer_item(ctx, stack, gains, total, worst, wrong) -> Advice:
     w = stack[worst]
     std, fan_in, _ = ctx.scale[w.index]
-    name, rule, target = ctx.target_scale(w)
+    _, rule, target = ctx.target_scale(w)
     direction = "grows" if total > 1 else "shrinks"
     init = ctx.layers[w.index]["kernel_initializer"]["name"]
     if len(wrong) > 1 and 1 / FAR <= gains[worst] <= FAR:
@@ -227,9 +227,9 @@ def small_steps(ctx: Context) -> list[Advice]:
     below = f", {default / lr:.0f}x below {name}'s default ({default:g})" if default and lr < default else ""
     return [
         Advice(
-            f"Each step moves the weights of {ctx.names([w for w, _ in stalled])} by as little as {pace:.2g} of their size, where"
-            f" about 1e-3 is usual: the learning rate {lr:g} is too low{below}, and the loss barely moves. Raise it"
-            f" to {target:g}.",
+            f"Each step moves the weights of {ctx.names([w for w, _ in stalled])} by as little as {pace:.2g} of"
+            f" their size, where about 1e-3 is usual: the learning rate {lr:g} is too low{below}, and the loss"
+            f" barely moves. Raise it to {target:g}.",
             [f"optimizer.learning_rate={target:g}"],
             ["stalled"],
             f"optimizer.learning_rate: {target:g}",
@@ -328,9 +328,9 @@ RULES = (
     negative_bias,
     initializer_scale,
     saturating_stack,
+    momentum,  # the rate's multiplier: a velocity of 1 / (1 - momentum) steps
     learning_rate,
     small_steps,
-    momentum,
     leaky_relu,
     clipping,
     outlier_statistics,

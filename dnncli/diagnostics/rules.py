@@ -61,87 +61,19 @@ import math
 from collections import deque
 from dataclasses import dataclass, field
 
-from dnncli.errors import plural
+from dnncli.diagnostics.flags import (
+    DEAD_ACTIVATIONS,
+    FLAGS,
+    SATURATING,
+    FlagState,
+    WatchedLayer,
+    layer_span,
+)
+from dnncli.diagnostics.progress import LossProgress
+from dnncli.diagnostics.progress import median as _median
 
-FLAGS = ("vanishing", "exploding", "collapsed", "dead", "saturated", "stalled", "nonfinite")
-SATURATING = ("sigmoid", "tanh")
-DEAD_ACTIVATIONS = ("relu",)  # the only activation whose gradient is exactly zero below zero
+__all__ = ["DEAD_ACTIVATIONS", "FLAGS", "SATURATING", "FlagState", "FlagTracker", "WatchedLayer", "layer_span"]
 
-
-def layer_span(names: list[str], order: list[str]) -> str:
-    """``dense to dense_2, dense_4 to dense_11 (11 layers)``: ``names`` as runs of consecutive layers of ``order``.
-
-    A run of three layers or more is written by its ends; a gap in the run is never hidden. ``order`` is every
-    watched layer's name in model order (a name missing from it is listed on its own, in the order given).
-    """
-    position = {name: k for k, name in enumerate(order)}
-    known = sorted({n for n in names if n in position}, key=position.__getitem__)
-    runs: list[list[str]] = []
-    for name in known:
-        if runs and position[name] == position[runs[-1][-1]] + 1:
-            runs[-1].append(name)
-        else:
-            runs.append([name])
-    parts = [f"{r[0]} to {r[-1]}" if len(r) >= 3 else ", ".join(r) for r in runs]
-    parts += [n for n in dict.fromkeys(names) if n not in position]
-    count = len(known) + len(parts) - len(runs)
-    text = ", ".join(parts)
-    return f"{text} ({count} layers)" if any(len(r) >= 3 for r in runs) else text
-
-
-@dataclass(frozen=True)
-class WatchedLayer:
-    """What the rules know of a watched dense layer."""
-
-    index: int  # position in the model's layers
-    name: str
-    activation: str  # the dense layer's own, or that of the activation layer that follows it
-    output: bool = False  # the model's last dense layer
-
-
-@dataclass
-class FlagState:
-    """One flag of one layer over a window: when it started, how long it held, how bad it got."""
-
-    name: str
-    onset_step: int
-    onset_epoch: int
-    last_step: int
-    last_epoch: int
-    records: int = 0  # records at which it held
-    episodes: int = 0  # separate stretches
-    active: bool = False  # holds at the last record
-    peak: float = math.nan  # the worst value of the flag's measure
-    detail: str = ""  # the numbers at the worst record
-    onset_record: int = 0  # the tracker's record count at the onset and at the last record it held
-    last_record: int = 0
-    transient: bool = False  # raised at initialization and cleared within a few records (set by the tracker)
-
-    def describe(self, unit: str = "step", total: int | None = None) -> str:
-        """``gradient 0 from step 35 to the end (6 of 40 records)``: the worst numbers, then onset and extent."""
-
-        def at(step: int, epoch: int) -> str:
-            return f"step {step}" if unit == "step" else f"epoch {epoch} (step {step})"
-
-        if self.name == "nonfinite":
-            return f"{self.detail} at {at(self.onset_step, self.onset_epoch)}"
-        held = f"({self.records} of {total} records)" if total else f"({plural(self.records, 'record')})"
-        onset, last = at(self.onset_step, self.onset_epoch), at(self.last_step, self.last_epoch)
-        stretches = f" in {self.episodes} stretches" if self.episodes > 1 else ""
-        if self.transient:
-            span = f"at initialization, {onset} to {last} {held}, then cleared (transient)"
-        elif self.active:
-            span = f"from {onset} to the end{stretches} {held}"
-        elif self.last_step == self.onset_step:
-            span = f"at {onset} only {held}"
-        else:
-            span = f"from {onset} to {last}{stretches} {held}, then cleared"
-        return f"{self.detail} {span}"
-
-
-LEARNED_CLASSES = 0.5  # a loss this fraction of an uninformed model's or less: the network has learned
-LEARNED_VALUES = 0.2  # for values, where no model is uninformed: this fraction of the loss it started at
-FALLING = 0.9  # a loss now at this fraction of its level four growth windows ago, or less, is falling
 MOSTLY = 0.9  # a layer with this share of dead or saturated units is held back, whatever its loss does
 Z_GROWTH = 4.0  # growth beyond this many standard errors of the layer's own spread is not noise
 
@@ -162,18 +94,10 @@ class _LayerWindow:
     epoch_flags: set = field(default_factory=set)  # flags that held at some record of the current epoch
 
 
-def _median(values) -> float:
-    v = sorted(values)
-    n = len(v)
-    if n == 0:
-        return math.nan
-    return v[n // 2] if n % 2 else 0.5 * (v[n // 2 - 1] + v[n // 2])
-
-
 def _spread(values) -> float:
-    """A robust standard deviation: 1.4826 times the median absolute deviation."""
-    m = _median(values)
-    return 1.4826 * _median([abs(v - m) for v in values])
+    """The batch-to-batch noise of a series, robust to its trend: from the median step between neighbours (for
+    independent noise of deviation s, the median of |a - b| is 0.954 s)."""
+    return _median([abs(b - a) for a, b in zip(values, values[1:])]) / 0.954
 
 
 class FlagTracker:
@@ -189,7 +113,6 @@ class FlagTracker:
 
     def __init__(self, layers: list[WatchedLayer], cfg: dict, uninformed_loss: float | None = None):
         self.layers = list(layers)
-        self.uninformed_loss = uninformed_loss  # what a model that knows nothing scores (ln C for C classes)
         self.cfg = cfg
         self.smooth = cfg["smooth"]
         self.windows = {
@@ -204,10 +127,7 @@ class FlagTracker:
         }
         self.total = 0  # records judged, per layer
         self.events: list[dict] = []  # non-finite stops and skipped batches
-        self.losses: deque = deque(maxlen=4 * cfg["growth_window"])  # the batch loss at each recorded step
-        self.first_loss = math.nan  # the median of the first `smooth` finite losses: where training started
-        self._first: list[float] = []
-        self._learned = False
+        self.progress = LossProgress(self.smooth, cfg["growth_window"], uninformed_loss)
 
     # feeding ---------------------------------------------------------------------
     def begin_epoch(self) -> None:
@@ -218,8 +138,7 @@ class FlagTracker:
         """Judge one recorded step: ``rows`` holds one record per watched layer (as in gradients.csv); ``loss`` is
         the batch loss at that step (None where unknown: the loss-dependent rules then judge without it)."""
         self.total += 1
-        self._add_loss(loss)
-        self._learned = self._has_learned()
+        self.progress.add(loss)
         self._calm = self._network_calm()
         by_index = {r["layer_index"]: r for r in rows}
         medians = {}
@@ -246,14 +165,6 @@ class FlagTracker:
             if r is not None:
                 self._judge(w, r, medians[w.index], reference)
 
-    def _add_loss(self, loss) -> None:
-        if loss is None:
-            return
-        self.losses.append(loss)
-        if len(self._first) < self.smooth and math.isfinite(loss):
-            self._first.append(loss)
-            self.first_loss = _median(self._first)
-
     def _network_calm(self) -> bool:
         """No layer held another flag at the last record, and none ever went out of range: small steps are then
         the optimizer's, not a symptom of something else (tiny signals, blown-up weights, dead units)."""
@@ -263,49 +174,12 @@ class FlagTracker:
                     return False
         return True
 
-    def _has_learned(self) -> bool:
-        """Whether the network has learned: its loss is now half that of a model that knows nothing, or less (where the loss says what that
-        is: ln C for C classes); for values, a fifth of where training started."""
-        recent = [v for v in list(self.losses)[-self.smooth :] if math.isfinite(v)]
-        if self.uninformed_loss is not None:
-            reference, share = self.uninformed_loss, LEARNED_CLASSES
-        else:
-            reference, share = self.first_loss, LEARNED_VALUES
-        if not recent or not reference > 0:
-            return False
-        now = _median(recent)
-        # a network that has learned keeps the verdict through a spike, unless it falls back to knowing nothing
-        self._learned = now <= share * reference or (self._learned and now < reference)
-        return self._learned
-
-    def loss_falling(self) -> bool | None:
-        """Whether the loss's median over the last ``smooth`` records is below the median of the records before
-        it in the growth window (None: not known yet)."""
-        values = list(self.losses)[-self.cfg["growth_window"] :]
-        if len(values) < self.cfg["growth_window"]:
-            return None
-        old, recent = values[: -self.smooth], values[-self.smooth :]
-        if not all(math.isfinite(v) for v in recent):
-            return False
-        return _median(recent) < _median([v for v in old if math.isfinite(v)] or [math.inf])
-
-    def learning(self) -> bool:
-        """Whether the loss is clearly falling over the longer horizon (``FALLING``, over four growth windows),
-        and is below an uninformed model's: a loss falling from an explosion back to chance is not learning."""
-        window = self.cfg["growth_window"]
-        values = [v for v in self.losses if math.isfinite(v)]
-        if len(self.losses) < len(values) or len(values) < 2 * window:
-            return False
-        now, before = _median(values[-window:]), _median(values[:window])
-        below_chance = self.uninformed_loss is None or now < self.uninformed_loss
-        return below_chance and now <= FALLING * before
-
     def idle_units_matter(self, fraction: float) -> bool:
         """Whether dead or saturated units, this share of a layer's, hold the network back: not once it has
         learned, nor while it is learning with a working share of units left."""
-        if self._learned:
+        if self.progress.learned:
             return False
-        return fraction >= MOSTLY or not self.learning()
+        return fraction >= MOSTLY or not self.progress.learning()
 
     def _judge(self, w: WatchedLayer, r: dict, median: float, reference: float) -> None:
         cfg = self.cfg
@@ -349,7 +223,7 @@ class FlagTracker:
         if not held and len(win.upd) == self.smooth and self._calm:  # a full window: never one step's say
             pace = _median([v for _, _, v in win.upd])
             limit = cfg["stalled_ratio"]
-            if pace < limit and not self._learned and not self.learning():
+            if pace < limit and not self.progress.learned and not self.progress.learning():
                 onset = self._onset(win.upd, lambda v: v < limit)
                 detail = f"updates {pace:.2g} of the weights per step < {limit:.0e} (about 1e-3 is usual)"
                 held["stalled"] = (*onset, pace, False, detail)
@@ -408,7 +282,7 @@ class FlagTracker:
         noise = _spread(logs) * math.sqrt(1.57 / len(recent) + 1.57 / len(old))
         if rise < math.log10(cfg["exploding_growth"]) or rise < Z_GROWTH * noise or 10**now < cfg["exploding_min"]:
             return None
-        if self.loss_falling() or self.learning():
+        if self.progress.falling() or self.progress.learning():
             return None
         return 10**base, 10**now
 

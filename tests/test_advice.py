@@ -1,0 +1,205 @@
+"""Advice from the network as a whole, --try-advice ranked by outcome, --write-config, and the update ratio."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from dnncli.cli.app import app
+from dnncli.diagnostics.advice import InputStats
+from dnncli.diagnostics.monitor import GradientMonitor
+from dnncli.experiment import cure
+from dnncli.experiment.config import load
+from dnncli.experiment.inspection import inspect_config
+from dnncli.experiment.prepare import build_trainer, prepare_data
+from dnncli.nn import optimizers
+
+BLOBS = {"source": "synthetic", "generator": "blobs", "n_samples": 600, "n_features": 10, "classes": 3}
+
+
+def dense(units, activation, init="he_normal", **more):
+    return {"type": "dense", "units": units, "activation": activation, "kernel_initializer": init, **more}
+
+
+def write(tmp_path, name, layers, data=None, optimizer=None, loss="sparse_categorical_crossentropy", **top):
+    spec = {
+        "name": name,
+        "data": {**BLOBS, "scale": "standardize"} if data is None else data,
+        "model": {"input_shape": [10], "layers": layers},
+        "loss": loss,
+        "optimizer": optimizer or {"name": "sgd", "learning_rate": 0.01},
+        "training": {"epochs": 2, "batch_size": 32},
+        **top,
+    }
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+def run(*args):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def compounding(tmp_path, name="gain"):
+    # 1.8x He's standard deviation per layer: never past 2x, but 1.8^12 = 1157 through the stack
+    init = {"name": "variance_scaling", "scale": 2 * 1.8**2, "mode": "fan_in", "distribution": "untruncated_normal"}
+    return write(tmp_path, name, [dense(64, "relu", init) for _ in range(12)] + [dense(3, "softmax", "glorot_uniform")])
+
+
+def test_a_gain_under_2x_per_layer_that_compounds_is_the_cause_and_the_rate_is_not(tmp_path):
+    report = inspect_config(load(compounding(tmp_path)))
+    assert any("exploding" in layer["flags"] for layer in report["layers"])
+    first = report["advice"][0]
+    assert "compounded over 13 layers" in first["text"] and "he_normal" in first["text"]
+    assert first["set"] == [
+        "model.layers.*.kernel_initializer=he_normal",
+        "model.layers.12.kernel_initializer=glorot_uniform",
+    ]
+    # the rate is sgd's default and the flags came at initialization: no learning-rate item
+    assert not any("learning_rate" in s for a in report["advice"] for s in a["set"])
+
+
+def test_unscaled_inputs_come_first_when_the_first_layer_shows_them(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(0, 1, (600, 10)) * np.array([3e4, 1e3, 1, 1, 1, 1, 1, 1, 1e-3, 0])
+    y = (x[:, 0] / 3e4 + x[:, 1] / 1e3 > 0).astype(int)
+    np.savez(tmp_path / "raw.npz", x=x, y=y)
+    data = {"source": "npz", "path": str(tmp_path / "raw.npz")}
+    path = write(
+        tmp_path,
+        "raw",
+        [dense(32, "sigmoid", "glorot_uniform") for _ in range(3)] + [dense(1, "sigmoid")],
+        data=data,
+        loss="binary_crossentropy",
+        optimizer={"name": "sgd", "learning_rate": 0.1},
+    )
+    report = inspect_config(load(path))
+    assert "saturated" in report["layers"][0]["flags"]
+    first = report["advice"][0]
+    assert first["set"] == ["data.scale=standardize"]
+    assert "values up to" in first["text"] and "1 constant column" in first["text"]
+    stats = InputStats.of(x)
+    assert stats.unscaled and stats.constant == 1 and stats.max_abs > 1e4
+
+
+def test_a_learning_rate_item_only_where_the_rate_is_the_cause(tmp_path):
+    good = [dense(32, "relu") for _ in range(4)] + [dense(3, "softmax", "glorot_uniform")]
+    high = inspect_config(load(write(tmp_path, "high", good, optimizer={"name": "sgd", "learning_rate": 5.0})))
+    assert (
+        high["advice"][0]["set"] == ["optimizer.learning_rate=0.01"]
+        and "500x sgd's default" in high["advice"][0]["text"]
+    )
+    low = inspect_config(load(write(tmp_path, "low", good, optimizer={"name": "adam", "learning_rate": 1e-7})))
+    stalled = {f for layer in low["layers"] for f in layer["flags"]}
+    assert stalled == {"stalled"}
+    assert low["advice"][0]["set"] == ["optimizer.learning_rate=0.001"] and "too low" in low["advice"][0]["text"]
+
+
+@pytest.mark.filterwarnings("ignore:.*expects probabilities")
+def test_biases_a_mismatched_loss_and_momentum_each_name_their_cause(tmp_path):
+    bias = {"name": "constant", "value": -4.0}
+    layers = [dense(32, "relu", bias_initializer=bias) for _ in range(3)] + [dense(3, "softmax", "glorot_uniform")]
+    report = inspect_config(load(write(tmp_path, "bias", layers, optimizer={"name": "adam"})))
+    first = report["advice"][0]
+    assert (
+        "biases start at -4" in first["text"] and len(first["set"]) == 1 and "bias_initializer=zeros" in first["set"][0]
+    )
+    logits = [dense(32, "relu"), dense(1, "linear")]
+    report = inspect_config(
+        load(
+            write(
+                tmp_path,
+                "logits",
+                logits,
+                loss="binary_crossentropy",
+                data={**BLOBS, "classes": 2, "scale": "standardize"},
+            )
+        )
+    )
+    assert report["advice"] and report["advice"][0]["set"] == ["loss={name: binary_crossentropy, from_logits: true}"]
+    momentum = {"name": "sgd", "learning_rate": 0.3, "momentum": 0.99}
+    layers = [dense(64, "relu") for _ in range(3)] + [dense(3, "softmax")]
+    report = inspect_config(load(write(tmp_path, "momentum", layers, optimizer=momentum)), steps=45)
+    assert any(a["set"] == ["optimizer.momentum=0.9"] for a in report["advice"])
+
+
+def test_try_advice_ranks_by_outcome_and_marks_one(tmp_path):
+    config = load(compounding(tmp_path))
+    report = inspect_config(config)
+    tried = cure.try_advice(config, report, report["advice"])
+    assert [t["rank"] for t in tried] == list(range(1, len(tried) + 1))
+    assert sum(t["recommended"] for t in tried) == 1 and tried[0]["recommended"] and tried[0]["cured"]
+    assert tried[0]["set"] == report["advice"][0]["set"]  # He initialization cures it
+    clip = next(t for t in tried if t["set"] == ["optimizer.clipnorm=1.0"])
+    assert not clip["cured"] and clip["rank"] > 1
+
+
+def test_write_config_writes_the_cure_as_a_person_would_and_never_overwrites(tmp_path):
+    path = compounding(tmp_path)
+    out = tmp_path / "fixed.yaml"
+    r = run("inspect-gradients", path, "--write-config", out, "--plain")
+    assert r.exit_code == 0, r.output
+    text = out.read_text()
+    assert (
+        text.startswith("# gain")
+        and "he_normal" in text
+        and "variance_scaling" not in text.split("layers:")[1].split("- {type: dense, units: 3")[0]
+    )
+    assert "\n    - {type: dense, units: 64, activation: relu, kernel_initializer: he_normal}\n" in text
+    assert "Recommended: advice 1" in r.output
+    trained = run("train", out, "--out", tmp_path / "run", "--epochs", "1", "--quiet")
+    assert trained.exit_code == 0 and "No gradient flag raised" in trained.output, trained.output
+    before = out.read_text()
+    r = run("inspect-gradients", path, "--write-config", out)
+    assert r.exit_code == 2 and "exists already" in r.output and out.read_text() == before
+    assert run("inspect-gradients", path, "--write-config", out, "--force").exit_code == 0
+    r = run("inspect-gradients", path, "--write-config", tmp_path)
+    assert r.exit_code == 2 and "exists already" in r.output
+
+
+def test_try_advice_on_a_run_directory_uses_the_runs_config_and_data(tmp_path):
+    layers = [dense(32, "relu", bias_initializer={"name": "constant", "value": -4.0}) for _ in range(3)]
+    path = write(tmp_path, "deadrun", layers + [dense(3, "softmax", "glorot_uniform")], optimizer={"name": "adam"})
+    out = tmp_path / "run"
+    assert run("train", path, "--out", out, "--quiet").exit_code == 0
+    r = run("inspect-gradients", out, "--try-advice", "--json")
+    assert r.exit_code == 0, r.output
+    report = json.loads(r.output)
+    best = next(t for t in report["tried"] if t["recommended"])
+    assert best["cured"] and "bias_initializer=zeros" in " ".join(best["set"])
+
+
+def test_fail_on_judges_the_end_and_fail_on_any_every_flag(tmp_path):
+    import typer
+
+    from dnncli.cli.app import _gate
+
+    transient = [{"flag_info": [{"flag": "vanishing", "active_at_end": False, "transient": True}]}]
+    _gate(transient, {"vanishing"}, set())  # cleared: --fail-on passes
+    with pytest.raises(typer.Exit) as err:
+        _gate(transient, set(), {"vanishing"})
+    assert err.value.exit_code == 1
+    still = [{"flag_info": [{"flag": "dead", "active_at_end": True, "transient": False}]}]
+    with pytest.raises(typer.Exit):
+        _gate(still, {"dead"}, set())
+
+
+@pytest.mark.parametrize("name", sorted(optimizers.REGISTRY.names()))
+def test_the_update_ratio_is_the_step_the_optimizer_took(tmp_path, name):
+    spec = {"name": name, "clipnorm": 0.5} if name != "adamw" else {"name": name, "weight_decay": 0.1}
+    config = load(write(tmp_path, "ratio", [dense(16, "relu"), dense(3, "softmax")], optimizer=spec))
+    model, loss = config.build_model(), config.build_loss()
+    data = prepare_data(config, model, loss)
+    trainer = build_trainer(config, model, loss, len(data.x_train))
+    monitor = GradientMonitor(model, {**config["monitor"], "every": 1}, loss)
+    before = [model.layers[i].params["kernel"].copy() for i in (0, 1)]
+    trainer.fit(data.x_train[:32], data.y_train[:32], 1, callbacks=[monitor], prepared=True)
+    rows = monitor.take_records()
+    for row, old in zip(rows, before):
+        new = model.layers[row["layer_index"]].params["kernel"]
+        expected = np.linalg.norm(new.astype(np.float64) - old) / np.linalg.norm(old.astype(np.float64))
+        assert row["update_ratio"] == pytest.approx(expected, rel=1e-4)
+        assert not math.isclose(row["update_ratio"], row["grad_norm"] / row["weight_norm"], rel_tol=1e-3)

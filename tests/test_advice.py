@@ -2,6 +2,7 @@
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -53,7 +54,7 @@ def test_a_gain_under_2x_per_layer_that_compounds_is_the_cause_and_the_rate_is_n
     report = inspect_config(load(compounding(tmp_path)))
     assert any("exploding" in layer["flags"] for layer in report["layers"])
     first = report["advice"][0]
-    assert "compounded over 13 layers" in first["text"] and "he_normal" in first["text"]
+    assert "through a stack of 13 layers" in first["text"] and "1.16e+03-fold" in first["text"]
     assert first["set"] == [
         "model.layers.*.kernel_initializer=he_normal",
         "model.layers.12.kernel_initializer=glorot_uniform",
@@ -149,7 +150,7 @@ def test_write_config_writes_the_cure_as_a_person_would_and_never_overwrites(tmp
         and "variance_scaling" not in text.split("layers:")[1].split("- {type: dense, units: 3")[0]
     )
     assert "\n    - {type: dense, units: 64, activation: relu, kernel_initializer: he_normal}\n" in text
-    assert "Recommended: advice 1" in r.output
+    assert "Recommended (*): advice 1," in r.output
     trained = run("train", out, "--out", tmp_path / "run", "--epochs", "1", "--quiet")
     assert trained.exit_code == 0 and "No gradient flag raised" in trained.output, trained.output
     before = out.read_text()
@@ -203,3 +204,38 @@ def test_the_update_ratio_is_the_step_the_optimizer_took(tmp_path, name):
         expected = np.linalg.norm(new.astype(np.float64) - old) / np.linalg.norm(old.astype(np.float64))
         assert row["update_ratio"] == pytest.approx(expected, rel=1e-4)
         assert not math.isclose(row["update_ratio"], row["grad_norm"] / row["weight_norm"], rel_tol=1e-3)
+
+
+REDTEAM = Path(__file__).resolve().parents[1] / "bench" / "diagnosis" / "redteam"
+
+
+@pytest.mark.parametrize(
+    "name, steps, first",
+    [
+        ("p02_unscaled_target_regression", None, "data.target_scale=standardize"),
+        ("p04_relu_zero_init", None, "kernel_initializer=he_normal"),
+        ("p05_tanh_constant_init", None, "kernel_initializer=glorot_uniform"),
+        ("p08_clipvalue_tiny", None, "optimizer.clipvalue=null"),
+        ("p09_l2_huge", None, "kernel_regularizer={name: l2, l2: 0.0001}"),
+        ("p11_sigmoid_bias_plus6", None, "bias_initializer=zeros"),
+        ("p12_adadelta_default_lr", None, "optimizer.learning_rate=1"),
+        ("p17_lr_schedule_collapse", None, "optimizer.learning_rate=0.001"),
+        ("p22_sigmoid_output_regression", None, "model.layers.2.activation=linear"),
+        ("p25_bn_stochastic", None, "training.batching=mini-batch"),
+        ("p26_adam_epsilon_huge", None, "optimizer.epsilon=1e-07"),
+        ("p27_adamw_decay_huge", 100, "optimizer.weight_decay=0.004"),
+    ],
+)
+def test_the_first_advice_names_what_the_red_team_broke(name, steps, first, monkeypatch):
+    # each of these once got advice that named another cause, or a "cure" that did not learn (bench/diagnosis)
+    monkeypatch.chdir(REDTEAM.parents[2])  # the tables are named from the checkout
+    report = inspect_config(load(REDTEAM / f"{name}.yaml"), steps=steps)
+    assert report["advice"], name
+    assert any(first in s for s in report["advice"][0]["set"]), report["advice"][0]
+
+
+def test_a_cure_ends_clearly_lower_not_at_chance():
+    # 0.6932 -> 0.6931 with the flags gone is a network that still knows nothing: no cure
+    base = {"advice": "1", "set": [], "cleared": [{"layer": "dense", "flag": "stalled"}], "remaining": [], "new": []}
+    assert not cure.Outcome(**base, loss_before=0.6932, loss_after=0.6931).cured
+    assert cure.Outcome(**base, loss_before=0.6932, loss_after=0.60).cured

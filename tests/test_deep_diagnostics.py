@@ -296,7 +296,8 @@ def test_advice_names_the_negative_bias_and_omits_what_the_config_has():
     assert any("50x sgd's default" in a["text"] for a in exploding["advice"])
     # the layer furthest from He (fan-in 32), and the gain compounded over the stack
     assert any(
-        "std 1 " in a["text"] and "He gives 0.25" in a["text"] and "5.79e+05x" in a["text"] for a in exploding["advice"]
+        "std 1 " in a["text"] and "He gives 0.25" in a["text"] and "5.79e+05-fold" in a["text"]
+        for a in exploding["advice"]
     )
     clipped = inspect_config(load(CONFIGS / "exploding_relu.yaml", ["optimizer.clipnorm=1.0"]))
     assert all("optimizer.clipnorm=1.0" not in a["set"] for a in clipped["advice"])

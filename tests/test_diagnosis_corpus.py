@@ -4,7 +4,6 @@ The whole corpus is a benchmark: python bench/diagnosis_score.py (README, "The d
 """
 
 import importlib.util
-import os
 import sys
 from pathlib import Path
 
@@ -43,9 +42,9 @@ def test_the_fast_part_of_the_corpus_meets_every_target(score, monkeypatch):
 def test_every_corpus_config_is_valid_and_every_entry_has_a_teachers_verdict(score):
     from dnncli.experiment.config import load
 
-    os.environ.setdefault("DNN_DATASETS", str(ROOT / "data"))
     entries = score.load_corpus()
-    assert sum(e.kind == "healthy" for e in entries) >= 15 and sum(e.kind == "pathology" for e in entries) >= 20
+    assert sum(e.kind == "healthy" for e in entries) >= 30 and sum(e.kind == "pathology" for e in entries) >= 40
+    assert {e.part for e in entries} == {"corpus", "redteam"}
     for e in entries:
         assert e.kind in ("healthy", "pathology") and e.cause, e.name
         if e.kind == "pathology":

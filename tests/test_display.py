@@ -154,7 +154,7 @@ def test_layer_lists_with_gaps_are_written_exactly():
     tried = {"layers": [{"name": n} for n in order], "tried": [{"advice": 1, "cleared": items, "remaining": []}]}
     tried["tried"][0].update(new=[], loss_before=0.7, loss_after=0.1, nonfinite=None)
     _, rows = try_advice_rows(tried)
-    assert rows[0][2] == "dead: dense to dense_2, dense_4 to dense_11 (11 layers)"
+    assert rows[0][3] == "dead: dense to dense_2, dense_4 to dense_11 (11 layers)"
 
 
 def test_a_clean_run_says_so_live_piped_and_quiet(tmp_path):

@@ -208,7 +208,7 @@ def test_a_nonfinite_run_says_what_to_change_instead_of_resuming(tmp_path):
     r = run("train", write(tmp_path / "c.yaml", DIVERGE), "--out", out)
     assert r.exit_code == 3
     # the diagnosis's own advice, causes first: the rate (5000x sgd's default) is the cause
-    remedies = ["--set optimizer.learning_rate=0.01 ", "--set optimizer.clipnorm=1.0", "--try-advice --write-config"]
+    remedies = ["--set optimizer.learning_rate=0.01\n", "--set optimizer.clipnorm=1.0", "--try-advice --write-config"]
     for text in (r.output, run("eval", out).output):
         assert all(s in text for s in remedies), text
         assert f"dnn train {out / 'config.yaml'} --set" in text and "nonfinite_batch.npz" in text

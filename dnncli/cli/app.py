@@ -397,7 +397,7 @@ def inspect_gradients(
         report["tried_steps"] = baseline["steps_planned"]
         best = cure.recommended(report["tried"])
         if write_config is not None:
-            report["written"] = _write_fix(cfg, report, best, write_config, force, target)
+            report["written"] = _write_fix(cfg, report, best, write_config, force, target, say=json_)
     if json_:
         _echo_json(report)
     elif plain or not sys.stdout.isatty():
@@ -413,18 +413,20 @@ def inspect_gradients(
     _gate(report["layers"], gate, gate_any)
 
 
-def _write_fix(cfg, report: dict, best: dict | None, out: Path, force: bool, target: Path) -> str | None:
-    """Write the recommended fix, or say on stderr why nothing was written."""
+def _write_fix(cfg, report: dict, best: dict | None, out: Path, force: bool, target: Path, say: bool) -> str | None:
+    """Write the recommended fix; ``say``: tell stderr (the views say it under the table of what was tried)."""
     from dnncli.experiment import cure
 
     if best is None:
-        typer.echo(f"--write-config: no advice item helped on these steps; {out} not written.", err=True)
+        if say:
+            typer.echo(f"--write-config: no advice item helped on these steps; {out} not written.", err=True)
         return None
     numbers = [int(k) for k in best["advice"].split("+")]
     items = [report["advice"][k - 1] for k in numbers]
     change = "; ".join(i.get("change") or " ".join(i["set"]) for i in items)
     path = cure.write_fixed_config(cfg, {"set": best["set"], "change": change}, out, force, str(target))
-    typer.echo(f"Wrote {path}: {change}. Train it with: dnn train {path}", err=True)
+    if say:
+        typer.echo(f"Wrote {path}: {change}. Train it with: dnn train {path}", err=True)
     return str(path)
 
 

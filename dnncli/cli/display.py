@@ -701,23 +701,24 @@ def flag_groups(items: list[dict], order: list[str] | None = None) -> str:
 
 
 def try_advice_rows(report: dict) -> tuple[list[Col], list[list[str]]]:
-    """One row per item tried (and per items tried together), best first; the recommended one marked."""
-    cols = [Col("rank"), Col("advice", "left"), Col("cleared", "left", wrap=True)]
-    cols += [Col("remaining", "left", wrap=True), Col("new", "left", wrap=True), Col("final loss", wrap=True)]
+    """One row per item tried (and per items tried together), best first; the recommended one's rank starred."""
+    cols = [Col("rank"), Col("advice", "left"), Col("outcome", "left")]
+    cols += [Col("cleared", "left", wrap=True), Col("remaining", "left", wrap=True), Col("new", "left", wrap=True)]
+    cols.append(Col("final loss", wrap=True))
     rows = []
     order = [layer["name"] for layer in report.get("layers", [])]
     for k, t in enumerate(report.get("tried", []), start=1):
-        label = f"{t['advice']}{' (cure)' if t.get('cured') else ''}{' <- recommended' if t.get('recommended') else ''}"
-        rank = str(t.get("rank", k))
+        rank = f"{t.get('rank', k)}{'*' if t.get('recommended') else ''}"
         if "error" in t:
-            rows.append([rank, label, f"could not apply: {t['error']}", "", "", ""])
+            rows.append([rank, str(t["advice"]), "error", f"could not apply: {t['error']}", "", "", ""])
             continue
         before = "non-finite" if t["loss_before"] is None else fmt(t["loss_before"])
         after = "non-finite" if t["nonfinite"] or t["loss_after"] is None else fmt(t["loss_after"])
         rows.append(
             [
                 rank,
-                label,
+                str(t["advice"]),
+                _outcome(t),
                 flag_groups(t["cleared"], order),
                 flag_groups(t["remaining"], order),
                 flag_groups(t["new"], order),
@@ -725,6 +726,15 @@ def try_advice_rows(report: dict) -> tuple[list[Col], list[list[str]]]:
             ]
         )
     return cols, rows
+
+
+def _outcome(t: dict) -> str:
+    """``cure``: every flag cleared, none new, finite, the loss lower; ``helps``: some of that; else ``no``."""
+    if t.get("cured"):
+        return "cure"
+    if t["nonfinite"] or t["new"]:
+        return "no"
+    return "helps" if t["cleared"] else "no"
 
 
 def tried_title(report: dict) -> str:
@@ -743,9 +753,11 @@ def tried_footer(report: dict) -> list[str]:
     if best is None:
         return ["No item helped on these steps: the flags stay, or the loss ends higher."]
     what = "cures" if best.get("cured") else "helps most (not a full cure)"
-    out = [f"Recommended: advice {best['advice']}, which {what} on this network."]
+    out = [f"Recommended (*): advice {best['advice']}, which {what} on this network."]
     if report.get("written"):
-        out.append(f"Written with it applied: {report['written']} (dnn train {report['written']})")
+        out.append(f"Written with it applied: {report['written']}. Train it with: dnn train {report['written']}")
+    elif "written" in report:
+        out.append("--write-config: nothing written, as no item helped.")
     else:
         out.append("Write the config with it applied: --write-config FILE")
     return out

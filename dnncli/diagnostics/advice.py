@@ -91,6 +91,39 @@ class InputStats:
         return ", ".join(parts)
 
 
+@dataclass(frozen=True)
+class TargetStats:
+    """The regression targets, as the network is trained on them (after ``target_scale``)."""
+
+    low: float
+    high: float
+    std: float
+
+    @classmethod
+    def of(cls, y) -> TargetStats | None:
+        y = np.asarray(y, dtype=np.float64)
+        if y.size == 0 or not np.isfinite(y).all():
+            return None
+        return cls(float(y.min()), float(y.max()), float(y.std()))
+
+    @property
+    def unscaled(self) -> bool:
+        return self.std > 10.0 or max(abs(self.low), abs(self.high)) > 100.0
+
+
+@dataclass(frozen=True)
+class DataStats:
+    """What the advice knows of the training data: the inputs where unscaled, the targets of a regression."""
+
+    inputs: InputStats | None = None
+    targets: TargetStats | None = None
+
+    @classmethod
+    def of(cls, config, loss, x, y) -> DataStats:
+        inputs = InputStats.of(x) if config["data"].get("scale", "none") == "none" else None
+        return cls(inputs, None if loss.classifies else TargetStats.of(y))
+
+
 def names(layers: list[WatchedLayer], watched: list[WatchedLayer]) -> str:
     return layer_span([w.name for w in layers], [w.name for w in watched])
 
@@ -103,7 +136,7 @@ class Context:
         config,
         raised: list[tuple[WatchedLayer, FlagState]],
         watched: list[WatchedLayer],
-        inputs: InputStats | None,
+        data: DataStats | None,
     ):
         self.config = config
         self.raw = config.raw
@@ -111,7 +144,8 @@ class Context:
         self.source_layers = source.get("model", {}).get("layers", self.raw["model"]["layers"])
         self.layers = self.raw["model"]["layers"]
         self.watched = watched
-        self.inputs = inputs
+        self.inputs = data.inputs if data is not None else None
+        self.targets = data.targets if data is not None else None
         self.states: dict[str, list[tuple[WatchedLayer, FlagState]]] = {}
         for w, f in raised:
             if not f.transient:  # the initial weights settling: no cause to treat
@@ -199,12 +233,12 @@ def advise(
     config,
     raised: list[tuple[WatchedLayer, FlagState]],
     watched: list[WatchedLayer],
-    inputs: InputStats | None = None,
+    data: DataStats | None = None,
 ) -> list[Advice]:
     """Advice for the flags ``raised`` on ``config``'s network, causes first; empty when nothing is wrong."""
     from dnncli.diagnostics import remedies
 
-    ctx = Context(config, raised, watched, inputs)
+    ctx = Context(config, raised, watched, data)
     items: list[Advice] = []
     for rule in remedies.RULES:
         items += [a for a in rule(ctx) if a.set]

@@ -15,10 +15,21 @@ import yaml
 
 from dnncli.diagnostics.advice import FAR, Advice, Context
 from dnncli.diagnostics.rules import DEAD_ACTIVATIONS, SATURATING
+from dnncli.diagnostics.stepping import (
+    clipping,
+    heavy_penalty,
+    learning_rate,
+    momentum,
+    small_steps,
+    weight_decay,
+)
 
-HIGH_LR = 10.0  # a learning rate this many times the optimizer's default is a cause
-HIGH_MOMENTUM = 0.95  # SGD momentum at or above this piles up velocity
+RANGES = {"sigmoid": (0.0, 1.0), "softmax": (0.0, 1.0), "tanh": (-1.0, 1.0), "relu": (0.0, math.inf)}
+SATURATING_BIAS = 2.0  # a sigmoid or tanh bias this far from 0 starts its units near a bound
+
 SIZE_FLAGS = ("vanishing", "exploding", "collapsed", "saturated", "nonfinite", "dead")
+TOO_LARGE = ("exploding", "nonfinite", "saturated", "dead", "collapsed")  # what weights drawn too large do
+TOO_SMALL = ("vanishing", "collapsed", "dead", "stalled")  # and too small
 
 
 def input_scaling(ctx: Context) -> list[Advice]:
@@ -36,6 +47,86 @@ def input_scaling(ctx: Context) -> list[Advice]:
             ["data.scale=standardize"],
             list(SIZE_FLAGS),
             "data.scale: standardize",
+        )
+    ]
+
+
+def target_scaling(ctx: Context) -> list[Advice]:
+    """Regression targets in their own large units: the output's error, and every gradient, is that large."""
+    t = ctx.targets
+    if ctx.raw["data"].get("target_scale", "none") != "none" or t is None or not t.unscaled:
+        return []
+    if not ctx.flagged_with(*SIZE_FLAGS):
+        return []
+    return [
+        Advice(
+            f"The targets are not scaled (data.target_scale: none; values from {t.low:.4g} to {t.high:.4g}, std"
+            f" {t.std:.3g}): the loss, and every gradient, is in their squared units. Standardize them (predictions"
+            " are scaled back).",
+            ["data.target_scale=standardize"],
+            list(SIZE_FLAGS),
+            "data.target_scale: standardize",
+        )
+    ]
+
+
+def output_for_values(ctx: Context) -> list[Advice]:
+    """A regression output whose activation cannot reach the targets."""
+    t, out = ctx.targets, ctx.watched[-1] if ctx.watched else None
+    if t is None or out is None or out.activation not in RANGES:
+        return []
+    low, high = RANGES[out.activation]
+    if low <= t.low and t.high <= high:
+        return []
+    return [
+        Advice(
+            f"{out.name}'s {out.activation} outputs lie in [{low:g}, {high:g}], but the targets run from {t.low:.3g}"
+            f" to {t.high:.3g}: the network cannot reach them, and the loss stays high whatever it learns. A"
+            " regression output takes no activation (linear).",
+            [f"model.layers.{ctx.activation_at(out)}.activation=linear"],
+            list(SIZE_FLAGS),
+            f"activation: linear on {out.name}",
+        )
+    ]
+
+
+def single_sample_batches(ctx: Context) -> list[Advice]:
+    """Batch normalization over batches of one sample: every output normalized to its offset."""
+    t = ctx.raw["training"]
+    one = t["batching"] == "stochastic" or (t["batching"] == "mini-batch" and t["batch_size"] == 1)
+    if not one or not ctx.has_bn:
+        return []
+    return [
+        Advice(
+            "Batch normalization over a batch of one sample: its mean is the sample itself and its variance 0, so"
+            " every normalized output is 0 and the layers after it learn from nothing. Train on mini-batches.",
+            ["training.batching=mini-batch", "training.batch_size=32"],
+            list(SIZE_FLAGS),
+            "training: mini-batches of 32",
+        )
+    ]
+
+
+def constant_kernel(ctx: Context) -> list[Advice]:
+    """Kernels that start with one value everywhere: every unit of a layer computes, and learns, the same thing."""
+    same = [w for w in ctx.watched if ctx.scale[w.index][0] == 0.0]
+    if not same:
+        return []
+    changes = {w.index: ctx.target_scale(w)[0] for w in same}
+    sets = []
+    for name in sorted(set(changes.values())):
+        sets += ctx.layer_overrides({i: n for i, n in changes.items() if n == name}, "kernel_initializer")
+    layers = ctx.names(same)
+    use = " and ".join(sorted(set(changes.values())))
+    init = ctx.layers[same[0].index]["kernel_initializer"]["name"]
+    return [
+        Advice(
+            f"{layers}: every kernel weight starts at the same value ({init}): all units of a layer compute the"
+            " same output and get the same gradient, so they stay copies of one another (or, at 0, pass back"
+            f" nothing). Draw them at random: {use}.",
+            sets,
+            list(SIZE_FLAGS),
+            f"kernel_initializer: {use} in {layers}",
         )
     ]
 
@@ -74,25 +165,33 @@ def loss_and_output(ctx: Context) -> list[Advice]:
 
 
 def negative_bias(ctx: Context) -> list[Advice]:
-    """Relu layers whose biases start negative: every layer that does, in one item."""
-    if not ctx.flagged_with("dead", "collapsed", "vanishing"):
+    """Biases that start units off (negative, in relu layers) or at a bound (far from 0, in sigmoid and tanh
+    layers): every layer that does, in one item."""
+    if not ctx.flagged_with("dead", "collapsed", "vanishing", "saturated"):
         return []
-    found = []
+    dead, bound = [], []
     for w in ctx.watched:
         init = ctx.layers[w.index].get("bias_initializer") or {}
         value = init.get("value", 0.0) if init.get("name") == "constant" else 0.0
         if w.activation in DEAD_ACTIVATIONS and value < 0:
-            found.append((w, value))
+            dead.append((w, value))
+        elif w.activation in SATURATING and not w.output and abs(value) >= SATURATING_BIAS:
+            bound.append((w, value))
+    found = dead + bound
     if not found:
         return []
     values = ", ".join(sorted({f"{v:g}" for _, v in found}))
     layers = ctx.names([w for w, _ in found])
+    why = (
+        "most units get a negative input for every sample, output 0 and pass back no gradient"
+        if dead
+        else "the units start near a bound of their activation, where its derivative is next to 0"
+    )
     return [
         Advice(
-            f"{layers}: biases start at {values} (bias_initializer: constant): most units get a negative input for"
-            " every sample, output 0 and pass back no gradient. Start them at 0.",
+            f"{layers}: biases start at {values} (bias_initializer: constant): {why}. Start them at 0.",
             ctx.layer_overrides({w.index: "zeros" for w, _ in found}, "bias_initializer"),
-            ["dead", "collapsed", "vanishing"],
+            ["dead", "collapsed", "vanishing", "saturated"],
             f"bias_initializer: zeros in {layers}",
         )
     ]
@@ -100,13 +199,16 @@ def negative_bias(ctx: Context) -> list[Advice]:
 
 def initializer_scale(ctx: Context) -> list[Advice]:
     """Initial weights too large or too small, judged by the gain they compound through each stack of layers."""
-    flagged = ctx.flagged_with(*SIZE_FLAGS)
     for stack in ctx.stacks():
         gains = [ctx.gain(w) for w in stack]
+        if min(gains) <= 0:  # constant kernels: their own rule
+            continue
         total = math.prod(gains)
-        worst = max(range(len(stack)), key=lambda k: abs(math.log(gains[k])) if gains[k] > 0 else 0.0)
+        worst = max(range(len(stack)), key=lambda k: abs(math.log(gains[k])))
         off = total >= FAR or total <= 1 / FAR or not 1 / FAR <= gains[worst] <= FAR
-        if not off or not any(w in flagged for w in stack) or gains[worst] <= 0:
+        # weights too large make signals explode or saturate, too small make them vanish: the flags must agree
+        flagged = ctx.flagged_with(*(TOO_LARGE if total > 1 else TOO_SMALL))
+        if not off or not any(w in flagged for w in stack):
             continue
         wrong = [w for w, g in zip(stack, gains) if not 0.8 <= g <= 1.25]
         if not wrong:
@@ -119,22 +221,22 @@ def _initializer_item(ctx, stack, gains, total, worst, wrong) -> Advice:
     w = stack[worst]
     std, fan_in, _ = ctx.scale[w.index]
     _, rule, target = ctx.target_scale(w)
-    direction = "grows" if total > 1 else "shrinks"
+    direction = f"grows {total:.3g}-fold" if total > 1 else f"shrinks {1 / total:.3g}-fold"
     init = ctx.layers[w.index]["kernel_initializer"]["name"]
     if len(wrong) > 1 and 1 / FAR <= gains[worst] <= FAR:
         mean = math.exp(sum(math.log(g) for g in gains) / len(gains))
         text = (
             f"{ctx.names(wrong)}: kernel_initializer {init} draws weights at about {mean:.2g}x {rule}'s standard"
-            f" deviation each: no layer is far off, but compounded over {len(stack)} layers the signal, and the"
-            f" gradient, {direction} {_factor(total)}x on the way through."
+            f" deviation each: no layer is far off, but through a stack of {len(stack)} layers the signal, and the"
+            f" gradient, {direction} on the way."
         )
     else:
         more = f" (and {len(wrong) - 1} more layer{'s' if len(wrong) > 2 else ''} like it)" if len(wrong) > 1 else ""
         text = (
-            f"{w.name}'s kernel_initializer {init} draws weights of std {std:.2g}{more}: too"
-            f" {'large' if std > target else 'small'} for a {w.activation} layer with fan-in {fan_in}, where {rule}"
-            f" gives {target:.2g}; over {len(stack)} layers the signal, and the gradient, {direction}"
-            f" {_factor(total)}x."
+            f"{w.name}'s kernel_initializer {init} draws weights of std {std:.2g}{more}, the furthest off: too"
+            f" {'large' if std > target else 'small'} for {_article(w.activation)} {w.activation} layer with fan-in"
+            f" {fan_in}, where {rule} gives {target:.2g}; through a stack of {len(stack)} layers the signal, and the"
+            f" gradient, {direction}."
         )
     changes = {v.index: ctx.target_scale(v)[0] for v in wrong}
     sets = []
@@ -144,8 +246,8 @@ def _initializer_item(ctx, stack, gains, total, worst, wrong) -> Advice:
     return Advice(f"{text} Use {use}.", sets, list(SIZE_FLAGS), f"kernel_initializer: {use} in {ctx.names(wrong)}")
 
 
-def _factor(total: float) -> str:
-    return f"{total:.3g}" if total >= 1 else f"1/{1 / total:.3g}"
+def _article(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"
 
 
 def saturating_stack(ctx: Context) -> list[Advice]:
@@ -165,94 +267,6 @@ def saturating_stack(ctx: Context) -> list[Advice]:
     return [Advice(text, sets, ["vanishing", "saturated"], f"relu and he_normal in {ctx.names(hidden)}")]
 
 
-def _default_lr(ctx: Context) -> float | None:
-    from dnncli.nn import optimizers
-
-    default = optimizers.REGISTRY.defaults(ctx.raw["optimizer"]["name"]).get("learning_rate")
-    return default if isinstance(default, (int, float)) else None
-
-
-def _other_cause(ctx: Context) -> bool:
-    """Whether a cause upstream of the learning rate shows: unscaled inputs, a loss that does not fit the output,
-    negative relu biases, or initial weights off."""
-    if ctx.raw["data"].get("scale", "none") == "none" and ctx.inputs is not None and ctx.inputs.unscaled:
-        return True
-    if loss_and_output(ctx) or negative_bias(ctx):
-        return True
-    return any(not 1 / FAR <= math.prod(ctx.gain(w) for w in stack) <= FAR for stack in ctx.stacks())
-
-
-def learning_rate(ctx: Context) -> list[Advice]:
-    """The rate, where it is the cause: far above the optimizer's default, or the flags came after a sound start."""
-    flags = ("exploding", "collapsed", "nonfinite", "dead")
-    flagged = ctx.flagged_with(*flags)
-    lr = ctx.raw["optimizer"]["learning_rate"]
-    if not flagged or not isinstance(lr, (int, float)):
-        return []
-    default, name = _default_lr(ctx), ctx.raw["optimizer"]["name"]
-    if default and lr >= HIGH_LR * default:
-        return [
-            Advice(
-                f"The learning rate {lr:g} is {lr / default:.0f}x {name}'s default ({default:g}): steps that large"
-                f" throw the weights out of range ({ctx.names(flagged)}). Start from the default.",
-                [f"optimizer.learning_rate={default:g}"],
-                list(flags),
-                f"optimizer.learning_rate: {default:g}",
-            )
-        ]
-    # dead units are measured over 256 samples: their onset says when they were first counted, not when they died
-    start = min(ctx.onsets("exploding", "collapsed", "nonfinite"), default=0)
-    if _other_cause(ctx) or start <= ctx.raw["monitor"]["smooth"]:
-        return []  # at initialization, or with a cause upstream, the rate is not what to change
-    return [
-        Advice(
-            f"{ctx.names(flagged)} went out of range from step {start}, after a sound start (scaled inputs, initial"
-            f" weights in scale): the steps of {name} at {lr:g} are too large for this network. Take a tenth.",
-            [f"optimizer.learning_rate={lr / 10:g}"],
-            list(flags),
-            f"optimizer.learning_rate: {lr / 10:g}",
-        )
-    ]
-
-
-def small_steps(ctx: Context) -> list[Advice]:
-    """Healthy gradients, tiny updates: the rate is too low (or decays to nothing)."""
-    stalled = ctx.states.get("stalled", [])
-    lr = ctx.raw["optimizer"]["learning_rate"]
-    if not stalled or not isinstance(lr, (int, float)):
-        return []
-    pace = min(f.peak for _, f in stalled)
-    default, name = _default_lr(ctx), ctx.raw["optimizer"]["name"]
-    target = default if default and lr < default else lr * 10
-    below = f", {default / lr:.0f}x below {name}'s default ({default:g})" if default and lr < default else ""
-    return [
-        Advice(
-            f"Each step moves the weights of {ctx.names([w for w, _ in stalled])} by as little as {pace:.2g} of"
-            f" their size, where about 1e-3 is usual: the learning rate {lr:g} is too low{below}, and the loss"
-            f" barely moves. Raise it to {target:g}.",
-            [f"optimizer.learning_rate={target:g}"],
-            ["stalled"],
-            f"optimizer.learning_rate: {target:g}",
-        )
-    ]
-
-
-def momentum(ctx: Context) -> list[Advice]:
-    opt = ctx.raw["optimizer"]
-    value = opt.get("momentum") or 0.0
-    if opt["name"] != "sgd" or value < HIGH_MOMENTUM or not ctx.flagged_with("exploding", "nonfinite", "dead"):
-        return []
-    return [
-        Advice(
-            f"SGD's momentum {value:g} keeps {1 / (1 - value):.0f} steps' worth of velocity: each overshoot adds to"
-            " the next. Use 0.9.",
-            ["optimizer.momentum=0.9"],
-            ["exploding", "nonfinite", "dead"],
-            "optimizer.momentum: 0.9",
-        )
-    ]
-
-
 def leaky_relu(ctx: Context) -> list[Advice]:
     dead = [w for w in ctx.flagged_with("dead") if w.activation in DEAD_ACTIVATIONS]
     if not dead:
@@ -264,22 +278,6 @@ def leaky_relu(ctx: Context) -> list[Advice]:
             ctx.layer_overrides({ctx.activation_at(w): "leaky_relu" for w in dead}, "activation"),
             ["dead", "collapsed"],
             f"leaky_relu in {ctx.names(dead)}",
-        )
-    ]
-
-
-def clipping(ctx: Context) -> list[Advice]:
-    flagged = ctx.flagged_with("exploding", "nonfinite")
-    opt = ctx.raw["optimizer"]
-    if not flagged or any(opt.get(k) is not None for k in ("clipnorm", "clipvalue", "global_clipnorm")):
-        return []
-    return [
-        Advice(
-            f"Clip each gradient's norm ({ctx.names(flagged)} grew past range): this bounds every step, but it"
-            " removes no cause above; check that the flags clear rather than turn into a collapse.",
-            ["optimizer.clipnorm=1.0"],
-            ["exploding", "nonfinite"],
-            "optimizer.clipnorm: 1.0",
         )
     ]
 
@@ -324,9 +322,15 @@ def batch_normalization(ctx: Context) -> list[Advice]:
 
 RULES = (
     input_scaling,
+    target_scaling,
     loss_and_output,
+    output_for_values,
+    single_sample_batches,
+    constant_kernel,
     negative_bias,
     initializer_scale,
+    heavy_penalty,
+    weight_decay,
     saturating_stack,
     momentum,  # the rate's multiplier: a velocity of 1 / (1 - momentum) steps
     learning_rate,

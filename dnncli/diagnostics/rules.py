@@ -16,7 +16,8 @@ the running median of the last ``smooth`` records, never a single batch:
 - ``vanishing``: the median kernel gradient norm is below ``vanishing_floor``
   (a layer that was never above it), or below ``vanishing_ratio`` times the
   last dense layer's;
-- ``exploding``: the median is above ``exploding_norm``; or it has grown
+- ``exploding``: the median is above ``exploding_norm`` (or a single record
+  above its square: spikes between zeros leave the median low); or it has grown
   ``exploding_growth`` times or more above the median of the records before it
   in the ``growth_window``, by more than the layer's own batch-to-batch spread
   can explain, up to ``exploding_min`` or more, while the loss is not falling
@@ -245,6 +246,10 @@ class FlagTracker:
         if median > top:
             onset = self._onset(win.grad, lambda v: v > top)
             return ("exploding", *onset, median, True, f"gradient norm {median:.3g} > {top:.0e} ({smoothed})")
+        spike = max(v for _, _, v in win.grad)
+        if spike > top**2:  # a record this far past the norm is an explosion whatever the records around it say
+            onset = self._onset(win.grad, lambda v: v > top**2)
+            return ("exploding", *onset, spike, True, f"gradient norm {spike:.3g} > {top**2:.0e} at one record")
         if median < floor and not win.seen_above:
             onset = self._onset(win.grad, lambda v: v < floor)
             return ("vanishing", *onset, median, False, f"gradient norm {median:.3g} < floor {floor:.0e}{because}")

@@ -22,6 +22,7 @@ from dnncli.experiment.inspection import inspect_config
 from dnncli.files import atomic_write_text
 
 COMBINE = (2, 3)  # how many of the best items are tried together
+LOWER = 0.95  # a loss this fraction of the network's own, or less, is lower
 
 
 def _lasting(report: dict) -> dict[tuple[str, str], int]:
@@ -54,9 +55,10 @@ class Outcome:
 
     @property
     def lower(self) -> bool:
+        """The loss ends clearly lower (by ``LOWER``): 0.6932 -> 0.6931 is a network still knowing nothing."""
         before = math.inf if self.loss_before is None else self.loss_before
         after = math.inf if self.loss_after is None or self.nonfinite else self.loss_after
-        return after < before
+        return after < LOWER * before
 
     @property
     def cured(self) -> bool:
@@ -67,15 +69,16 @@ class Outcome:
         return not (self.error or self.nonfinite) and (bool(self.cleared) or self.lower) and not self.new
 
     def key(self) -> tuple:
-        """Larger is better: a cure (the simplest first), then flags cleared, fewer new, a lower loss."""
+        """Larger is better: a cure (the simplest first), then the flags cleared net of new ones, fewer new, a
+        lower loss: clearing one pathology by raising another is no progress."""
         if self.error:
             return (-1,)
-        shared = len(self.cleared) / max(1, len(self.cleared) + len(self.remaining))
         after = math.inf if self.loss_after is None or self.nonfinite else self.loss_after
         parts = self.advice.count("+") + 1
         if self.cured:
             return (2, -parts, -after)
-        return (1 if not self.nonfinite else 0, shared, -len(self.new), self.lower, -after, -parts)
+        net = len(self.cleared) - len(self.new)
+        return (1 if not self.nonfinite else 0, net, -len(self.new), self.lower, -after, -parts)
 
     def to_dict(self) -> dict:
         out = {
@@ -120,28 +123,33 @@ def _outcome(config, label: str, sets: list[str], baseline: dict, steps, every) 
     )
 
 
-def _keys(sets: list[str]) -> set[str]:
-    return {s.split("=", 1)[0] for s in sets}
+def _clash(items: list[Outcome]) -> bool:
+    """Whether two items set one place: the same key, or one inside the other (a whole layer list replaced,
+    and a layer of the old list changed by its index)."""
+    keys = [(k, s.split("=", 1)[0]) for k, o in enumerate(items) for s in o.set]
+    return any(i != j and (a == b or b.startswith(a + ".")) for i, a in keys for j, b in keys)
 
 
 def try_advice(config, baseline: dict, advice: list[dict], steps=None, every=None) -> list[dict]:
     """Try each advice item, then the best ones together, on ``baseline``'s steps; return the outcomes ranked."""
     singles = [_outcome(config, str(k), a["set"], baseline, steps, every) for k, a in enumerate(advice, start=1)]
     outcomes = list(singles)
-    good = sorted((o for o in singles if o.helps and not o.cured), key=Outcome.key, reverse=True)
+    # candidates to combine: items that cleared something without going non-finite (one may clear what another
+    # raised: a zero bias in a sigmoid stack, then a rate that moves it)
+    good = sorted((o for o in singles if o.cleared and not o.nonfinite and not o.error), key=Outcome.key, reverse=True)
     if good and not any(o.cured for o in singles):
         for n in COMBINE:
             chosen = good[:n]
-            keys = [_keys(o.set) for o in chosen]
-            if len(chosen) < n or len(set().union(*keys)) < sum(len(k) for k in keys):
-                continue  # too few, or two items set one key
+            if len(chosen) < n or _clash(chosen):
+                continue  # too few, or two items set one place
             label = "+".join(sorted((o.advice for o in chosen), key=int))
             outcomes.append(_outcome(config, label, [s for o in chosen for s in o.set], baseline, steps, every))
     outcomes.sort(key=Outcome.key, reverse=True)
     for rank, o in enumerate(outcomes, start=1):
         o.rank = rank
-    if outcomes and (outcomes[0].cured or outcomes[0].helps):
-        outcomes[0].recommended = True
+    best = next((o for o in outcomes if o.cured), None) or next((o for o in outcomes if o.helps), None)
+    if best is not None:
+        best.recommended = True
     return [o.to_dict() for o in outcomes]
 
 

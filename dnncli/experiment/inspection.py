@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from dnncli.diagnostics import gradcheck
-from dnncli.diagnostics.advice import InputStats, advise
+from dnncli.diagnostics.advice import DataStats, advise
 from dnncli.diagnostics.monitor import GradientMonitor
 from dnncli.diagnostics.rules import FlagState
 from dnncli.errors import DnnError
@@ -136,7 +136,7 @@ def inspect_config(config, steps: int | None = None, every: int | None = None) -
     records = monitor.take_records()
     recorded = sorted({r["step"] for r in records})
     norms = {w.index: [r["grad_norm"] for r in records if r["layer_index"] == w.index] for w in monitor.layers}
-    inputs = InputStats.of(data.x_train) if config["data"].get("scale", "none") == "none" else None
+    inputs = DataStats.of(config, loss, data.x_train, data.y_train)
     report = _report(monitor, config, "steps", recorded, norms, records, nonfinite, inputs)
     tenth = max(1, len(trace.losses) // 10)
     report["loss"] = {"first": _mean_of(trace.losses[:tenth]), "final": _mean_of(trace.losses[-tenth:])}
@@ -175,17 +175,17 @@ def inspect_run(run_dir) -> dict:
     return _report(monitor, config, "epochs", epochs, norms, records, nonfinite, _run_inputs(config))
 
 
-def _run_inputs(config) -> InputStats | None:
-    """The run's training inputs, for the advice on scaling; None where they are scaled or cannot be read now."""
+def _run_inputs(config) -> DataStats | None:
+    """The run's training data as the advice reads it; None where it cannot be read now."""
     from dnncli.experiment.prepare import prepare_data
 
-    if config["data"].get("scale", "none") != "none":
-        return None
+    loss = config.build_loss()
     try:
         with np.errstate(all="ignore"):
-            return InputStats.of(prepare_data(config, config.build_model(), config.build_loss()).x_train)
+            data = prepare_data(config, config.build_model(), loss)
     except DnnError:
         return None
+    return DataStats.of(config, loss, data.x_train, data.y_train)
 
 
 def gradcheck_config(config, samples: int = 4, entries: int = 20, tolerance: float = 1e-6) -> dict:

@@ -371,17 +371,16 @@ class TrainingRun:
             f"Non-finite values first appeared in {stage}{where}, at epoch {err.epoch + 1}, step {err.step + 1}"
             f" (the batch of {batch} in that epoch's order;"
             f" its indices in the training split are in {self.run_dir / 'nonfinite_batch.npz'}). Training stopped;"
-            f" {self.run_dir / 'checkpoint.npz'} keeps the last finite state. "
+            f" {self.run_dir / 'checkpoint.npz'} keeps the last finite state.\n"
             + nonfinite_remedies(self.config, self.run_dir, err.stage, self._advice())
         )
 
     def _advice(self) -> list[dict]:
         """The diagnosis's advice on the flags raised so far (a stopped run's), causes first."""
-        from dnncli.diagnostics.advice import InputStats, advise
+        from dnncli.diagnostics.advice import DataStats, advise
 
-        unscaled = self.config["data"].get("scale", "none") == "none"
-        inputs = InputStats.of(self.data.x_train) if unscaled else None
-        return [a.to_dict() for a in advise(self.config, self.monitor.tracker.raised(), self.monitor.layers, inputs)]
+        data = DataStats.of(self.config, self.loss, self.data.x_train, self.data.y_train)
+        return [a.to_dict() for a in advise(self.config, self.monitor.tracker.raised(), self.monitor.layers, data)]
 
     # training ----------------------------------------------------------------------
     def train(self) -> RunResult:

@@ -221,13 +221,13 @@ def nonfinite_remedies(config, run_dir: Path, stage: str, advice: list[dict] | N
     text = "Resuming would repeat the same steps with the same settings and stop again; change one and train anew"
     train = f"dnn train {run_dir / 'config.yaml'}"
     if changes:
-        text += ", causes first: " + "; or ".join(
-            f"{train} {cmd} ({why})" if len(cmd) <= 200 else f"{why} (too long to paste: --write-config writes it)"
-            for cmd, why in changes
-        )
+        text += ", causes first:"
+        for k, (cmd, why) in enumerate(changes, start=1):
+            how = f"{train} {cmd}" if len(cmd) <= 200 else "too long to paste: --write-config below writes it"
+            text += f"\n  {k}. {why}:\n     {how}"
     return (
-        f"{text}. To try each on this network and write the one that cures: dnn inspect-gradients {run_dir}"
-        f" --try-advice --write-config FIXED.yaml. Check the inputs of the samples listed in"
+        f"{text}\nTo try each on this network and write the one that cures: dnn inspect-gradients {run_dir}"
+        f" --try-advice --write-config FIXED.yaml\nCheck the inputs of the samples listed in"
         f" {run_dir / 'nonfinite_batch.npz'}."
     )
 

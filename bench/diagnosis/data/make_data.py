@@ -3,6 +3,8 @@
 - ``unscaled.csv``: a house-price-like table as people export it: features in their own units (an income in the
   tens of thousands, an area in the thousands, an age, a ratio in thousandths) and a constant column; the class
   depends on every feature. Unscaled, it saturates or explodes a network's first layer.
+- ``thousands.csv`` and ``prices.csv``: a class, and a price around 150,000, from four features in the thousands
+  (a red team's networks, ``redteam/``): unscaled inputs, and unscaled regression targets.
 - ``huge.csv``: readings around 1e19 (a sensor that reports in the wrong unit): finite in float32, but their
   squares are not, so a batch normalization layer's variance overflows.
 """
@@ -34,6 +36,23 @@ def huge(rng, n=800):
     return "\n".join(rows) + "\n"
 
 
+def red_team_tables(rng, n=1000) -> tuple[str, str]:
+    """``thousands.csv`` (a class from four features in the thousands) and ``prices.csv`` (a price around 150,000
+    from the same features): the red team's two tables, drawn as they drew them."""
+    x1, x2 = rng.normal(5000, 1500, n), rng.normal(2000, 800, n)
+    x3, x4 = rng.uniform(0, 10000, n), rng.normal(300, 50, n)
+    z = (x1 - 5000) / 1500 * (x2 - 2000) / 800 + np.sin((x3 - 5000) / 2000) + (x4 - 300) / 50
+    label = (z > 0).astype(int)
+    head = "area,income,distance,age_days"
+    thousands = [f"{head},label"] + ["%.1f,%.1f,%.1f,%.1f,%d" % r for r in zip(x1, x2, x3, x4, label)]
+    price = 150000 + 40 * (x1 - 5000) + 25 * (x2 - 2000) - 3 * (x3 - 5000) + 200 * (x4 - 300) + rng.normal(0, 5000, n)
+    prices = [f"{head},price"] + ["%.1f,%.1f,%.1f,%.1f,%.1f" % r for r in zip(x1, x2, x3, x4, price)]
+    return "\n".join(thousands) + "\n", "\n".join(prices) + "\n"
+
+
 if __name__ == "__main__":
     (HERE / "unscaled.csv").write_text(unscaled(np.random.default_rng(0)))
     (HERE / "huge.csv").write_text(huge(np.random.default_rng(1)))
+    thousands, prices = red_team_tables(np.random.default_rng(123))
+    (HERE / "thousands.csv").write_text(thousands)
+    (HERE / "prices.csv").write_text(prices)

@@ -44,9 +44,13 @@ def red_team_tables(rng, n=1000) -> tuple[str, str]:
     z = (x1 - 5000) / 1500 * (x2 - 2000) / 800 + np.sin((x3 - 5000) / 2000) + (x4 - 300) / 50
     label = (z > 0).astype(int)
     head = "area,income,distance,age_days"
-    thousands = [f"{head},label"] + ["%.1f,%.1f,%.1f,%.1f,%d" % r for r in zip(x1, x2, x3, x4, label)]
+    thousands = [f"{head},label"] + [
+        f"{a:.1f},{b:.1f},{c:.1f},{d:.1f},{y}" for a, b, c, d, y in zip(x1, x2, x3, x4, label)
+    ]
     price = 150000 + 40 * (x1 - 5000) + 25 * (x2 - 2000) - 3 * (x3 - 5000) + 200 * (x4 - 300) + rng.normal(0, 5000, n)
-    prices = [f"{head},price"] + ["%.1f,%.1f,%.1f,%.1f,%.1f" % r for r in zip(x1, x2, x3, x4, price)]
+    prices = [f"{head},price"] + [
+        f"{a:.1f},{b:.1f},{c:.1f},{d:.1f},{p:.1f}" for a, b, c, d, p in zip(x1, x2, x3, x4, price)
+    ]
     return "\n".join(thousands) + "\n", "\n".join(prices) + "\n"
 
 

@@ -157,7 +157,7 @@ FailOnOption = Annotated[
         "--fail-on",
         metavar="FLAGS",
         help="Exit 1 if any of these flags is still raised at the end (comma list of vanishing, exploding,"
-        " collapsed, dead, saturated, nonfinite; or any): a CI gate. A flag that cleared does not count.",
+        " collapsed, dead, saturated, stalled, nonfinite; or any): a CI gate. A flag that cleared does not count.",
     ),
 ]
 FailOnAnyOption = Annotated[
@@ -369,7 +369,7 @@ def inspect_gradients(
     fail_on: FailOnOption = None,
     fail_on_any: FailOnAnyOption = None,
 ):
-    """Is any layer's gradient vanishing, exploding, collapsed, dead or saturated? Why, and what to change.
+    """Is any layer's gradient vanishing, exploding, collapsed, dead, saturated or stalled? Why, and what to change.
 
     Example: dnn inspect-gradients configs/vanishing_sigmoid.yaml --steps 50 --try-advice --write-config fixed.yaml
     """

@@ -673,7 +673,7 @@ def inspection_text(report: dict) -> list[str]:
         out.append(f"Stopped: {report['nonfinite']['message']}")
     details = [f"  {layer['name']} ({layer['index']}): {d}" for layer in report["layers"] for d in layer["details"]]
     if not details:
-        out.append("No flags: no layer is vanishing, exploding, collapsed, dead or saturated.")
+        out.append("No flags: no layer is vanishing, exploding, collapsed, dead, saturated or stalled.")
     else:
         out.append("Flags:")
         out += details
@@ -750,6 +750,8 @@ def tried_footer(report: dict) -> list[str]:
     best = next((t for t in report.get("tried") or [] if t.get("recommended")), None)
     if report.get("tried") is None:
         return []
+    if not report["tried"]:
+        return ["Nothing to try: no advice was given."]
     if best is None:
         return ["No item helped on these steps: the flags stay, or the loss ends higher."]
     what = "cures" if best.get("cured") else "helps most (not a full cure)"
@@ -796,7 +798,8 @@ def inspection_view(console: Console, report: dict) -> list:
             out.append(Text(line, style="bold red" if line.startswith("Stopped") else ""))
     if report.get("tried") is not None:
         cols, rows = try_advice_rows(report)
-        out.append(fitted_table(console, cols, rows, console.width, title=tried_title(report)))
+        if rows:
+            out.append(fitted_table(console, cols, rows, console.width, title=tried_title(report)))
         out += [Text(line, style="bold") for line in tried_footer(report)]
     return out
 
@@ -804,6 +807,8 @@ def inspection_view(console: Console, report: dict) -> list:
 def try_advice_plain(report: dict) -> list[str]:
     if report.get("tried") is None:
         return []
+    if not report["tried"]:
+        return tried_footer(report)
     cols, rows = try_advice_rows(report)
     return [tried_title(report), *plain_table(cols, rows), *tried_footer(report)]
 

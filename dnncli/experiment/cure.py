@@ -134,9 +134,9 @@ def try_advice(config, baseline: dict, advice: list[dict], steps=None, every=Non
     """Try each advice item, then the best ones together, on ``baseline``'s steps; return the outcomes ranked."""
     singles = [_outcome(config, str(k), a["set"], baseline, steps, every) for k, a in enumerate(advice, start=1)]
     outcomes = list(singles)
-    # candidates to combine: items that cleared something without going non-finite (one may clear what another
-    # raised: a zero bias in a sigmoid stack, then a rate that moves it)
-    good = sorted((o for o in singles if o.cleared and not o.nonfinite and not o.error), key=Outcome.key, reverse=True)
+    # candidates to combine: items that cleared something (one may clear what another raised: a zero bias in a
+    # sigmoid stack, then a rate that moves it; relu on raw inputs goes non-finite, on scaled ones it learns)
+    good = sorted((o for o in singles if o.cleared and not o.error), key=Outcome.key, reverse=True)
     if good and not any(o.cured for o in singles):
         for n in COMBINE:
             chosen = good[:n]

@@ -9,8 +9,8 @@
 """
 
 from dnncli.errors import DnnError
+from dnncli.version import __version__
 
-__version__ = "0.1.0"
 __all__ = ["BatchLoss", "DnnError", "Sequential", "__version__", "build_model"]
 
 

@@ -88,7 +88,10 @@ def plural(n: int, word: str, words: str | None = None) -> str:
 
 
 def _fmt(value) -> str:
-    return repr(value) if isinstance(value, str) else str(value)
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and abs(value) >= 10**15:
+        return f"an integer of {len(str(abs(value)))} digits ({str(value)[:6]}...)"
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= 80 else f"{text[:60]}... ({len(text)} characters)"
 
 
 def _key(name: str) -> tuple:
@@ -96,14 +99,19 @@ def _key(name: str) -> tuple:
     return (name.rsplit(".", 1)[-1],)
 
 
-def check_int(value, name: str, minimum: int | None = 1) -> int:
-    """Return ``value`` as int, or raise if it is not an integer >= ``minimum``."""
+MAX_INT = 2**31 - 1  # no count, size or window here is sanely larger; past it a value is a typo or an attack
+
+
+def check_int(value, name: str, minimum: int | None = 1, maximum: int = MAX_INT) -> int:
+    """Return ``value`` as int, or raise if it is not an integer in [``minimum``, ``maximum``]."""
     ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
     if not ok or (minimum is not None and value < minimum):
         what = {1: "a positive integer", 0: "a non-negative integer"}.get(
             minimum, f"an integer >= {minimum}" if minimum is not None else "an integer"
         )
         raise DnnError(f"{name} must be {what}. Received: {_fmt(value)}", _key(name))
+    if value > maximum:
+        raise DnnError(f"{name} must be at most {maximum:,}. Received: {_fmt(value)}", _key(name))
     return int(value)
 
 
@@ -132,6 +140,10 @@ def check_float(
         span = f" in {lo}{low if low is not None else '-inf'}, {high if high is not None else 'inf'}{hi}"
         if low is None and high is None:
             span = ""
+        elif high is None:
+            span = f" {'>' if low_open else '>='} {low}"
+        elif low is None:
+            span = f" {'<' if high_open else '<='} {high}"
         raise DnnError(f"{name} must be a finite number{span}. Received: {_fmt(value)}", _key(name))
     return value
 

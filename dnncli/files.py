@@ -116,6 +116,60 @@ def append_text(path, text: str) -> None:
         raise storage_error(err, path, len(text.encode("utf-8"))) from None
 
 
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISLNK, "a symbolic link"),
+)
+
+
+def check_replaceable(path, option: str = "") -> None:
+    """Refuse, naming it, a ``path`` that exists and is not a regular file: a writer told to replace (``--force``)
+    replaces a regular file, never a directory, a FIFO, a device such as ``/dev/null``, a socket or a link.
+
+    ``option``: the command-line option that named ``path`` (``--out``), to prefix the message with.
+    """
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as err:
+        raise DnnError(f"{option + ' ' if option else ''}{path}: cannot be looked at ({err.strerror}).") from None
+    if stat.S_ISREG(mode):
+        return
+    kind = next((what for test, what in _KINDS if test(mode)), "not a regular file")
+    raise DnnError(
+        f"{option + ' ' if option else ''}{path}: exists already, and is {kind}, not a regular file: only a regular"
+        " file is ever replaced; give a file name."
+    )
+
+
+def check_readable(path) -> None:
+    """Refuse, naming it, a ``path`` to read that exists and is not a regular file: a FIFO would hold the reader
+    forever, a device would feed it without end. A missing one is left to the reader to say."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return
+    if not stat.S_ISREG(mode):
+        kind = next((what for test, what in _KINDS if test(mode)), "not a regular file")
+        raise DnnError(f"{path}: {kind}, not a regular file; a run's files are regular files.")
+
+
+def check_target(path, force: bool, option: str = "") -> None:
+    """Before the work of a command that writes ``path``: refuse anything but a regular file (``check_replaceable``),
+    an existing file unless ``force``, and a directory that does not exist; each in one line naming ``path``."""
+    check_replaceable(path, option)
+    label = f"{option} {path}" if option else str(path)
+    if not force and os.path.lexists(path):
+        raise DnnError(f"{label}: exists already; choose another file, or replace it with --force.")
+    if not Path(path).parent.is_dir():
+        raise DnnError(f"{label}: the directory {Path(path).parent} does not exist.")
+
+
 def _remove(tmp) -> None:
     if tmp is not None and os.path.exists(tmp):
         os.unlink(tmp)

@@ -73,26 +73,8 @@ class Registry:
         raise DnnError(f"A {self.kind} must be a name or a mapping with '{self.key_field}'. Received: {spec!r}")
 
     def parameters(self, name: str) -> dict[str, inspect.Parameter]:
-        """The constructor arguments of ``name`` (canonical), by name.
-
-        A constructor that passes ``**kwargs`` on to its base class (as the
-        optimizers pass clipping options) accepts the base's arguments too.
-        """
-        params: dict[str, inspect.Parameter] = {}
-        for klass in inspect.getmro(self.entries[name]) if inspect.isclass(self.entries[name]) else [None]:
-            init = self.entries[name] if klass is None else klass.__dict__.get("__init__")
-            if init is None:
-                continue
-            sig = inspect.signature(init)
-            more = False
-            for k, p in sig.parameters.items():
-                if p.kind is p.VAR_KEYWORD:
-                    more = True
-                elif p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and k != "self":
-                    params.setdefault(k, p)
-            if not more:
-                break
-        return params
+        """The constructor arguments of ``name`` (canonical), by name (see ``constructor_parameters``)."""
+        return constructor_parameters(self.entries[name])
 
     def defaults(self, name: str) -> dict:
         """The declared default of every argument of ``name`` that has one."""
@@ -158,3 +140,25 @@ def build_section(cls, spec, name: str):
 def section_config(obj) -> dict:
     """A section's resolved mapping: every key, defaults filled in."""
     return {k: getattr(obj, k) for k in section_parameters(type(obj))}
+
+
+def constructor_parameters(entry) -> dict[str, inspect.Parameter]:
+    """The arguments of a class's constructor (or of a function), by name.
+
+    A constructor that passes ``**kwargs`` on to its base class (as the
+    optimizers pass clipping options) accepts the base's arguments too.
+    """
+    params: dict[str, inspect.Parameter] = {}
+    for klass in inspect.getmro(entry) if inspect.isclass(entry) else [None]:
+        init = entry if klass is None else klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        more = False
+        for k, p in inspect.signature(init).parameters.items():
+            if p.kind is p.VAR_KEYWORD:
+                more = True
+            elif p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and k != "self":
+                params.setdefault(k, p)
+        if not more:
+            break
+    return params

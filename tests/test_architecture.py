@@ -6,8 +6,21 @@ import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "dnncli"
-# floor 0: the error type, the registries, the atomic writer; then each folder in order
-FLOORS = {"errors": 0, "registry": 0, "files": 0, "nn": 1, "train": 2, "data": 3, "diagnostics": 4, "experiment": 5}
+# floor 0: the error type, the registries, the atomic writer, the YAML reader, strict JSON, the version; then each
+# folder in order
+FLOORS = {
+    "errors": 0,
+    "registry": 0,
+    "files": 0,
+    "yamlfile": 0,
+    "strict_json": 0,
+    "version": 0,
+    "nn": 1,
+    "train": 2,
+    "data": 3,
+    "diagnostics": 4,
+    "experiment": 5,
+}
 FLOORS["cli"] = 6
 
 

@@ -313,7 +313,7 @@ def test_restore_best_weights_writes_the_best_epoch(tmp_path):
     # evaluate the saved weights on the validation split: recompute by hand through the API
     from dnncli.experiment.evaluate import load_run
     from dnncli.experiment.prepare import prepare_data
-    from dnncli.train.metrics import evaluate_arrays
+    from dnncli.train.scoring import evaluate_arrays
 
     config, model, loss, pre = load_run(out)
     d = prepare_data(config, model, loss, pre)

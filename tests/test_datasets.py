@@ -13,7 +13,8 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from dnncli.cli.app import app
-from dnncli.cli.display import data_list_view, show
+from dnncli.cli.views.results import data_list_view
+from dnncli.cli.views.tables import show
 from dnncli.data import SOURCES, catalog
 from dnncli.errors import DnnError
 from dnncli.experiment import config as config_mod

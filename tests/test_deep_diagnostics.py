@@ -15,7 +15,8 @@ from rich.progress import Progress
 from typer.testing import CliRunner
 
 from dnncli.cli.app import app
-from dnncli.cli.display import TrainingView, inspection_table
+from dnncli.cli.views.inspection import inspection_table
+from dnncli.cli.views.training import TrainingView
 from dnncli.experiment.config import load
 from dnncli.experiment.inspection import inspect_config
 from dnncli.experiment.run import Reporter, TrainingRun
@@ -309,7 +310,7 @@ def test_every_advice_item_applies_as_given():
         written = yaml.safe_load((CONFIGS / f"{name}.yaml").read_text())["model"]["layers"]
         for item in inspect_config(cfg)["advice"]:
             changed = load(CONFIGS / f"{name}.yaml", item["set"])  # what a user gets by pasting the overrides
-            assert changed.raw != cfg.raw, item
+            assert changed.resolved != cfg.resolved, item
             if any(o.startswith("model.layers=") for o in item["set"]):
                 continue  # a new list of layers
             # only the layers the overrides name change: by index, or by * where the layer has the key
@@ -322,14 +323,14 @@ def test_every_advice_item_applies_as_given():
                         if parts[2] == "*"
                         else {int(parts[2])}
                     )
-            before, after = cfg.raw["model"]["layers"], changed.raw["model"]["layers"]
+            before, after = cfg.resolved["model"]["layers"], changed.resolved["model"]["layers"]
             assert {i for i, (a, b) in enumerate(zip(before, after)) if a != b} <= named, (name, item["set"])
 
 
 def test_an_override_of_one_layer_leaves_the_layers_sharing_its_yaml_anchor_alone():
     # the teaching configs share one initializer through &id001; --set of layer 0 must change layer 0 only
     cfg = load(CONFIGS / "vanishing_sigmoid.yaml", ["model.layers.0.kernel_initializer.stddev=0.3"])
-    stddevs = [layer["kernel_initializer"].get("stddev") for layer in cfg.raw["model"]["layers"]]
+    stddevs = [layer["kernel_initializer"].get("stddev") for layer in cfg.resolved["model"]["layers"]]
     assert stddevs == [0.3] + [0.05] * 9 + [None]
 
 
@@ -525,7 +526,9 @@ def test_nonfinite_is_found_in_the_order_of_the_forward_pass(tmp_path):
 
 
 def test_wide_tables_keep_every_number_whole_at_80_columns():
-    from dnncli.cli.display import eval_tables, fitted_table, show, try_advice_rows
+    from dnncli.cli.views.inspection import try_advice_rows
+    from dnncli.cli.views.results import eval_tables
+    from dnncli.cli.views.tables import fitted_table, show
 
     k = 16
     cm = [[38 if i == j else 1 for j in range(k)] for i in range(k)]

@@ -10,7 +10,9 @@ from rich.progress import Progress
 from typer.testing import CliRunner
 
 from dnncli.cli.app import app
-from dnncli.cli.display import LiveReporter, PlainReporter, TrainingView, flag_groups, flag_summary, try_advice_rows
+from dnncli.cli.views.inspection import try_advice_rows
+from dnncli.cli.views.layers import flag_groups
+from dnncli.cli.views.training import LiveReporter, PlainReporter, TrainingView, flag_summary
 from dnncli.diagnostics.monitor import LayerSummary
 from dnncli.diagnostics.rules import FlagState
 from dnncli.experiment.config import load

@@ -170,10 +170,10 @@ def test_a_config_is_checked_without_building_a_model_and_never_changed_in_place
     path = write(tmp_path / "r.yaml", REGRESSION)
     cfg = load(path)
     assert built == []  # validated and resolved with no weight allocated or initialized
-    before = json.dumps(cfg.raw, sort_keys=True)
+    before = json.dumps(cfg.resolved, sort_keys=True)
     TrainingRun.create(cfg, out=tmp_path / "run", epochs=2)
     assert len(built) == 1  # built once for the run
-    assert json.dumps(cfg.raw, sort_keys=True) == before  # --epochs went into the run's own copy
+    assert json.dumps(cfg.resolved, sort_keys=True) == before  # --epochs went into the run's own copy
     assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["training"]["epochs"] == 2
     from dnncli.experiment.inspection import gradcheck_config
 

@@ -305,7 +305,7 @@ def test_restoring_the_best_weights_is_said_piped_quiet_and_live(tmp_path):
         assert r.exit_code == 0, r.output
         said = f"Restoring model weights from the end of the best epoch: {_best_epoch(out)}."
         assert said in r.output, r.output
-    from dnncli.cli.display import LiveReporter
+    from dnncli.cli.views.training import LiveReporter
     from dnncli.experiment.config import load
     from dnncli.experiment.run import TrainingRun
 
@@ -337,7 +337,10 @@ def test_counts_agree_with_their_nouns(tmp_path):
 
 
 def test_a_column_keeps_one_number_format():
-    from dnncli.cli.display import PlainReporter, eval_tables, fmt, fmt_column, show
+    from dnncli.cli.views.numbers import fmt, fmt_column
+    from dnncli.cli.views.results import eval_tables
+    from dnncli.cli.views.tables import show
+    from dnncli.cli.views.training import PlainReporter
 
     assert fmt_column([48097.8097, 1.169e5]) == ["4.8098e+04", "1.1690e+05"]
     assert fmt_column([2.3026, 0.0015, 0.5]) == ["2.3026", "0.0015", "0.5000"]

@@ -15,7 +15,7 @@ from dnncli.experiment.evaluate import load_run
 from dnncli.experiment.run import TrainingRun
 from dnncli.experiment.weights import read_weights
 from dnncli.nn import regularizers
-from dnncli.train.metrics import evaluate_arrays
+from dnncli.train.scoring import evaluate_arrays
 from tests.conftest import stopped_and_resumed
 
 BASE = {

@@ -8,6 +8,7 @@ that ``dnn --help`` answers at once.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
 from pathlib import Path
@@ -47,6 +48,22 @@ def _fail(message: str, code: int = EXIT_USAGE):
     raise typer.Exit(code)
 
 
+@contextlib.contextmanager
+def _numpy_quiet(quiet: bool):
+    """NumPy's RuntimeWarning lines ("overflow encountered in matmul") off, unless --debug: every result is checked
+    for NaN and infinity where it is made, and the tool says where and what to change; the raw line says neither."""
+    if not quiet:
+        yield
+        return
+    import warnings
+
+    import numpy as np
+
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
+
+
 def handles_errors(fn):
     """Turn DnnError into one line and exit code 2 (a traceback with --debug)."""
 
@@ -55,7 +72,7 @@ def handles_errors(fn):
         from dnncli.errors import DnnError, warnings_as_lines
 
         try:
-            with warnings_as_lines(lambda line: typer.echo(line, err=True)):  # one line each, on stderr
+            with warnings_as_lines(lambda line: typer.echo(line, err=True)), _numpy_quiet(not _state["debug"]):
                 return fn(*args, **kwargs)
         except DnnError as err:
             if _state["debug"]:
@@ -127,7 +144,7 @@ def _emit(report: dict, json_: bool, view) -> None:
     if json_:
         _echo_json(report)
         return
-    from dnncli.cli.display import show
+    from dnncli.cli.views.tables import show
 
     console = _console()
     show(console, view(console, report))
@@ -175,7 +192,14 @@ FailOnAnyOption = Annotated[
 def train(
     config: Annotated[Path | None, typer.Argument(help="The experiment's YAML config.", show_default=False)] = None,
     set_: SetOption = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Run directory (default runs/<name>-<time>).")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Run directory (default runs/<name>-<time>): new or empty, or a start that never reached its first"
+            " checkpoint (taken over); a run there, or other files (see --force), are refused.",
+        ),
+    ] = None,
     epochs: Annotated[int | None, typer.Option("--epochs", min=1, help="Train this many epochs in all.")] = None,
     init_weights: Annotated[
         Path | None, typer.Option("--init-weights", help="Start from this NPZ weights file (a warm start).")
@@ -187,7 +211,12 @@ def train(
     fail_on: FailOnOption = None,
     fail_on_any: FailOnAnyOption = None,
     force: Annotated[
-        bool, typer.Option("--force", help="With --resume: resume although config.yaml was edited since the start.")
+        bool,
+        typer.Option(
+            "--force",
+            help="With --resume: resume although config.yaml was edited since the start. With --out DIR: write the"
+            " run into DIR although it holds other files (never over a file of a run's own names, never over a run).",
+        ),
     ] = False,
     tensorboard: Annotated[
         bool,
@@ -202,7 +231,7 @@ def train(
     """
     import signal
 
-    from dnncli.cli.display import LiveReporter, PlainReporter
+    from dnncli.cli.views.training import LiveReporter, PlainReporter
     from dnncli.experiment import config as config_mod
     from dnncli.experiment.run import TrainingRun
 
@@ -224,7 +253,9 @@ def train(
         run = TrainingRun.open(resume, epochs=epochs, reporter=reporter, force=force)
     else:
         cfg = config_mod.load(config, [*(set_ or []), *(["training.tensorboard=true"] if tensorboard else [])])
-        run = TrainingRun.create(cfg, out=out, init_weights=init_weights, epochs=epochs, reporter=reporter)
+        if force and out is None:
+            _fail("--force applies with --out DIR (train beside other files there) or with --resume RUN_DIR.")
+        run = TrainingRun.create(cfg, out=out, init_weights=init_weights, epochs=epochs, reporter=reporter, force=force)
 
     # Ctrl-C (SIGINT) and SIGTERM (sent by timeout, SLURM, Kubernetes, Ray to stop a job): finish the batch,
     # write the checkpoint, print the resume command, exit 128 + the signal; a second one stops at once
@@ -269,7 +300,7 @@ def eval_(
 
     Example: dnn eval runs/quickstart-20260101-120000 --json
     """
-    from dnncli.cli.display import eval_tables
+    from dnncli.cli.views.results import eval_tables
     from dnncli.experiment.evaluate import evaluate_run
 
     _emit(evaluate_run(run_dir, data), json_, eval_tables)
@@ -285,7 +316,8 @@ def summary(
 
     Example: dnn summary configs/fashion_mnist.yaml
     """
-    from dnncli.cli.display import show, summary_lines, summary_table
+    from dnncli.cli.views.results import summary_lines, summary_table
+    from dnncli.cli.views.tables import show
     from dnncli.experiment import config as config_mod
 
     cfg = config_mod.load(config_mod.find_config(config), set_ or [], check_paths=False)
@@ -376,11 +408,12 @@ def inspect_gradients(
     from dnncli.experiment import config as config_mod
     from dnncli.experiment import cure
     from dnncli.experiment.inspection import inspect_config, inspect_run, probe_steps
+    from dnncli.files import check_target
 
     gate, gate_any = _fail_on(fail_on), _fail_on(fail_on_any, "--fail-on-any")
     try_advice = try_advice or write_config is not None
-    if write_config is not None and write_config.exists() and not force:
-        _fail(f"--write-config {write_config}: exists already; choose another file, or add --force.")
+    if write_config is not None:  # before the work: an existing file unless --force, and never a FIFO or directory
+        check_target(write_config, force, "--write-config")
     if target.is_dir():
         if set_ or every:
             _fail("--every and --set apply to a CONFIG, not to a run directory (its config is the run's own).")
@@ -401,12 +434,13 @@ def inspect_gradients(
     if json_:
         _echo_json(report)
     elif plain or not sys.stdout.isatty():
-        from dnncli.cli.display import inspection_plain, try_advice_plain
+        from dnncli.cli.views.inspection import inspection_plain, try_advice_plain
 
         for line in inspection_plain(report) + try_advice_plain(report):
             typer.echo(line)
     else:
-        from dnncli.cli.display import inspection_view, show
+        from dnncli.cli.views.inspection import inspection_view
+        from dnncli.cli.views.tables import show
 
         console = _console()
         show(console, inspection_view(console, report))
@@ -458,7 +492,8 @@ def gradcheck(
     Exit code 0 when every layer and parameter passes, 1 when any fails.
     Example: dnn gradcheck configs/binary_batchnorm.yaml --samples 8
     """
-    from dnncli.cli.display import fitted_table, gradcheck_rows, gradcheck_title, show
+    from dnncli.cli.views.inspection import gradcheck_rows, gradcheck_title
+    from dnncli.cli.views.tables import fitted_table, show
     from dnncli.experiment import config as config_mod
     from dnncli.experiment.inspection import gradcheck_config
 
@@ -548,7 +583,8 @@ def bench(
 
     from rich.console import Console
 
-    from dnncli.cli.display import LiveReporter, bench_view
+    from dnncli.cli.views.inspection import bench_view
+    from dnncli.cli.views.training import LiveReporter
     from dnncli.experiment import config as config_mod
     from dnncli.experiment.inspection import bench_config
 
@@ -578,7 +614,7 @@ def compare(
     report = compare_runs(runs, metric or ("loss" if x != "epoch" else None))
     if plot is not None:
         plot_compare(report, plot, x)
-    from dnncli.cli.display import compare_table
+    from dnncli.cli.views.tuning import compare_table
 
     _emit(report, json_, lambda console, r: [compare_table(console, r)])
     if plot is not None and not json_:
@@ -603,7 +639,8 @@ def sweep(
     """
     from datetime import datetime
 
-    from dnncli.cli.display import SweepView, show, sweep_table
+    from dnncli.cli.views.tables import show
+    from dnncli.cli.views.tuning import SweepView, sweep_table
     from dnncli.experiment.sweep import read_sweep
     from dnncli.experiment.sweep import sweep as run_sweep
 
@@ -730,7 +767,7 @@ def data_list(
     A config's $DNN_DATASETS/<name>/... is looked for in $DNN_DATASETS, then in data/ beside the config
     (from its folder upwards), then in data/ in the current directory; this command looks from here.
     """
-    from dnncli.cli.display import data_list_view
+    from dnncli.cli.views.results import data_list_view
     from dnncli.data.catalog import listing
 
     _emit(listing(Path.cwd(), check), json_, data_list_view)

@@ -25,6 +25,12 @@ DATASETS = {
             "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
             "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
         },
+        "sizes": {
+            "train-images-idx3-ubyte.gz": 9912422,
+            "train-labels-idx1-ubyte.gz": 28881,
+            "t10k-images-idx3-ubyte.gz": 1648877,
+            "t10k-labels-idx1-ubyte.gz": 4542,
+        },
     },
     "fashion-mnist": {
         "urls": ["http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"],
@@ -34,9 +40,26 @@ DATASETS = {
             "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
             "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
         },
+        "sizes": {
+            "train-images-idx3-ubyte.gz": 26421880,
+            "train-labels-idx1-ubyte.gz": 29515,
+            "t10k-images-idx3-ubyte.gz": 4422102,
+            "t10k-labels-idx1-ubyte.gz": 5148,
+        },
     },
 }
 CHUNK = 1 << 16
+UNKNOWN_SIZE_BOUND = 1 << 30  # a file whose published size is not listed is cut off here
+
+
+def size_bound(size: int | None) -> int:
+    """The most bytes a download of a file published at ``size`` bytes may take: the size plus a margin."""
+    return UNKNOWN_SIZE_BOUND if size is None else size + size // 10 + (64 << 10)
+
+
+class TooLarge(Exception):
+    """A server sent, or announced, more than the file's bound: the download is deleted, not resumed."""
+
 
 Progress = Callable[[str, int, int | None], None]
 
@@ -54,8 +77,10 @@ def digest(path: Path, algorithm: str) -> str:
     return h.hexdigest()
 
 
-def _download(url: str, part: Path, name: str, progress: Progress | None, timeout: float) -> None:
+def _download(url: str, part: Path, name: str, progress: Progress | None, timeout: float, bound: int) -> None:
     offset = part.stat().st_size if part.exists() else 0
+    if offset > bound:
+        raise TooLarge(f"{url}: the partial download holds {offset} bytes; this file is at most {bound}")
     request = urllib.request.Request(url, headers={"Range": f"bytes={offset}-"} if offset else {})
     try:
         response = urllib.request.urlopen(request, timeout=timeout)
@@ -68,14 +93,18 @@ def _download(url: str, part: Path, name: str, progress: Progress | None, timeou
             offset = 0  # the server ignored the range: start over
         length = response.headers.get("Content-Length")
         total = offset + int(length) if length is not None else None
+        if total is not None and total > bound:
+            raise TooLarge(f"{url}: the server announces {total} bytes; this file is at most {bound}")
         with open(part, "ab" if offset else "wb") as f:
             done = offset
             while True:
-                block = response.read(CHUNK)
+                block = response.read(min(CHUNK, bound + 1 - done))
                 if not block:
                     break
                 f.write(block)
                 done += len(block)
+                if done > bound:  # a server that sends more than it said, or never stops
+                    raise TooLarge(f"{url}: the server sent more than {bound} bytes, the most this file can be")
                 if progress:
                     progress(name, done, total)
             f.flush()
@@ -110,7 +139,12 @@ def fetch(
         raise DnnError(f"unknown dataset {name!r}.{suggest(name, DATASETS)} Known: {', '.join(DATASETS)}.")
     spec = DATASETS[name]
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    if directory.exists() and not directory.is_dir():
+        raise DnnError(f"{directory}: is a file, not a directory; name a directory for the {name} files (--dir).")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise DnnError(f"{directory}: cannot create the directory ({err.strerror or err}).") from None
     urls = [base_url] if base_url else spec["urls"]
     report = []
     for file, md5 in spec["files"].items():
@@ -119,16 +153,22 @@ def fetch(
             report.append((file, "present"))
             continue
         part = directory / (file + ".part")
-        errors = []
+        bound = size_bound(spec.get("sizes", {}).get(file))
+        errors, too_large = [], 0
         for base in urls:
             url = base.rstrip("/") + "/" + file
             try:
-                _download(url, part, file, progress, timeout)
+                _download(url, part, file, progress, timeout, bound)
                 break
+            except TooLarge as err:
+                part.unlink(missing_ok=True)  # nothing of it is kept, nor resumed
+                errors.append(f"{err}; the download was deleted")
+                too_large += 1
             except (urllib.error.URLError, OSError, ValueError) as err:
                 errors.append(f"{url}: {getattr(err, 'reason', err)}")
         else:
-            raise DnnError(f"cannot download {file}: {'; '.join(errors)}. Run the command again to resume.")
+            again = "" if too_large == len(errors) else " Run the command again to resume."
+            raise DnnError(f"cannot download {file}: {'; '.join(errors)}.{again}")
         got = md5sum(part)
         if got != md5:
             part.unlink()

@@ -66,7 +66,9 @@ class Preprocessor:
         else:
             offset = x.min(axis=0).astype(np.float64)
             scale = x.max(axis=0).astype(np.float64) - offset
-        scale[scale == 0] = 1.0  # a constant feature maps to 0 instead of NaN
+        # a constant feature maps to 0 instead of NaN; so does one whose spread is too small for float32 to
+        # divide by (subnormal: it would round to 0 and give 0/0), or not a number at all
+        scale[~(scale >= np.finfo(np.float32).tiny)] = 1.0
         return cls(kind, offset, scale)
 
     def transform(self, x: np.ndarray, dtype, in_place: bool = False) -> np.ndarray:
@@ -146,14 +148,21 @@ class Preparation:
 
     @classmethod
     def load(cls, path) -> Preparation:
+        """A run's ``preprocessing.npz``; one that is damaged (not an archive, empty, arrays missing or of the wrong
+        kind) is one line naming it: the run's input scaling is lost with it."""
         try:
             with np.load(path, allow_pickle=False) as npz:
                 arrays = {k: npz[k] for k in npz.files}
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
-            raise DnnError(f"{path}: not a readable preprocessing file ({err}).") from None
-        return cls(
-            Preprocessor.from_arrays(arrays, "x"),
-            Preprocessor.from_arrays(arrays, "y") if "y.scale" in arrays else None,
-            TableEncoder.from_json(str(arrays["table"])) if "table" in arrays else None,
-            json.loads(str(arrays["class_names"])) if "class_names" in arrays else None,
-        )
+            return cls(
+                Preprocessor.from_arrays(arrays, "x"),
+                Preprocessor.from_arrays(arrays, "y") if "y.scale" in arrays else None,
+                TableEncoder.from_json(str(arrays["table"])) if "table" in arrays else None,
+                json.loads(str(arrays["class_names"])) if "class_names" in arrays else None,
+            )
+        except DnnError:
+            raise
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, TypeError, IndexError) as err:
+            what = f"no {err.args[0]!r} in it" if isinstance(err, KeyError) and err.args else str(err)
+            raise DnnError(
+                f"{path}: not a readable preprocessing file ({what}); the run's input scaling is lost: train anew."
+            ) from None

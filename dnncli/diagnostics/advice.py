@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import math
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from dnncli.diagnostics.rules import FlagState, WatchedLayer, layer_span
-from dnncli.errors import DnnError
 
 RELU_LIKE = ("relu", "leaky_relu", "elu", "selu", "gelu", "swish")
 FAR = 2.0  # an initial gain this many times off He's or Glorot's (either way), over the stack, is a cause
@@ -119,9 +119,21 @@ class DataStats:
     targets: TargetStats | None = None
 
     @classmethod
-    def of(cls, config, loss, x, y) -> DataStats:
-        inputs = InputStats.of(x) if config["data"].get("scale", "none") == "none" else None
+    def of(cls, scale: str, loss, x, y) -> DataStats:
+        """``scale``: the config's ``data.scale``; the inputs are judged only where they go in unscaled."""
+        inputs = InputStats.of(x) if scale == "none" else None
         return cls(inputs, None if loss.classifies else TargetStats.of(y))
+
+
+@dataclass
+class Subject:
+    """The network the advice is about, as the experiment floor hands it down: its config resolved (every default
+    filled in) and as written, its model with the initial weights, and a test of whether overrides change it."""
+
+    resolved: dict
+    written: dict
+    model: object  # a built Sequential, initial weights drawn
+    changes: Callable[[list[str]], bool]  # would these --set overrides change the resolved config?
 
 
 def names(layers: list[WatchedLayer], watched: list[WatchedLayer]) -> str:
@@ -133,15 +145,13 @@ class Context:
 
     def __init__(
         self,
-        config,
+        subject: Subject,
         raised: list[tuple[WatchedLayer, FlagState]],
         watched: list[WatchedLayer],
         data: DataStats | None,
     ):
-        self.config = config
-        self.raw = config.raw
-        source = config.source if config.source is not None else config.raw
-        self.source_layers = source.get("model", {}).get("layers", self.raw["model"]["layers"])
+        self.raw = subject.resolved
+        self.source_layers = subject.written.get("model", {}).get("layers", self.raw["model"]["layers"])
         self.layers = self.raw["model"]["layers"]
         self.watched = watched
         self.inputs = data.inputs if data is not None else None
@@ -150,7 +160,7 @@ class Context:
         for w, f in raised:
             if not f.transient:  # the initial weights settling: no cause to treat
                 self.states.setdefault(f.name, []).append((w, f))
-        model = config.build_model()
+        model = subject.model
         self.scale = {}  # index -> (std of the initial kernel, fan_in, fan_out)
         for w in watched:
             kernel = model.layers[w.index].params["kernel"]
@@ -230,19 +240,19 @@ def flow(value) -> str:
 
 
 def advise(
-    config,
+    subject: Subject,
     raised: list[tuple[WatchedLayer, FlagState]],
     watched: list[WatchedLayer],
     data: DataStats | None = None,
 ) -> list[Advice]:
-    """Advice for the flags ``raised`` on ``config``'s network, causes first; empty when nothing is wrong."""
+    """Advice for the flags ``raised`` on ``subject``'s network, causes first; empty when nothing is wrong."""
     from dnncli.diagnostics import remedies
 
-    ctx = Context(config, raised, watched, data)
+    ctx = Context(subject, raised, watched, data)
     items: list[Advice] = []
     for rule in remedies.RULES:
         items += [a for a in rule(ctx) if a.set]
-    return _keep_changes(config, _merge(items))
+    return [a for a in _merge(items) if subject.changes(a.set)]  # not what the config has already
 
 
 def _merge(items: list[Advice]) -> list[Advice]:
@@ -254,16 +264,3 @@ def _merge(items: list[Advice]) -> list[Advice]:
         else:
             same.flags += [f for f in a.flags if f not in same.flags]
     return out
-
-
-def _keep_changes(config, items: list[Advice]) -> list[Advice]:
-    """Drop the items that would leave the resolved config as it is (the config has them already)."""
-    kept = []
-    for a in items:
-        try:
-            changed = config.with_overrides(a.set).raw != config.raw
-        except DnnError:
-            changed = False
-        if changed:
-            kept.append(a)
-    return kept

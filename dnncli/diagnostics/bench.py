@@ -85,12 +85,12 @@ class _Clock:
         return out
 
 
-def bench_trainer(trainer, x, y, monitor, reporter, steps: int = 50, warmup: int = 5) -> dict:
+def bench_trainer(trainer, x, y, monitor, display, steps: int = 50, warmup: int = 5) -> dict:
     """Time ``steps`` calls of the trainer's own ``train_step``, in parts; return the figures.
 
     ``x`` and ``y`` are the prepared training split; ``monitor`` is a gradient
-    monitor (a callback of the step) and ``reporter`` the training display,
-    whose ``batch_end`` is timed after each step as ``dnn train`` calls it.
+    monitor (a callback of the step) and ``display(done, total)`` what the
+    training display does after each step (timed as the display's share).
     """
     model, loss, optimizer = trainer.model, trainer.loss, trainer.optimizer
     clock = _Clock()
@@ -115,7 +115,7 @@ def bench_trainer(trainer, x, y, monitor, reporter, steps: int = 50, warmup: int
         xb, yb = trainer._batch(x, y, perm, start)
         trainer.train_step(xb, yb, start)
         mark = time.perf_counter()
-        reporter.batch_end(0, start + len(xb), n, 0.5)
+        display(start + len(xb), n)
         ended = time.perf_counter()
         spent = clock.take()
         spent["display"] = ended - mark

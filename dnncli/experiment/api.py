@@ -14,6 +14,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from dnncli.errors import DnnError, suggest
+from dnncli.experiment.config import read_config_file
 from dnncli.nn.model import Sequential
 
 MODEL_KEYS = ("input_shape", "layers", "dtype", "seed")
@@ -33,7 +34,8 @@ def build_model(spec, dtype: str | None = None, seed: int | None = None) -> Sequ
         Overrides ``spec["seed"]``.
     """
     if isinstance(spec, (str, os.PathLike)):
-        spec = _read_yaml(spec)
+        # the one YAML reader: 1.2's floats (1e-3), the size guards, duplicate keys refused
+        spec = read_config_file(spec)[0]
         if isinstance(spec, Mapping) and "model" in spec:
             outer = {k: spec[k] for k in ("dtype", "seed") if k in spec}
             spec = dict(spec["model"], **{k: v for k, v in outer.items() if k not in spec["model"]})
@@ -51,18 +53,6 @@ def build_model(spec, dtype: str | None = None, seed: int | None = None) -> Sequ
         dtype=dtype or spec.get("dtype", "float32"),
         seed=seed if seed is not None else spec.get("seed"),
     )
-
-
-def _read_yaml(path):
-    import yaml
-
-    try:
-        with open(path) as f:
-            return yaml.safe_load(f)
-    except FileNotFoundError:
-        raise DnnError(f"{path}: no such file.") from None
-    except yaml.YAMLError as err:
-        raise DnnError(f"{path}: not valid YAML ({err}).".replace("\n", " ")) from None
 
 
 def train(config, overrides: list[str] | None = None, out=None, epochs: int | None = None, reporter=None):

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from dnncli.errors import DnnError
-from dnncli.files import atomic_savez
+from dnncli.experiment.weights import architecture_differences
+from dnncli.files import atomic_savez, check_readable
 from dnncli.train.trainer import EpochPosition, NonFiniteLoss
 
 
@@ -89,18 +90,44 @@ class Checkpoint:
 
     @classmethod
     def load(cls, path) -> Checkpoint:
-        """Read a checkpoint; a damaged or truncated file is one clear error naming it."""
+        """Read a checkpoint; a damaged or truncated file is one clear error naming it: unreadable, metadata that
+        is not the mapping ``capture`` writes (a list, a key missing, a text epoch), arrays that are not numbers."""
         path = Path(path)
+        check_readable(path)  # a FIFO would never end
         try:
             with np.load(path, allow_pickle=False) as npz:
                 arrays = {k: npz[k] for k in npz.files}
             meta = json.loads(str(arrays.pop("meta")))
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
             raise DnnError(f"{path}: not a readable checkpoint ({err}).") from None
+        problem = _meta_problem(meta) or next(
+            (f"its array {k!r} holds {a.dtype}, not numbers" for k, a in arrays.items() if a.dtype.kind not in "biuf"),
+            None,
+        )
+        if problem:
+            raise DnnError(f"{path}: not a readable checkpoint ({problem}); {DAMAGED}")
         return cls(meta, arrays)
 
-    def restore(self, trainer, callbacks: dict, source: str) -> None:
-        """Put the state back into ``trainer`` (model, optimizer, generators, position) and the ``callbacks``."""
+    def restore(self, trainer, callbacks: dict, source: str, config_path=None) -> None:
+        """Put the state back into ``trainer`` (model, optimizer, generators, position) and the ``callbacks``.
+
+        State for another config (``config_path``: the run's) or state that cannot be set is one line naming
+        ``source``."""
+        config = config_path or "the config"
+        differences = architecture_differences(trainer.model, _under(self.arrays, "weights."), str(source))
+        if differences:
+            more = f"; and {len(differences) - 3} more" if len(differences) > 3 else ""
+            raise DnnError(f"{source} does not match {config}: {'; '.join(differences[:3])}{more}.")
+        try:
+            self._restore(trainer, callbacks, source)
+        except KeyError as err:
+            raise DnnError(f"{source} does not match {config} (no state for {err}).") from None
+        except DnnError as err:  # the optimizer's: another optimizer, or its state for other layers
+            raise DnnError(f"{source} does not match {config}: {err.message}") from None
+        except (TypeError, ValueError, AttributeError, IndexError) as err:
+            raise DnnError(f"{source}: not a readable checkpoint ({err}); {DAMAGED}") from None
+
+    def _restore(self, trainer, callbacks: dict, source: str) -> None:
         model, meta, arrays = trainer.model, self.meta, self.arrays
         model.set_weights_dict(_under(arrays, "weights."), source=source)
         variables, _ = trainer._variables()
@@ -112,9 +139,9 @@ class Checkpoint:
             NonFiniteLoss(epoch, step, start, size, float("nan"), stage, layer)
             for epoch, step, start, size, stage, layer in meta.get("skipped", [])
         ]
-        trainer.rng.bit_generator.state = meta["shuffle_rng"]
+        _set_state(trainer.rng, meta["shuffle_rng"], "'shuffle_rng'")
         for k, g in model.generators().items():
-            g.bit_generator.state = meta["generators"][k]
+            _set_state(g, meta["generators"][k], f"generator {k!r}")
         pos = meta["position"]
         if pos is not None:
             perm = arrays.get("position.perm") if pos["shuffled"] else None
@@ -125,6 +152,51 @@ class Checkpoint:
             if name not in meta["callbacks"] and getattr(cb, "optional_state", False):
                 continue  # a checkpoint written before this callback existed: it starts afresh
             cb.set_state(meta["callbacks"][name], _under(arrays, f"callback.{name}."))
+
+
+DAMAGED = "the file is damaged: put back a copy of it, or train anew."
+
+# what ``capture`` writes, key by key: the types a readable checkpoint's metadata holds
+_META_TYPES = {
+    "epoch": (int,),
+    "step": (int,),
+    "history": (list,),
+    "shuffle_rng": (dict,),
+    "generators": (dict,),
+    "learning_rate": (int, float, type(None)),
+    "position": (dict, type(None)),
+    "callbacks": (dict,),
+}
+
+
+def _meta_problem(meta) -> str | None:
+    """What is wrong with a checkpoint's metadata, or None: the mapping ``capture`` writes, with every key."""
+    if not isinstance(meta, dict):
+        return f"its metadata is {_kind(meta)}, not a mapping"
+    for key, types in _META_TYPES.items():
+        if key not in meta:
+            return f"its metadata has no {key!r}"
+        value = meta[key]
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            return f"its {key!r} is {_kind(value)} {json.dumps(value)[:40]}"
+        if isinstance(value, int) and int in types and value < 0:
+            return f"its {key!r} is negative ({value})"
+    if not all(isinstance(row, dict) for row in meta["history"]):
+        return "its history holds something other than rows"
+    return None
+
+
+def _kind(value) -> str:
+    return {dict: "a mapping", list: "a list", str: "text", bool: "true or false", type(None): "null"}.get(
+        type(value), "a number"
+    )
+
+
+def _set_state(generator, state, what: str) -> None:
+    try:
+        generator.bit_generator.state = state
+    except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as err:
+        raise TypeError(f"its {what} is not a random generator's state: {err}") from None
 
 
 def _under(arrays: dict, prefix: str) -> dict:

@@ -4,12 +4,12 @@ their curves overlaid, against epochs, steps, samples seen or seconds.
 
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
 
 from dnncli.errors import DnnError, check_choice
 from dnncli.experiment.rundir import read_step_records
+from dnncli.experiment.runfiles import read_history
 from dnncli.files import atomic_write
 from dnncli.train import metrics as metrics_mod
 
@@ -45,8 +45,7 @@ def _runs_in(p: Path) -> list[Path] | None:
 
 
 def _history(run_dir: Path) -> list[dict]:
-    with open(run_dir / "history.csv", newline="") as f:
-        return list(csv.DictReader(f))
+    return read_history(run_dir)  # numbers as numbers; damaged, one line naming it; a spreadsheet's BOM and CRLF read
 
 
 def _flat(mapping, prefix: str = "") -> dict:
@@ -71,7 +70,7 @@ def _number(text) -> float:
 
 def compare(paths, metric: str | None = None) -> dict:
     """The comparison as data: the metric and its direction, the config keys that differ, a row per run."""
-    import yaml
+    from dnncli.experiment.config import read_config_file
 
     dirs = run_dirs(paths)
     histories = [_history(d) for d in dirs]
@@ -84,8 +83,7 @@ def compare(paths, metric: str | None = None) -> dict:
     mode = metrics_mod.direction(metric)
     flat = []
     for d in dirs:
-        with open(d / "config.yaml") as f:
-            flat.append(_flat(yaml.safe_load(f)))
+        flat.append(_flat(read_config_file(d / "config.yaml")[0]))  # limits held, damage one line naming it
     keys = sorted(k for k in set().union(*flat) if k != "name" and len({repr(c.get(k)) for c in flat}) > 1)
     runs = []
     for d, h, c in zip(dirs, histories, flat):

@@ -19,7 +19,7 @@ import yaml
 
 from dnncli.errors import DnnError
 from dnncli.experiment.inspection import inspect_config
-from dnncli.files import atomic_write_text
+from dnncli.files import atomic_write_text, check_target
 
 COMBINE = (2, 3)  # how many of the best items are tried together
 LOWER = 0.95  # a loss this fraction of the network's own, or less, is lower
@@ -207,12 +207,9 @@ def write_fixed_config(config, item: dict, out: Path, force: bool = False, sourc
     """Write ``config`` with ``item``'s overrides applied to it as written; never over a file without ``force``,
     and never over anything but a regular file."""
     out = Path(out)
-    if out.is_dir() or (out.exists() and not out.is_file()):
-        raise DnnError(f"--write-config {out}: not a regular file; give a file name.")
-    if out.exists() and not force:
-        raise DnnError(f"--write-config {out}: exists already; choose another file, or add --force.")
+    check_target(out, force, "--write-config")  # a directory, a FIFO, /dev/null: never replaced
     fixed = config.with_overrides(item["set"])  # resolves: the written config is one dnn train takes
-    written = fixed.source if fixed.source is not None else fixed.raw
+    written = fixed.written if fixed.written is not None else fixed.resolved
     what = item.get("change") or " ".join(item["set"])
     comment = (
         f"{config.name}{f' ({source})' if source else ''}, with the advice dnn inspect-gradients --try-advice"

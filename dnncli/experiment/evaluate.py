@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import zipfile
 from pathlib import Path
@@ -10,13 +9,15 @@ from pathlib import Path
 import numpy as np
 
 from dnncli import data as data_mod
+from dnncli.data.arrays import checked_pair, load_npy, load_npz
+from dnncli.data.table import not_a_number, parse_number
 from dnncli.errors import DnnError, plural
 from dnncli.experiment import config as config_mod
 from dnncli.experiment.prepare import model_inputs, prepare_data, to_targets
 from dnncli.experiment.rundir import nonfinite_event, nonfinite_remedies
 from dnncli.experiment.weights import load_weights
 from dnncli.train import metrics as metrics_mod
-from dnncli.train.metrics import evaluate_arrays
+from dnncli.train.scoring import confusion_matrix, evaluate_arrays, per_class_report
 
 
 def load_run(run_dir):
@@ -82,9 +83,10 @@ def evaluate_run(run_dir, data_path=None) -> dict:
         x, y = d.x_test, d.y_test
         source = "test split"
     else:
-        x_raw, y_raw = read_labelled(data_path, config, prep)
+        x_raw, y_raw = read_labelled(data_path, config, prep, loss)
         n_out = int(np.prod(model.output_shape))
         x = model_inputs(model, prep, x_raw, str(data_path))
+        y_raw = check_labels(y_raw, loss, n_out, prep, f"--data {data_path}")
         try:
             y = to_targets(y_raw, loss, n_out, model.dtype, prep)
         except DnnError as err:
@@ -101,9 +103,9 @@ def evaluate_run(run_dir, data_path=None) -> dict:
         if pred is None or labels is None:
             return report  # several independent labels: no single confusion matrix
         k = max(probs.shape[1], 2)
-        cm = metrics_mod.confusion_matrix(labels, pred, k)
+        cm = confusion_matrix(labels, pred, k)
         report["confusion_matrix"] = cm.tolist()
-        report["per_class"] = metrics_mod.per_class_report(cm)
+        report["per_class"] = per_class_report(cm)
         if prep.class_names is not None and len(prep.class_names) == k:
             for row in report["per_class"]:
                 row["name"] = prep.class_names[row["class"]]
@@ -134,67 +136,83 @@ def evaluate_scored(model, loss, metric_names, x, y, prep, batch_size: int = 102
     return result | {m.name: m.result() for m in ms}
 
 
-def read_labelled(path, config, prep) -> tuple[np.ndarray, np.ndarray]:
+def read_labelled(path, config, prep, loss) -> tuple[np.ndarray, np.ndarray]:
     """Inputs and labels: an NPZ file with arrays ``x`` and ``y``, or a CSV like the training one."""
     path = Path(path)
     if path.suffix == ".csv" and prep.encoder is not None:
         source = config.build_source()
         p, names, rows, lines = source.read(str(path))
-        y, _ = data_mod.parse_targets(names, rows, lines, p, source.targets, prep.class_names)
+        regression = not loss.classifies
+        y, seen = data_mod.parse_targets(names, rows, lines, p, source.targets, prep.class_names, regression)
+        if seen is not None and prep.class_names is None:  # strings, for a run that learned integer labels
+            y = np.array(seen)[y]  # as written: check_labels names those the run never saw
         return prep.encoder.transform(names, rows, lines, p), y
     if path.suffix != ".npz":
         kind = "an .npz file with arrays 'x' and 'y'" + (", or a .csv like the training file" if prep.encoder else "")
         raise DnnError(f"--data {path}: expected {kind}.")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            if "x" not in npz.files or "y" not in npz.files:
-                raise DnnError(f"--data {path}: needs arrays 'x' and 'y'; it holds {', '.join(npz.files)}.")
-            return npz["x"], npz["y"]
-    except FileNotFoundError:
-        raise DnnError(f"--data {path}: no such file.") from None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
-        raise DnnError(f"--data {path}: not a readable NPZ file ({err}).") from None
+    got = load_npz(path, ("x", "y"), where="--data ")
+    return checked_pair(f"--data {path}", got["x"], got["y"], "inputs in 'x'", "labels in 'y'")
+
+
+def check_labels(y, loss, n_out: int, prep, where: str) -> np.ndarray:
+    """Class labels of new data checked against the run's classes; names become their class indices.
+
+    The run's classes are its ``class_names`` (saved in ``preprocessing.npz``) or, for integer labels, 0..k-1
+    for an output layer of k units (two for one sigmoid unit). A label outside them is refused, never mapped.
+    """
+    y = np.asarray(y)
+    if not loss.classifies or y.ndim != 1 or (loss.targets == "binary" and n_out > 1):
+        return y  # values, one-hot rows, or independent 0/1 labels: the loss checks them
+    names = prep.class_names
+    k = len(names) if names else max(n_out, 2)
+    trained = f"classes {', '.join(names)}" if names else f"integer labels 0..{k - 1}"
+    if y.dtype.kind in "USO":
+        text = [str(v).strip() for v in y]
+        lookup = {n: i for i, n in enumerate(names)} if names else {str(i): i for i in range(k)}
+        unseen = sorted({t for t in text if t not in lookup})
+    elif y.dtype.kind in "biuf":
+        integral = y.dtype.kind != "f" or bool(np.isfinite(y).all() and (y == np.round(y)).all())
+        if not integral:
+            return y  # probabilities, or labels the loss refuses as not integers
+        outside = (y < 0) | (y >= k)
+        unseen = [str(v) for v in np.unique(y[outside]).astype(np.int64 if y.dtype.kind != "u" else np.uint64)]
+        lookup = None
+    else:
+        raise DnnError(f"{where}: labels must be numbers or class names. Received: dtype {y.dtype}")
+    if unseen:
+        listed = ", ".join(unseen[:10]) + (f" and {len(unseen) - 10} more" if len(unseen) > 10 else "")
+        raise DnnError(f"{where}: labels the run never saw: {listed}; it was trained on {trained}.")
+    if lookup is not None:
+        return np.array([lookup[t] for t in text], dtype=np.int64)
+    return y
 
 
 def read_inputs(path) -> np.ndarray:
-    """Inputs for prediction: ``.npy``, or ``.csv`` of numbers (a header line is skipped)."""
+    """Inputs for prediction: ``.npy``, or ``.csv`` of numbers (a first line that is not numbers is a header)."""
     path = Path(path)
     if not path.exists():
         raise DnnError(f"{path}: no such file.")
     if path.suffix == ".npy":
-        try:
-            return np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as err:
-            raise DnnError(f"{path}: not a readable .npy file ({err}).") from None
+        return load_npy(path, 64 << 20)
     if path.suffix != ".csv":
         raise DnnError(f"{path}: expected a .csv or .npy file.")
-    rows = []
-    with open(path, newline="") as f:
-        for lineno, row in enumerate(csv.reader(f), start=1):
-            if not row or all(not c.strip() for c in row):
-                continue
-            try:
-                rows.append([float(c) for c in row])
-            except ValueError:
-                if lineno == 1 and not rows:
-                    continue  # a header
-                bad = next(c for c in row if not _is_float(c))
-                raise DnnError(f"{path}:{lineno}: {bad!r} is not a number.") from None
-    if not rows:
-        raise DnnError(f"{path}: no data rows.")
-    width = len(rows[0])
-    for i, r in enumerate(rows):
-        if len(r) != width:
-            raise DnnError(f"{path}: row {i + 1} has {plural(len(r), 'value')}, the first has {width}.")
-    return np.array(rows)
+    _names, rows, lines = data_mod.read_csv(path, header=False)
+    if not all(_is_float(c) for c in rows[0]):
+        rows, lines = rows[1:], lines[1:]  # a header
+        if not rows:
+            raise DnnError(f"{path}: no data rows (only a header line).")
+    out = np.empty((len(rows), len(rows[0])))
+    for r, row in enumerate(rows):
+        for c, cell in enumerate(row):
+            v = parse_number(cell.strip())
+            if v is None:
+                raise DnnError(f"{path}:{lines[r]}: {not_a_number(cell.strip())}.")
+            out[r, c] = v
+    return out
 
 
 def _is_float(text) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
+    return parse_number(text.strip()) is not None
 
 
 def table_inputs(source, encoder, path) -> np.ndarray:
@@ -203,11 +221,25 @@ def table_inputs(source, encoder, path) -> np.ndarray:
     expected = (
         f"expected columns: {', '.join(features)} (the target and dropped columns may be present; they are ignored)"
     )
-    names, rows, lines = data_mod.read_csv(path, source.header, None, source.delimiter)
-    if source.header:
+    names, rows, lines = data_mod.read_csv(path, False, None, source.delimiter)
+    if source.header and _is_header(rows[0], encoder, source):
+        names, rows, lines = [c.strip() for c in rows[0]], rows[1:], lines[1:]
+        if not rows:
+            raise DnnError(f"{path}: no data rows (only a header line).")
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise DnnError(f"{path}: column name {dupes[0]!r} appears twice.")
         missing = [c for c in features if c not in names]
         if missing:
             raise DnnError(f"{path}: {expected}. Missing: {', '.join(missing)}")
+    elif source.header:  # a first line of values: the features alone, in the training file's order
+        if len(names) != len(features):
+            raise DnnError(
+                f"{path}: a row has {plural(len(names), 'value')} and no header line names them; the run takes the"
+                f" columns {', '.join(features)}: add a header line naming them (the target and dropped columns may"
+                f" be there too), or write the {len(features)} features alone, in this order."
+            )
+        names = features
     else:  # no header line: the columns are known by their number, with or without the target and dropped ones
         columns, ignored = source.columns, set(source.targets) | set(source.drop)
         layouts = [columns, [c for c in columns if c not in source.targets], [c for c in columns if c not in ignored]]
@@ -225,6 +257,20 @@ def table_inputs(source, encoder, path) -> np.ndarray:
                 f" ({', '.join(columns)}; no header line)."
             )
     return encoder.transform(names, rows, lines, path)
+
+
+def _is_header(first, encoder, source) -> bool:
+    """Whether a predict file's first line names columns rather than holding the values of one sample."""
+    cells = [c.strip() for c in first]
+    if any(c in {*encoder.features, *source.targets, *source.drop} for c in cells):
+        return True
+
+    def text(c):
+        return c not in encoder.missing_values and parse_number(c) is None
+
+    if len(cells) == len(encoder.features):  # a row of the features has numbers where they are not categorical
+        return any(text(c) for c, f in zip(cells, encoder.features) if f not in encoder.categorical)
+    return any(text(c) for c in cells)
 
 
 def predict_run(run_dir, input_path) -> tuple[list[str], list[list]]:

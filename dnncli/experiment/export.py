@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from dnncli import __version__
 from dnncli.errors import DnnError
-from dnncli.files import atomic_write
+from dnncli.files import atomic_write, check_target
 from dnncli.nn import activations as act_mod
 from dnncli.nn import layers as layers_mod
+from dnncli.version import __version__
 
 OPSET = 17  # every op used exists there with today's semantics; onnxruntime has run it since 1.12
 MIN_OPSET = 13  # Softmax over the last axis alone, as dnncli's softmax
@@ -126,10 +126,7 @@ def export_onnx(run_dir, out=None, *, opset: int = OPSET, force: bool = False) -
     onnx = _onnx()
     config, model, loss, prep = load_run(run_dir)
     path = Path(run_dir) / "model.onnx" if out is None else Path(out)
-    if not force and path.exists():
-        raise _exists(path)  # before the work; the exclusive write below closes the race
-    if not path.parent.is_dir():
-        raise DnnError(f"{path}: the directory {path.parent} does not exist.")
+    check_target(path, force)  # before the work (a FIFO or a directory is never replaced); the write closes the race
     proto, built = _build(onnx, model, loss, prep, opset, config.name)
     data = proto.SerializeToString()
     try:

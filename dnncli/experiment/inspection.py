@@ -14,7 +14,7 @@ from dnncli.diagnostics import gradcheck
 from dnncli.diagnostics.advice import DataStats, advise
 from dnncli.diagnostics.monitor import GradientMonitor
 from dnncli.diagnostics.rules import FlagState
-from dnncli.errors import DnnError
+from dnncli.errors import DnnError, check_float
 from dnncli.train.trainer import Callback, Interrupted, NonFiniteLoss
 
 
@@ -86,9 +86,10 @@ def _report(monitor, config, source, columns, norms, records, nonfinite=None, in
         )
     return {
         "source": source,
+        "unit": unit,  # what "steps" counts: step or epoch
         "steps": columns,
         "layers": layers,
-        "advice": [a.to_dict() for a in advise(config, tracker.raised(), monitor.layers, inputs)],
+        "advice": [a.to_dict() for a in advise(config.advice_subject(), tracker.raised(), monitor.layers, inputs)],
         "nonfinite": nonfinite,
     }
 
@@ -136,7 +137,7 @@ def inspect_config(config, steps: int | None = None, every: int | None = None) -
     records = monitor.take_records()
     recorded = sorted({r["step"] for r in records})
     norms = {w.index: [r["grad_norm"] for r in records if r["layer_index"] == w.index] for w in monitor.layers}
-    inputs = DataStats.of(config, loss, data.x_train, data.y_train)
+    inputs = DataStats.of(config["data"].get("scale", "none"), loss, data.x_train, data.y_train)
     report = _report(monitor, config, "steps", recorded, norms, records, nonfinite, inputs)
     tenth = max(1, len(trace.losses) // 10)
     report["loss"] = {"first": _mean_of(trace.losses[:tenth]), "final": _mean_of(trace.losses[-tenth:])}
@@ -155,7 +156,10 @@ def inspect_run(run_dir) -> dict:
     config = config_mod.load(run_dir / "config.yaml", check_paths=False)
     records = read_step_records(run_dir / "gradients.csv")
     if not records:
-        raise DnnError(f"{run_dir}: no gradients.csv records yet.")
+        raise DnnError(
+            f"{run_dir}: no gradients.csv records yet (a run records after its first step); to probe its network"
+            f" from the start: dnn inspect-gradients {run_dir / 'config.yaml'}"
+        )
     monitor = GradientMonitor(config.build_model(), config["monitor"], config.build_loss())
     events = skipped_events(run_dir)
     stop = nonfinite_event(run_dir)
@@ -185,12 +189,15 @@ def _run_inputs(config) -> DataStats | None:
             data = prepare_data(config, config.build_model(), loss)
     except DnnError:
         return None
-    return DataStats.of(config, loss, data.x_train, data.y_train)
+    return DataStats.of(config["data"].get("scale", "none"), loss, data.x_train, data.y_train)
 
 
 def gradcheck_config(config, samples: int = 4, entries: int = 20, tolerance: float = 1e-6) -> dict:
     """Central differences on the user's architecture and loss, in float64, on ``samples`` samples."""
     from dnncli.experiment.prepare import prepare_data
+
+    # a nan tolerance fails everything, an infinite one passes everything: neither is a check
+    tolerance = check_float(tolerance, "--tolerance", 0.0, low_open=True)
 
     config = config.replaced(("dtype",), "float64")
     model = config.build_model()
@@ -229,9 +236,13 @@ def bench_config(config, reporter, steps: int = 50, warmup: int = 5) -> dict:
     trainer = build_trainer(config, model, loss, len(data.x_train), data.sample_weight)
     monitor = GradientMonitor(model, config["monitor"], loss)
     reporter.train_begin(run_info(config, data, trainer, monitor, "bench", 1, []))
+
+    def display(done: int, total: int) -> None:  # as dnn train's display is called after each step
+        reporter.batch_end(0, done, total, 0.5)
+
     try:
         with np.errstate(all="ignore"):
-            report = bench_trainer(trainer, data.x_train, data.y_train, monitor, reporter, steps, warmup)
+            report = bench_trainer(trainer, data.x_train, data.y_train, monitor, display, steps, warmup)
     finally:
         reporter.train_end(None)
     return {"config": config.name, **report}

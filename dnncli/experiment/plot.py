@@ -7,7 +7,6 @@ three things a log scale cannot: cells whose norm is exactly 0 (a colour of thei
 
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import numpy as np
 
 from dnncli.errors import DnnError
 from dnncli.experiment.rundir import read_step_records
+from dnncli.experiment.runfiles import read_history
 from dnncli.files import atomic_write
 
 INSTALL = "pip install '.[plot]' in a checkout of dnncli, or pip install matplotlib"
@@ -121,11 +121,7 @@ def _figure(run_dir: Path):
 
 
 def _history(run_dir: Path) -> list[dict]:
-    path = run_dir / "history.csv"
-    if not path.exists():
-        raise DnnError(f"{run_dir}: no history.csv (not a run directory, or no epoch finished yet).")
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
+    return read_history(run_dir)  # numbers as numbers; damaged, one line naming it; a spreadsheet's BOM and CRLF read
 
 
 def _curve(ax, history: list[dict], epochs: list[int], key: str) -> None:

@@ -8,7 +8,8 @@ import numpy as np
 
 from dnncli import data as data_mod
 from dnncli.data import augment as augment_mod
-from dnncli.errors import DnnError, suggest
+from dnncli.data.arrays import check_range, target_overflow
+from dnncli.errors import DnnError, suggest, warn
 from dnncli.train.trainer import Trainer
 
 
@@ -26,7 +27,12 @@ class PreparedData:
 
 
 def model_inputs(model, preparation, raw, where: str) -> np.ndarray:
-    """Raw inputs checked (shape, finiteness) and scaled as in training; errors name ``where``."""
+    """Raw inputs checked (shape, finiteness, range) and scaled as in training; errors name ``where``.
+
+    A 1-D array is one value per sample, read as ``(n, 1)`` by a model of ``input_shape: [1]``.
+    """
+    raw = one_feature_columns(model, raw, where)
+    check_range(raw, float(np.finfo(model.dtype).max), where)
     try:
         x = model.check_inputs(raw)
     except DnnError as err:
@@ -36,17 +42,44 @@ def model_inputs(model, preparation, raw, where: str) -> np.ndarray:
     return preparation.inputs.transform(x, model.dtype, in_place=not np.may_share_memory(x, raw))
 
 
+def one_feature_columns(model, raw, where: str):
+    """A 1-D array as ``(n, 1)`` for a model of one input feature; else refused with what would be valid."""
+    if np.ndim(raw) == 0:
+        raise DnnError(f"{where}: the inputs are a single value (a 0-d array); they need one row per sample.")
+    if np.ndim(raw) > 1:
+        return raw
+    shape = tuple(model.input_shape)
+    if shape == (1,):
+        return np.reshape(raw, (len(raw), 1))
+    k = int(np.prod(shape))
+    one = f"; for one sample of {k} values, save it as shape (1, {k})" if len(raw) == k else ""
+    raise DnnError(
+        f"{where}: a 1-D array of {len(raw)} values is one value per sample, but the model's input_shape is"
+        f" {list(shape)}; for one input feature use input_shape: [1]{one}."
+    )
+
+
 def to_targets(y, loss, n_outputs: int, dtype, preparation=None) -> np.ndarray:
     """Raw labels or values in the layout the loss needs (class labels become one-hot rows where it wants them)."""
     y = loss.encode_labels(y, n_outputs, dtype)
     if preparation is not None and preparation.targets is not None:
         y = preparation.targets.transform(y, np.float64)
+    if not loss.classifies and np.asarray(y).dtype.kind == "f" and np.ndim(y) > 0 and len(y):
+        flat = np.asarray(y).reshape(len(y), -1)
+        limit = float(np.finfo(dtype).max)
+        with np.errstate(invalid="ignore"):
+            big = np.flatnonzero((np.abs(flat) > limit).any(axis=1))
+        if len(big):
+            value = flat[big[0]][np.argmax(np.abs(flat[big[0]]))]
+            scaled = " once scaled" if preparation is not None and preparation.targets is not None else ""
+            raise DnnError(target_overflow(f"a target is {value:g}{scaled}", limit))
     return loss.prepare_targets(y, n_outputs, dtype)
 
 
 def prepare_data(config, model, loss, preparation=None) -> PreparedData:
     """Load the config's data, fit (or reuse) its preparation, scale it and split off validation."""
     source = config.build_source()
+    source.value_limit = float(np.finfo(model.dtype).max)  # a CSV names the cell too large for the model
     where = source.describe()
     regression = not loss.classifies
     try:
@@ -57,8 +90,15 @@ def prepare_data(config, model, loss, preparation=None) -> PreparedData:
         raise DnnError(f"{config.path}: data.{'.'.join(map(str, err.key))}: {err.message}", err.key) from None
     if preparation is None:
         _check_input_shape(config, model, ds.x_train, where)
+        labels = np.asarray(ds.y_train)
+        if loss.classifies and labels.ndim == 1 and len(labels) and (labels == labels[0]).all():
+            only = ds.class_names[int(labels[0])] if ds.class_names else labels[0].item()
+            warn(
+                f"{where}: every training label is {only!r} (one class); the model can learn nothing but to"
+                " predict it. Check the target column."
+            )
         try:
-            model.check_inputs(ds.x_train[:1])  # shape and type, before fitting anything on the data
+            model.check_inputs(one_feature_columns(model, ds.x_train[:1], where))  # before fitting on the data
         except DnnError as err:
             raise DnnError(f"{where}: {err.message}") from None
         x_fit = ds.x_train.reshape((len(ds.x_train), *model.input_shape))
@@ -98,8 +138,14 @@ def prepare_data(config, model, loss, preparation=None) -> PreparedData:
 def _check_input_shape(config, model, x, where: str) -> None:
     """Samples of another shape than ``model.input_shape`` (28x28 images for [784]): a config error, with the fix."""
     sample, shape = tuple(x.shape[1:]), tuple(model.input_shape)
-    if sample == shape or (len(sample) == 1 and sample[0] == int(np.prod(shape))):
-        return  # the same, or flat rows that reshape to it
+    if sample == shape or (len(sample) == 1 and sample[0] == int(np.prod(shape))) or (sample, shape) == ((), (1,)):
+        return  # the same, or flat rows that reshape to it, or one value per sample for one input feature
+    if not sample:
+        raise config.error_at(
+            ("model", "input_shape"),
+            f"{where} holds one value per sample (a 1-D array), but the model's input_shape is {list(shape)};"
+            " use input_shape: [1], or save the inputs with one row of features per sample.",
+        )
     flat = model.layers[0].type_name == "flatten"
     fix = f"input_shape: {list(sample)}"
     if len(sample) > 1 and not flat:

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from dnncli import data as data_mod
+from dnncli.data.preprocess import Preparation
 from dnncli.diagnostics.monitor import GradientMonitor, LayerSummary
 from dnncli.errors import DnnError, plural
 from dnncli.experiment import config as config_mod
-from dnncli.experiment import tensorboard
+from dnncli.experiment import runfiles, tensorboard
 from dnncli.experiment.checkpoint import Checkpoint
 from dnncli.experiment.evaluate import UNITS_NOTE, evaluate_scored, units_undone
 from dnncli.experiment.prepare import PreparedData, build_trainer, prepare_data
@@ -195,7 +195,7 @@ class TrainingRun:
 
     # construction ------------------------------------------------------------------
     @classmethod
-    def create(cls, config, out=None, runs_root="runs", init_weights=None, epochs=None, reporter=None):
+    def create(cls, config, out=None, runs_root="runs", init_weights=None, epochs=None, reporter=None, force=False):
         if epochs is not None:
             config = config.replaced(("training", "epochs"), epochs)
         # everything that can fail on the user's input fails before the directory exists
@@ -206,30 +206,26 @@ class TrainingRun:
             load_init_weights(probe.model, init_weights)
         probe.data = prepare_data(config, probe.model, probe.loss)
         probe._build_trainer()
-        run_dir, probe.lock = new_run_dir(config.name, out, runs_root)
-        probe.run_dir = run_dir
-        atomic_write_text(run_dir / "config.yaml", config.to_yaml(origin=config.origin or config.path))
-        probe.data.preparation.save(run_dir / "preprocessing.npz")
-        probe.steps = StepLog(run_dir / "gradients.csv")
-        probe.steps.create()
-        probe.step_losses = StepLog(run_dir / "losses.csv", LOSS_FIELDS)
-        probe.step_losses.create()
-        probe.save_checkpoint()  # epoch 0: a run is resumable, and has a finite state, from the start
+        run_dir, probe.lock = new_run_dir(config.name, out, runs_root, force)  # force: --out beside other files
+        with probe.lock.released_on_error():  # a full disk here: the directory is free for the next try
+            probe.run_dir = run_dir
+            atomic_write_text(run_dir / "config.yaml", config.to_yaml(origin=config.origin or config.path))
+            probe.data.preparation.save(run_dir / "preprocessing.npz")
+            probe.steps = StepLog(run_dir / "gradients.csv")
+            probe.steps.create()
+            probe.step_losses = StepLog(run_dir / "losses.csv", LOSS_FIELDS)
+            probe.step_losses.create()
+            probe.save_checkpoint()  # epoch 0: a run is resumable, and has a finite state, from the start
         return probe
 
     @classmethod
     def open(cls, run_dir, epochs=None, reporter=None, force: bool = False):
         run_dir = Path(run_dir)
-        if not run_dir.is_dir():
-            raise DnnError(f"--resume {run_dir}: no such run directory.")
-        if not (run_dir / "checkpoint.npz").exists():
-            raise DnnError(f"--resume {run_dir}: no checkpoint.npz to resume from.")
+        runfiles.check_resumable(run_dir)  # one line saying what to do where there is no checkpoint
         lock = RunLock(run_dir).acquire("--resume")
-        try:
+        with lock.released_on_error():
+            runfiles.remove_leftovers(run_dir)  # the temporary files of writes a killed process left
             run = cls._open(run_dir, epochs, reporter, force)
-        except BaseException:
-            lock.release()
-            raise
         run.lock = lock
         return run
 
@@ -237,11 +233,11 @@ class TrainingRun:
     def _open(cls, run_dir, epochs, reporter, force):
         config = config_mod.load(run_dir / "config.yaml")
         if config["training"]["tensorboard"]:
-            tensorboard.require()
+            tensorboard.require(run_dir)  # a file where its folder goes is refused before training
         started = Checkpoint.load(run_dir / "checkpoint.npz").config
         if started is not None and not force:
             # the checkpoint kept its config as JSON: compare like with like (class_weight's integer keys)
-            changed = _first_difference(started, json.loads(json.dumps(config.raw)))
+            changed = _first_difference(started, json.loads(json.dumps(config.resolved)))
             if changed:
                 key, was, now = changed
                 raise DnnError(
@@ -252,7 +248,7 @@ class TrainingRun:
         if epochs is not None:
             config = config.replaced(("training", "epochs"), epochs)
         run = cls(config, run_dir, reporter)
-        run.data = prepare_data(config, run.model, run.loss, data_mod.Preparation.load(run_dir / "preprocessing.npz"))
+        run.data = prepare_data(config, run.model, run.loss, Preparation.load(run_dir / "preprocessing.npz"))
         run._build_trainer()
         status = run.load_checkpoint()
         done = run.trainer.epoch
@@ -327,17 +323,14 @@ class TrainingRun:
     def save_checkpoint(self, status: str = "running"):
         schedule = isinstance(self.config["optimizer"]["learning_rate"], dict)
         checkpoint = Checkpoint.capture(
-            self.trainer, self.history, self._stateful(), status, not schedule, self.config.raw
+            self.trainer, self.history, self._stateful(), status, not schedule, self.config.resolved
         )
         checkpoint.save(self.run_dir / "checkpoint.npz")
 
     def load_checkpoint(self) -> str:
         path = self.run_dir / "checkpoint.npz"
         checkpoint = Checkpoint.load(path)
-        try:
-            checkpoint.restore(self.trainer, self._stateful(), str(path))
-        except (KeyError, ValueError) as err:
-            raise DnnError(f"{path} does not match {self.run_dir / 'config.yaml'} (no state for {err}).") from None
+        checkpoint.restore(self.trainer, self._stateful(), str(path), self.run_dir / "config.yaml")
         self.history = checkpoint.history
         losses = {r["step"]: r["loss"] for r in self.step_losses.cut_to(checkpoint.step)}
         self.monitor.resume(self.steps.cut_to(checkpoint.step), losses)
@@ -367,8 +360,14 @@ class TrainingRun:
         }.get(err.stage, err.stage)
         last = err.batch_start + err.batch_size - 1
         batch = f"sample {last}" if err.batch_size == 1 else f"samples {err.batch_start}..{last}"
+        every = (
+            f"Every batch of epoch {err.epoch + 1} was non-finite and skipped (training.on_nonfinite: skip_batch):"
+            " nothing was learned, and there is no loss to log. "
+            if err.whole_epoch
+            else ""
+        )
         return (
-            f"Non-finite values first appeared in {stage}{where}, at epoch {err.epoch + 1}, step {err.step + 1}"
+            f"{every}Non-finite values first appeared in {stage}{where}, at epoch {err.epoch + 1}, step {err.step + 1}"
             f" (the batch of {batch} in that epoch's order;"
             f" its indices in the training split are in {self.run_dir / 'nonfinite_batch.npz'}). Training stopped;"
             f" {self.run_dir / 'checkpoint.npz'} keeps the last finite state.\n"
@@ -379,8 +378,11 @@ class TrainingRun:
         """The diagnosis's advice on the flags raised so far (a stopped run's), causes first."""
         from dnncli.diagnostics.advice import DataStats, advise
 
-        data = DataStats.of(self.config, self.loss, self.data.x_train, self.data.y_train)
-        return [a.to_dict() for a in advise(self.config, self.monitor.tracker.raised(), self.monitor.layers, data)]
+        data = DataStats.of(self.config["data"].get("scale", "none"), self.loss, self.data.x_train, self.data.y_train)
+        return [
+            a.to_dict()
+            for a in advise(self.config.advice_subject(), self.monitor.tracker.raised(), self.monitor.layers, data)
+        ]
 
     # training ----------------------------------------------------------------------
     def train(self) -> RunResult:

@@ -2,19 +2,22 @@
 
 A run directory holds the resolved ``config.yaml``, ``history.csv``,
 ``gradients.csv``, ``preprocessing.npz``, ``checkpoint.npz`` (everything a
-resume needs) and, once training ends, ``model.npz``. Every file is written to
-a temporary name and renamed (``gradients.csv`` is appended, an epoch at a
-time), so an interruption never leaves a half-written file, and nothing the
-user had is overwritten.
+resume needs) and, once training ends, ``model.npz``; ``runfiles.RUN_FILES``
+lists every file a run writes. Every file is written to a temporary name and
+renamed (``gradients.csv`` is appended, an epoch at a time), so an interruption
+never leaves a half-written file, and nothing the user had is overwritten: a
+new run goes into a new or empty directory (or beside other files, never over
+them, with ``--force``), or takes over a start of its own that never reached its
+first checkpoint.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import fcntl
 import io
 import json
-import math
 import os
 import socket
 import zipfile
@@ -25,9 +28,9 @@ import numpy as np
 
 from dnncli.diagnostics.monitor import STEP_FIELDS
 from dnncli.errors import DnnError
+from dnncli.experiment import runfiles
+from dnncli.experiment.runfiles import LOCK_TEXT, REQUIRED, parse_log, read_text
 from dnncli.files import append_text, atomic_write, atomic_write_text, storage_error
-
-RUN_FILES = ("config.yaml", "history.csv", "gradients.csv", "preprocessing.npz", "checkpoint.npz", "model.npz")
 
 
 def create_new_file(path: Path, text: str) -> None:
@@ -69,6 +72,7 @@ class RunLock:
         self.file = None
 
     def acquire(self, what: str) -> RunLock:
+        existed = os.path.lexists(self.path)
         try:
             f = open(self.path, "a+")  # noqa: SIM115 (held open: the lock lives as long as the file)
         except OSError as err:
@@ -82,12 +86,28 @@ class RunLock:
             raise DnnError(
                 f"{what} {self.path.parent}: in use by {holder}; wait for it to end, or stop it first."
             ) from None
-        f.seek(0)
-        f.truncate()
-        f.write(f"process {os.getpid()} on {socket.gethostname()} (since {datetime.now():%Y-%m-%d %H:%M:%S})\n")
-        f.flush()
+        try:
+            f.seek(0)
+            f.truncate()
+            f.write(f"{LOCK_TEXT}{os.getpid()} on {socket.gethostname()} (since {datetime.now():%Y-%m-%d %H:%M:%S})\n")
+            f.flush()
+        except OSError as err:  # a full disk: no lock left behind that names nobody
+            if not existed:
+                with contextlib.suppress(OSError):
+                    os.unlink(self.path)
+            f.close()
+            raise storage_error(err, self.path) from None
         self.file = f
         return self
+
+    @contextlib.contextmanager
+    def released_on_error(self):
+        """Within: anything raised releases the lock (and goes on)."""
+        try:
+            yield self
+        except BaseException:
+            self.release()
+            raise
 
     def release(self) -> None:
         if self.file is not None:
@@ -96,34 +116,46 @@ class RunLock:
             self.file = None
 
 
-def new_run_dir(name: str, out: str | None, runs_root: str = "runs") -> tuple[Path, RunLock]:
-    """Create and lock the run directory: ``--out DIR`` (refused if it holds a run or another run holds it)
-    or ``runs/<name>-<time>`` (a new name, ``-2``, ``-3``, ... for runs started within the same second)."""
+def new_run_dir(name: str, out: str | None, runs_root: str = "runs", force: bool = False) -> tuple[Path, RunLock]:
+    """Create and lock the run directory: ``--out DIR`` or ``runs/<name>-<time>`` (a new name, ``-2``, ``-3``, ...
+    for runs started within the same second).
+
+    ``--out DIR`` must be new or empty, or a start of a run that never reached its first checkpoint (taken over:
+    its files are deleted, under the lock); a run, a directory another run holds, or one of other files is
+    refused (``force``: beside other files, never over a file of a run's own names). Whatever fails, fails
+    before anything is written in a directory of the user's, and a directory made for nothing is removed.
+    """
     if out is not None:
         path = Path(out)
-        if path.exists() and not path.is_dir():
-            raise DnnError(f"--out {path}: exists and is not a directory.")
-        path.mkdir(parents=True, exist_ok=True)
-        lock = RunLock(path).acquire("--out")
-        held = [f for f in RUN_FILES if (path / f).exists()]
-        if held:
-            lock.release()
-            raise DnnError(
-                f"--out {path}: holds a run already ({held[0]}); resume it with --resume {path},"
-                " or choose another directory."
-            )
+        runfiles.check_out_dir(path, force, locked=False)  # before anything is made or written
+        made = runfiles.make_directory(path, "--out")
+        lock = _lock(path, made)
+        with lock.released_on_error():
+            if runfiles.check_out_dir(path, force) == "unfinished":  # again, holding the lock
+                runfiles.clear_unfinished(path)
         return path, lock
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     root = Path(runs_root)
-    root.mkdir(parents=True, exist_ok=True)
+    runfiles.make_directory(root, "")
     for n in range(1, 1000):
         path = root / (f"{name}-{stamp}" if n == 1 else f"{name}-{stamp}-{n}")
         try:
             path.mkdir()  # atomic: of two runs started together, one gets the name, the other the next
-            return path, RunLock(path).acquire("--out")
         except FileExistsError:
             continue
+        except OSError as err:
+            raise DnnError(runfiles.cannot_create(path, err, "")) from None
+        return path, _lock(path, [path])
     raise DnnError(f"{root}: cannot find a free run directory name for {name}-{stamp}.")
+
+
+def _lock(path: Path, made: list[Path]) -> RunLock:
+    """Lock a new run's directory; if that fails, remove the directories just made for it."""
+    try:
+        return RunLock(path).acquire("--out")
+    except BaseException:
+        runfiles.unmake(made)
+        raise
 
 
 LOSS_FIELDS = ("epoch", "step", "samples", "seconds", "loss")  # losses.csv: each step's batch loss
@@ -152,44 +184,48 @@ class StepLog:
         append_text(self.path, csv_text(records, self.fields, header=False))
 
     def cut_to(self, step: int) -> list[dict]:
-        """Keep the records up to ``step`` (rewriting the file only if anything goes); return them."""
+        """Keep the records up to ``step`` (rewriting the file only if anything goes, or if it is not as this
+        log writes it: emptied, other columns, CRLF lines from a spreadsheet); return them."""
         if not self.path.exists():
             self.create()
             return []
-        text = self.path.read_text()
+        text = read_text(self.path)
         complete = text if text.endswith("\n") else text[: text.rfind("\n") + 1]
-        records = _parse_step_records(complete)
+        header, records = parse_log(self.path, complete, REQUIRED.get(self.path.name, ("epoch", "step")))
         kept = [r for r in records if r["step"] <= step]
-        if len(kept) != len(records) or complete != text:
+        if len(kept) != len(records) or complete != text or header != self.fields or "\r" in complete:
             atomic_write_text(self.path, csv_text(kept, self.fields))
         return kept
 
 
 def read_step_records(path: Path) -> list[dict]:
-    """The monitor's rows back from ``gradients.csv``, numbers as numbers."""
+    """The monitor's rows back from ``gradients.csv`` (or ``losses.csv``'s), numbers as numbers; a half-written
+    last line is dropped, a damaged file is one line naming it."""
     path = Path(path)
     if not path.exists():
         return []
-    text = path.read_text()
-    return _parse_step_records(text if text.endswith("\n") else text[: text.rfind("\n") + 1])
-
-
-def _parse_step_records(text: str) -> list[dict]:
-    ints = ("epoch", "step", "layer_index", "samples")
-    return [
-        {k: v if k == "layer" else int(v) if k in ints else float(v) if v else math.nan for k, v in row.items()}
-        for row in csv.DictReader(io.StringIO(text))
-    ]
+    text = read_text(path)
+    text = text if text.endswith("\n") else text[: text.rfind("\n") + 1]
+    return parse_log(path, text, REQUIRED.get(path.name, ("epoch", "step")))[1]
 
 
 def skipped_events(run_dir: Path) -> list[dict]:
-    """The batches a run skipped as non-finite (``on_nonfinite: skip_batch``), from its checkpoint."""
+    """The batches a run skipped as non-finite (``on_nonfinite: skip_batch``), from its checkpoint; none from a
+    checkpoint that cannot be read (``--resume`` names it)."""
     try:
         with np.load(Path(run_dir) / "checkpoint.npz", allow_pickle=False) as npz:
-            meta = json.loads(str(npz["meta"]))
+            node = json.loads(str(npz["meta"]))
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
         return []
-    return meta.get("callbacks", {}).get("monitor", {}).get("events", [])
+    for key in ("callbacks", "monitor", "events"):
+        node = node.get(key) if isinstance(node, dict) else None
+    return [e for e in node if _is_event(e)] if isinstance(node, list) else []
+
+
+def _is_event(e) -> bool:
+    if not isinstance(e, dict) or not all(isinstance(e.get(k), int) for k in ("epoch", "step")):
+        return False
+    return isinstance(e.get("stage"), str) and "skipped" in e and isinstance(e.get("layer", ""), (int, type(None)))
 
 
 def nonfinite_event(run_dir: Path) -> dict | None:
@@ -202,7 +238,7 @@ def nonfinite_event(run_dir: Path) -> dict | None:
             stage = str(npz["stage"]) if "stage" in npz.files else "loss"
             layer = int(npz["layer"]) if "layer" in npz.files else -1
             step, epoch = int(npz["step"]), int(npz["epoch"])
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+    except (OSError, ValueError, TypeError, KeyError, EOFError, zipfile.BadZipFile):
         return None
     layer = None if layer < 0 else layer
     where = "" if layer is None else f" of layer {layer}"
@@ -238,11 +274,14 @@ MAX_REMEDIES = 3  # the advice a stop message lists; inspect-gradients has them 
 def _gist(text: str) -> str:
     """An advice item's first clause: what it found."""
     cut = min((k for k in (text.find(": "), text.find(". ")) if k > 0), default=len(text))
+    if " " not in text[:cut]:  # "dense: every kernel weight ...": a layer's name, then what was found
+        rest = _gist(text[cut + 2 :])
+        return f"{text[:cut]}: {rest}" if rest else text[:cut]
     return text[:cut].rstrip(".")
 
 
 def _generic_remedies(config, stage: str) -> list[tuple[str, str]]:
-    raw = config.raw
+    raw = config.resolved
     opt = raw["optimizer"]
     lr = opt["learning_rate"]
     changes = []

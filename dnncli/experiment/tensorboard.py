@@ -35,12 +35,22 @@ HISTOGRAM_BINS = 30
 _SKIP = {"epoch", "flags"}  # history columns that are no scalar of their own
 
 
-def require() -> None:
-    """Fail now, with the install command, when tensorboardX is missing: before a run directory is made."""
+def require(run_dir=None) -> None:
+    """Fail now, with the install command, when tensorboardX is missing: before a run directory is made. With
+    ``run_dir`` (a run to resume): also when its ``tensorboard`` is not a folder."""
     try:
         import tensorboardX  # noqa: F401
     except ImportError:
         raise DnnError(f"training.tensorboard needs tensorboardX: {INSTALL}.", ("training", "tensorboard")) from None
+    if run_dir is not None:
+        _check_folder(Path(run_dir) / FOLDER)
+
+
+def _check_folder(root: Path) -> None:
+    if os.path.lexists(root) and not root.is_dir():
+        raise DnnError(
+            f"{root}: not a folder; the run's TensorBoard event files go there. Move it away, then run this again."
+        )
 
 
 def scalar_tag(column: str) -> tuple[str, str]:
@@ -88,6 +98,7 @@ class TensorBoardLog(Callback):
         from tensorboardX import SummaryWriter
 
         self.root = Path(self.run.run_dir) / FOLDER
+        _check_folder(self.root)
         # event files are named by the second and the host: a resume within the same second must not reuse a name
         self.suffix = f".{os.getpid()}.{time.time_ns()}"
         resumed = self.root.is_dir() and any(self.root.iterdir())
@@ -97,9 +108,14 @@ class TensorBoardLog(Callback):
                 continue
             # a resumed run drops, from TensorBoard's view, whatever was written past the checkpoint
             purge = done + 1 if resumed else None
-            self.writers[name] = SummaryWriter(
-                str(self.root / name), purge_step=purge, flush_secs=30, filename_suffix=self.suffix
-            )
+            try:
+                self.writers[name] = SummaryWriter(
+                    str(self.root / name), purge_step=purge, flush_secs=30, filename_suffix=self.suffix
+                )
+            except OSError as err:  # a file where its folder goes, no room, no permission
+                raise DnnError(
+                    f"{self.root / name}: cannot write TensorBoard's event files ({err.strerror or err})."
+                ) from None
         if not resumed:
             with SummaryWriter(str(self.root), filename_suffix=self.suffix) as w:
                 w.add_text("config", _as_markdown(self.config.to_yaml()), 0)
@@ -110,7 +126,7 @@ class TensorBoardLog(Callback):
         from tensorboardX.proto.plugin_hparams_pb2 import HParamsPluginData
         from tensorboardX.summary import hparams as hparams_summaries
 
-        exp, ssi, _ = hparams_summaries(hparams(self.config.raw), {})
+        exp, ssi, _ = hparams_summaries(hparams(self.config.resolved), {})
         # the session's metrics are the epoch scalars of its train/ and validation/ folders, as Keras's HParams
         # callback names them
         content = HParamsPluginData()

@@ -21,11 +21,15 @@ def read_weights(path) -> dict[str, np.ndarray]:
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as npz:
-            return {k: npz[k] for k in npz.files}
+            arrays = {k: npz[k] for k in npz.files}
     except FileNotFoundError:
         raise DnnError(f"{path}: no such weights file.") from None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
         raise DnnError(f"{path}: not a readable NPZ weights file ({err}).") from None
+    for key, array in arrays.items():  # text where weights go fails far from here, in a matrix product
+        if array.dtype.kind not in "biuf" and key != "meta":  # a checkpoint's metadata is its one text array
+            raise DnnError(f"{path}: {key!r} holds {array.dtype} values, not numbers; not a weights file dnn wrote.")
+    return arrays
 
 
 def load_weights(model, path) -> None:
@@ -59,6 +63,14 @@ def load_init_weights(model, path) -> None:
             f"--init-weights {path}: the architectures differ: {'; '.join(differences[:6])}{more}."
             " A warm start needs the same layers and units."
         )
+    for key, array in stored.items():
+        # a start from NaN would be kept as the run's "last finite" state, and every step would be non-finite
+        if np.issubdtype(np.asarray(array).dtype, np.number) and not np.isfinite(array).all():
+            bad = int(np.size(array) - np.isfinite(array).sum())
+            raise DnnError(
+                f"--init-weights {path}: {key} holds {bad} non-finite value{'s' if bad != 1 else ''} (NaN or"
+                " infinity): a diverged model's weights cannot be a start. Use an earlier checkpoint or best.npz."
+            )
     model.set_weights_dict(stored, source=str(path))
 
 

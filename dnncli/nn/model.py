@@ -17,6 +17,7 @@ import numpy as np
 from dnncli.errors import DnnError, check_int, suggest
 from dnncli.nn import layers as layers_mod
 from dnncli.nn import losses as losses_mod
+from dnncli.nn.summary import Summary, SummaryRow
 
 DTYPES = ("float32", "float64")
 WEIGHT_ORDER = ("kernel", "bias", "gamma", "beta", "moving_mean", "moving_variance")
@@ -32,28 +33,6 @@ class BatchLoss:
     @property
     def total(self) -> float:
         return self.data + self.penalty
-
-
-@dataclass
-class SummaryRow:
-    index: int
-    name: str
-    type: str
-    output_shape: tuple
-    params: int
-
-
-@dataclass
-class Summary:
-    """What ``keras.Model.summary()`` shows, as data."""
-
-    rows: list[SummaryRow]
-    trainable: int
-    non_trainable: int
-
-    @property
-    def total(self) -> int:
-        return self.trainable + self.non_trainable
 
 
 def _check_dtype(dtype) -> np.dtype:
@@ -98,10 +77,10 @@ def _stack(layers, input_shape, dtype) -> tuple[list, tuple, tuple]:
             raise DnnError(f"layer name {name!r} is used twice.", ("layers", i, "name"))
     # exact counts (Python integers): weights, their gradients and optimizer moments take several copies
     n_params = sum(math.prod(s.shape) for layer in built for s in layer.specs)
-    if n_params * dtype.itemsize * 4 > _memory_bytes():
+    if n_params * dtype.itemsize * 4 > memory_bytes():
         raise DnnError(
             f"the model has {_count(n_params)} parameters: too many for this machine's memory"
-            f" ({_memory_bytes() / 2**30:.0f} GiB) in {dtype.name}.",
+            f" ({memory_bytes() / 2**30:.0f} GiB) in {dtype.name}.",
             ("layers",),
         )
     return built, input_shape, shape
@@ -111,7 +90,7 @@ def _count(n: int) -> str:
     return f"{n:,}" if n < 10**15 else f"about 10^{len(str(n)) - 1}"
 
 
-def _memory_bytes() -> int:
+def memory_bytes() -> int:
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):  # not a POSIX system: no limit known
@@ -135,7 +114,7 @@ class Sequential:
 
     def __init__(self, layers, input_shape, dtype: str = "float32", seed: int | None = None):
         self.dtype = _check_dtype(dtype)
-        self.seed = None if seed is None else check_int(seed, "seed", minimum=0)
+        self.seed = None if seed is None else check_int(seed, "seed", minimum=0, maximum=2**32 - 1)
         self.layers, self.input_shape, self.output_shape = _stack(layers, input_shape, self.dtype)
         self._build()
 
@@ -198,6 +177,7 @@ class Sequential:
             rng = np.random.default_rng(child)
             for s in layer.specs:
                 layer.params[s.name][...] = s.initializer(s.shape, self.dtype, rng)
+            layer.check_initial_weights()
             layer.seed_generators(rng)
 
     # maths -------------------------------------------------------------------

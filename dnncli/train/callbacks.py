@@ -14,6 +14,7 @@ import numpy as np
 from dnncli.errors import DnnError, check_bool, check_choice, check_float, check_int
 from dnncli.registry import Registry
 from dnncli.train import metrics
+from dnncli.train.scoring import evaluate_arrays
 from dnncli.train.trainer import Callback
 
 MODES = ("auto", "min", "max")
@@ -303,5 +304,5 @@ class Validation(Callback):
         self.x, self.y, self.loss, self.names = x, y, loss, names
 
     def on_epoch_end(self, trainer, epoch, logs):
-        result = metrics.evaluate_arrays(trainer.model, self.loss, self.names, self.x, self.y)
+        result = evaluate_arrays(trainer.model, self.loss, self.names, self.x, self.y)
         logs.update({f"val_{k}": v for k, v in result.items()})

@@ -48,6 +48,7 @@ class NonFiniteLoss(Exception):
         self.epoch, self.step, self.value = epoch, step, value
         self.batch_start, self.batch_size = batch_start, batch_size
         self.stage, self.layer = stage, layer
+        self.whole_epoch = False  # with skip_batch: every batch of the epoch was skipped, this the first
 
 
 class Interrupted(Exception):
@@ -220,6 +221,11 @@ class Trainer:
                 cb.on_batch_end(self, self.step, {"loss": data + penalty, "batch_start": start, "n": n})
             if self.stop_requested and pos.next_start < n:
                 raise Interrupted()
+        if n and pos.skipped_samples == n:
+            # nothing was learned and there is no loss to log (0 would read as perfect): stop as "stop" does
+            first = next(e for e in self.skipped if e.epoch == self.epoch)
+            first.whole_epoch = True
+            raise first
         m = max(n - pos.skipped_samples, 1)
         logs = {
             "loss": (pos.data_sum + pos.penalty_sum) / m,

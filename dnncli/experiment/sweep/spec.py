@@ -1,0 +1,131 @@
+"""The sweep file: its keys checked, its parameters read, every override tried on the base config before any trial."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import yaml
+
+from dnncli.errors import DnnError, check_choice, check_int, suggest
+from dnncli.train import metrics as metrics_mod
+
+METHODS = ("grid", "random", "tpe")
+SWEEP_KEYS = ("config", "metric", "mode", "method", "trials", "repeats", "seed", "parameters", "early_stopping")
+
+
+class SweepSpec:
+    """A validated sweep file."""
+
+    def __init__(self, path: Path, raw: dict):
+        from dnncli.experiment.config import load
+
+        self.path = path
+        self.raw = raw
+        for key in raw:
+            if key not in SWEEP_KEYS:
+                raise DnnError(f"{path}: sweep has no key {key!r}.{suggest(key, SWEEP_KEYS)}")
+        if "config" not in raw or "parameters" not in raw:
+            raise DnnError(f"{path}: a sweep needs 'config' (the base config) and 'parameters'.")
+        self.config_path = (path.parent / str(raw["config"])).resolve()
+        self.base = load(self.config_path)
+        self.metric = raw.get("metric", "val_loss")
+        if not isinstance(self.metric, str):
+            raise DnnError(f"{path}: metric must be a history column name. Received: {self.metric!r}")
+        self.mode = check_choice(raw.get("mode", metrics_mod.direction(self.metric)), "mode", ("min", "max"))
+        self.method = check_choice(raw.get("method", "grid"), "method", METHODS)
+        self.trials = check_int(raw.get("trials", 10), "trials")
+        self.repeats = check_int(raw.get("repeats", 1), "repeats")
+        self.seed = check_int(raw.get("seed", 0), "seed", minimum=0, maximum=2**32 - 1)
+        self.parameters = self._parameters(raw["parameters"])
+        self.early_stopping = self._early_stopping(raw.get("early_stopping"))
+        self._check_metric()
+        self._check_overrides()
+
+    def _parameters(self, spec) -> dict:
+        if not isinstance(spec, dict) or not spec:
+            raise DnnError(f"{self.path}: parameters must map dotted keys to {{values: [...]}} or {{min, max}}.")
+        out = {}
+        for key, p in spec.items():
+            where = f"{self.path}: parameters.{key}"
+            if not isinstance(p, dict) or not (set(p) <= {"values", "min", "max", "log"}):
+                raise DnnError(f"{where}: give {{values: [...]}} or {{min: a, max: b, log: true|false}}.")
+            if "values" in p:
+                if not isinstance(p["values"], list) or not p["values"]:
+                    raise DnnError(f"{where}.values must be a non-empty list.")
+                out[key] = {"values": p["values"]}
+                continue
+            if "min" not in p or "max" not in p:
+                raise DnnError(f"{where}: a range needs min and max.")
+            low, high, log = p["min"], p["max"], p.get("log", False)
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low, high)) or low >= high:
+                raise DnnError(f"{where}: min must be a number below max. Received: min={low!r}, max={high!r}")
+            if log and low <= 0:
+                raise DnnError(f"{where}: a log range needs min > 0. Received: min={low!r}")
+            if self.method == "grid":
+                raise DnnError(f"{where}: method grid takes values; ranges need method random or tpe.")
+            integer = isinstance(low, int) and isinstance(high, int)
+            out[key] = {"min": low, "max": high, "log": bool(log), "int": integer}
+        return out
+
+    def _early_stopping(self, spec) -> dict | None:
+        if spec is None:
+            return None
+        if not isinstance(spec, dict) or spec.get("method", "asha") != "asha":
+            raise DnnError(f"{self.path}: early_stopping must be {{method: asha, grace_epochs: N}}. Received: {spec!r}")
+        unknown = set(spec) - {"method", "grace_epochs", "reduction_factor"}
+        if unknown:
+            raise DnnError(f"{self.path}: early_stopping has no key {sorted(unknown)[0]!r}.")
+        return {
+            "grace_epochs": check_int(spec.get("grace_epochs", 1), "early_stopping.grace_epochs"),
+            "reduction_factor": check_int(spec.get("reduction_factor", 3), "early_stopping.reduction_factor", 2),
+        }
+
+    def _check_metric(self) -> None:
+        from dnncli.experiment.config import VALIDATION_FILES
+
+        names = ["loss", "data_loss", "penalty", *self.base["metrics"]]
+        validation_file = any(self.base["data"].get(k) is not None for k in VALIDATION_FILES)
+        if self.base["training"]["validation_split"] > 0 or validation_file:
+            names += ["val_loss", *[f"val_{m}" for m in self.base["metrics"]]]
+        if self.metric not in names:
+            raise DnnError(
+                f"{self.path}: metric {self.metric!r} is not logged by {self.config_path.name}."
+                f" Logged: {', '.join(names)}."
+                + (
+                    " Set training.validation_split (or data.validation_path) for val_ values."
+                    if self.metric.startswith("val_")
+                    else ""
+                )
+            )
+
+    def _check_overrides(self) -> None:
+        """Every value (grid) or both ends of every range, applied to the base config, before any trial."""
+        for key, p in self.parameters.items():
+            for value in p["values"] if "values" in p else (p["min"], p["max"]):
+                try:
+                    self.base.with_overrides([f"{key}={_yaml(value)}"])
+                except DnnError as err:
+                    raise DnnError(f"{self.path}: parameters.{key}: {err.message}") from None
+
+    def overrides(self, params: dict, repeat: int) -> list[str]:
+        out = [f"{k}={_yaml(v)}" for k, v in params.items()]
+        return out + [f"seed={self.base['seed'] + repeat}"]
+
+
+def _yaml(value) -> str:
+    return yaml.safe_dump(value, default_flow_style=True, width=10**6).strip().removesuffix("...").strip()
+
+
+def read_sweep(path) -> SweepSpec:
+    from dnncli.experiment.config import read_config_file
+
+    path = Path(path)
+    raw, _ = read_config_file(path)  # the same limits and errors as a config
+    return SweepSpec(path, raw)
+
+
+def grid(spec: SweepSpec) -> list[dict]:
+    """Every combination of the parameters' values, in the file's order."""
+    keys = list(spec.parameters)
+    return [dict(zip(keys, combo)) for combo in itertools.product(*(spec.parameters[k]["values"] for k in keys))]

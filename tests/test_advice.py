@@ -176,16 +176,16 @@ def test_try_advice_on_a_run_directory_uses_the_runs_config_and_data(tmp_path):
 def test_fail_on_judges_the_end_and_fail_on_any_every_flag(tmp_path):
     import typer
 
-    from dnncli.cli.app import _gate
+    from dnncli.cli.options import gate
 
-    transient = [{"flag_info": [{"flag": "vanishing", "active_at_end": False, "transient": True}]}]
-    _gate(transient, {"vanishing"}, set())  # cleared: --fail-on passes
+    transient = [{"flag": "vanishing", "active_at_end": False, "transient": True}]
+    gate(transient, {"vanishing"}, set())  # cleared: --fail-on passes
     with pytest.raises(typer.Exit) as err:
-        _gate(transient, set(), {"vanishing"})
+        gate(transient, set(), {"vanishing"})
     assert err.value.exit_code == 1
-    still = [{"flag_info": [{"flag": "dead", "active_at_end": True, "transient": False}]}]
+    still = [{"flag": "dead", "active_at_end": True, "transient": False}]
     with pytest.raises(typer.Exit):
-        _gate(still, {"dead"}, set())
+        gate(still, {"dead"}, set())
 
 
 @pytest.mark.parametrize("name", sorted(optimizers.REGISTRY.names()))

@@ -391,7 +391,7 @@ def test_every_json_output_is_strict(tmp_path):
     strict(run("bench", CONFIGS / "quickstart.yaml", "--steps", "3", "--json").output)
     g = run("gradcheck", CONFIGS / "binary_batchnorm.yaml", "--json")
     assert g.exit_code == 0 and strict(g.output)["passed"] is True
-    from dnncli.cli.app import _strict
+    from dnncli.strict_json import strict as _strict
 
     assert (
         json.dumps(_strict({"a": float("nan"), "b": [float("inf"), np.float32(1.5)]}))

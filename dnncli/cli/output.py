@@ -8,12 +8,13 @@ import sys
 import typer
 
 
-def new_console():
+def new_console(file=None):
+    """``file``: the stream to write to, fixed now (rich otherwise looks ``sys.stdout`` up at each write)."""
     from rich.console import Console
 
     if sys.stdout.isatty():
-        return Console()
-    return Console(width=1000, no_color=True, highlight=False, soft_wrap=True)
+        return Console(file=file)
+    return Console(file=file, width=1000, no_color=True, highlight=False, soft_wrap=True)
 
 
 def new_console_err():

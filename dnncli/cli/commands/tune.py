@@ -76,20 +76,20 @@ def sweep(
         spec = read_sweep(sweep_file)
         # under runs/, so that tensorboard --logdir runs/ and dnn compare runs/... see sweeps beside runs
         out = out or Path("runs") / "sweeps" / f"{sweep_file.stem}-{datetime.now():%Y%m%d-%H%M%S}"
-    console = new_console() if sys.stdout.isatty() and not json_ else None
+    console = new_console(file=sys.stdout) if sys.stdout.isatty() and not json_ else None
     view = SweepView(spec.metric, spec.mode, console, quiet=quiet or json_)
     try:
         report = run_sweep(sweep_file, out, workers=workers, address=address, view=view, resume=resume is not None)
     finally:
         view.close()
     if json_:
-        echo_json(report)
+        echo_json(report.to_dict())
         return
     console = new_console()
     show(console, [sweep_table(console, report)])
-    if report["best"]:
+    if report.best is not None:
         typer.echo(
-            f"Best: {report['best']['run_dir']} ({spec.metric} {report['best']['metric']:.6g});"
+            f"Best: {report.best.run_dir} ({spec.metric} {report.best.metric:.6g});"
             f" its config: {Path(out) / 'best.yaml'}; every trial: {Path(out) / 'results.csv'}"
         )
 

@@ -59,9 +59,9 @@ class SweepView:
     def __init__(self, metric: str, mode: str, console: Console | None = None, quiet: bool = False):
         self.metric, self.mode, self.quiet = metric, mode, quiet
         self.console = console
-        self.stream = sys.stdout  # kept: the sweep quiets stdout while Tune runs
-        if console is not None:
-            console.file = self.stream  # a console left to look sys.stdout up would write into that quiet
+        # the sweep quiets sys.stdout while Tune runs: the stream is taken now, and a console given here is made
+        # on it (new_console(file=sys.stdout)), not left to look sys.stdout up later
+        self.stream = console.file if console is not None else sys.stdout
         self.trials: dict[str, dict] = {}
         self.best: tuple[float, str] | None = None
         self.live = None
@@ -117,35 +117,35 @@ class SweepView:
             self.live = None
 
 
-def sweep_table(console: Console, report: dict) -> Table:
-    """The leaderboard: every trial by its metric, the best first; failed and pruned ones last, with the reason."""
-    keys = sorted({k for t in report["trials"] for k in t["params"]})
-    reverse = report["mode"] == "max"
-    done = [t for t in report["trials"] if t["status"] == "completed" and t["metric"] is not None]
-    rest = [t for t in report["trials"] if t not in done]
-    ordered = sorted(done, key=lambda t: t["metric"], reverse=reverse) + rest
+def sweep_table(console: Console, report) -> Table:
+    """The leaderboard (a ``SweepReport``): every trial by its metric, the best first; failed and pruned ones last,
+    with the reason."""
+    keys = sorted({k for t in report.trials for k in t.params})
+    done = [t for t in report.trials if t.status == "completed" and t.metric is not None]
+    rest = [t for t in report.trials if t not in done]
+    ordered = sorted(done, key=lambda t: t.metric, reverse=report.mode == "max") + rest
     cols = [Col("#"), Col("trial", "left", drop=3)] + [Col(k.split(".")[-1]) for k in keys]
     cols += [
-        Col(report["metric"]),
+        Col(report.metric),
         Col("mean ± spread", drop=2),
         Col("epochs", drop=1),
         Col("status", "left", wrap=True),
     ]
     rows = []
-    metrics = fmt_column([t["metric"] for t in ordered])
+    metrics = fmt_column([t.metric for t in ordered])
     for k, t in enumerate(ordered, start=1):
-        status = t["status"] + (f": {t['reason']}" if t.get("reason") else "")
-        spread = "-" if t.get("mean") is None else f"{fmt(t['mean'])} ± {fmt(t['spread'])}"
+        status = t.status + (f": {t.reason}" if t.reason else "")
+        spread = "-" if t.mean is None else f"{fmt(t.mean)} ± {fmt(t.spread)}"
         rows.append(
             [
                 str(k),
-                t["id"],
-                *(_param(t["params"].get(k2)) for k2 in keys),
+                t.id,
+                *(_param(t.params.get(k2)) for k2 in keys),
                 metrics[k - 1],
                 spread,
-                str(t.get("epochs") or 0),
+                str(t.epochs or 0),
                 status,
             ]
         )
-    title = f"Sweep: {plural(len(report['trials']), 'trial')} by {report['metric']} ({report['mode']})"
+    title = f"Sweep: {plural(len(report.trials), 'trial')} by {report.metric} ({report.mode})"
     return fitted_table(console, cols, rows, console.width, title=title)

@@ -11,7 +11,7 @@ import numpy as np
 import yaml
 
 from dnncli.errors import DnnError
-from dnncli.experiment.sweep.results import collect
+from dnncli.experiment.sweep.results import SweepReport, collect
 from dnncli.experiment.sweep.spec import SweepSpec, read_sweep
 from dnncli.experiment.sweep.trial import run_trial
 from dnncli.files import atomic_write_text
@@ -52,8 +52,8 @@ def sweep(
     address: str | None = None,
     view=None,
     resume: bool = False,
-) -> dict:
-    """Run (or, with ``resume``, finish) a sweep; return its results as ``dnn sweep --json`` prints them."""
+) -> SweepReport:
+    """Run (or, with ``resume``, finish) a sweep; its report's ``to_dict()`` is what ``dnn sweep --json`` prints."""
     ray, tune = _ray()
     out = Path(out).resolve()
     if resume:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,40 @@ from dnncli.files import atomic_write_text
 RESULT_FIELDS = ("id", "status", "reason", "metric", "best_epoch", "epochs", "seconds", "repeat", "seed", "run_dir")
 
 
-def collect(spec: SweepSpec, out: Path, grid_results=None) -> dict:
+@dataclass
+class TrialSummary:
+    """One trial as the sweep reports it: its parameters, how it ended, its best metric, and, over the repeats
+    (seeds) of its configuration, the mean and spread of that metric."""
+
+    id: str
+    params: dict
+    status: str  # completed | failed | pruned
+    reason: str | None
+    metric: float | None
+    epochs: int | None
+    run_dir: str
+    mean: float | None = None
+    spread: float | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class SweepReport:
+    """What ``dnn sweep`` returns: the metric and its direction, every trial, and the best completed one."""
+
+    metric: str
+    mode: str
+    trials: list[TrialSummary]
+    best: TrialSummary | None = None
+
+    def to_dict(self) -> dict:
+        best = None if self.best is None else {k: getattr(self.best, k) for k in ("params", "metric", "run_dir")}
+        return {"metric": self.metric, "mode": self.mode, "best": best, "trials": [t.to_dict() for t in self.trials]}
+
+
+def collect(spec: SweepSpec, out: Path, grid_results=None) -> SweepReport:
     """Every trial's record (Tune's word for those stopped early or lost); writes results.csv and best.yaml."""
     trials = []
     seen = set()
@@ -67,7 +101,7 @@ def _history_values(run_dir: Path, metric: str) -> list[float]:
         return []
 
 
-def _summarize(spec: SweepSpec, out: Path, trials: list[dict]) -> dict:
+def _summarize(spec: SweepSpec, out: Path, trials: list[dict]) -> SweepReport:
     keys = list(spec.parameters)
     groups: dict[str, list[dict]] = {}
     for t in trials:
@@ -84,21 +118,13 @@ def _summarize(spec: SweepSpec, out: Path, trials: list[dict]) -> dict:
         for t in members:
             t["mean"], t["spread"] = mean, spread
     _write_results(out, keys, trials)
-    report = {
-        "metric": spec.metric,
-        "mode": spec.mode,
-        "best": None,
-        "trials": [
-            {k: t.get(k) for k in ("id", "params", "status", "reason", "metric", "epochs", "run_dir", "mean", "spread")}
-            for t in trials
-        ],
-    }
-    if best is not None:
-        report["best"] = {"params": best["params"], "metric": best["metric"], "run_dir": best["run_dir"]}
-        config = Path(best["run_dir"]) / "config.yaml"
+    summaries = [TrialSummary(**{k: t.get(k) for k in TrialSummary.__dataclass_fields__}) for t in trials]
+    chosen = next((s for s, t in zip(summaries, trials) if t is best), None)
+    if chosen is not None:
+        config = Path(chosen.run_dir) / "config.yaml"
         if config.exists():
             atomic_write_text(out / "best.yaml", config.read_text())
-    return report
+    return SweepReport(spec.metric, spec.mode, summaries, chosen)
 
 
 def _write_results(out: Path, keys: list[str], trials: list[dict]) -> None:

@@ -82,22 +82,7 @@ class SweepSpec:
         }
 
     def _check_metric(self) -> None:
-        from dnncli.experiment.config import VALIDATION_FILES
-
-        names = ["loss", "data_loss", "penalty", *self.base["metrics"]]
-        validation_file = any(self.base["data"].get(k) is not None for k in VALIDATION_FILES)
-        if self.base["training"]["validation_split"] > 0 or validation_file:
-            names += ["val_loss", *[f"val_{m}" for m in self.base["metrics"]]]
-        if self.metric not in names:
-            raise DnnError(
-                f"{self.path}: metric {self.metric!r} is not logged by {self.config_path.name}."
-                f" Logged: {', '.join(names)}."
-                + (
-                    " Set training.validation_split (or data.validation_path) for val_ values."
-                    if self.metric.startswith("val_")
-                    else ""
-                )
-            )
+        self.base.check_logged(self.metric, f"{self.path}: metric", self.config_path.name)
 
     def _check_overrides(self) -> None:
         """Every value (grid) or both ends of every range, applied to the base config, before any trial."""

@@ -163,11 +163,18 @@ def check_target(path, force: bool, option: str = "") -> None:
     """Before the work of a command that writes ``path``: refuse anything but a regular file (``check_replaceable``),
     an existing file unless ``force``, and a directory that does not exist; each in one line naming ``path``."""
     check_replaceable(path, option)
-    label = f"{option} {path}" if option else str(path)
     if not force and os.path.lexists(path):
-        raise DnnError(f"{label}: exists already; choose another file, or replace it with --force.")
+        raise exists_already(path, option)
     if not Path(path).parent.is_dir():
+        label = f"{option} {path}" if option else str(path)
         raise DnnError(f"{label}: the directory {Path(path).parent} does not exist.")
+
+
+def exists_already(path, option: str = "") -> DnnError:
+    """The one line for a ``path`` to write that exists and may only be replaced with ``--force``: said by
+    ``check_target`` before the work, and by a writer whose exclusive write (``atomic_write``) lost a race."""
+    label = f"{option} {path}" if option else str(path)
+    return DnnError(f"{label}: exists already; choose another file, or replace it with --force.")
 
 
 def _remove(tmp) -> None:

@@ -13,9 +13,9 @@ import yaml
 from dnncli import files
 from dnncli.errors import DnnError
 from dnncli.experiment import api
-from dnncli.experiment import export as export_mod
 from dnncli.experiment.evaluate import load_run, predict_run
 from dnncli.experiment.export import OPSET, build_onnx, export_onnx
+from dnncli.experiment.export import activations as export_activations
 from dnncli.files import StorageError
 from dnncli.nn import activations, layers
 from dnncli.nn.model import Sequential
@@ -311,7 +311,7 @@ def test_an_architecture_without_onnx_equivalent_names_the_layer(classifier_run,
         with pytest.raises(DnnError, match=rf"layer 1 \('dense_1'\): activation '{activation.name}' has no ONNX"):
             build_onnx(model)
     # from a run directory, as dnn export meets it: nothing is written
-    monkeypatch.delitem(export_mod._ACTIVATIONS, activations.Tanh)
+    monkeypatch.delitem(export_activations.ACTIVATIONS, activations.Tanh)
     with pytest.raises(DnnError, match=r"layer 3 \('dense_1'\): activation 'tanh'"):
         export_onnx(classifier_run, tmp_path / "m.onnx")
     assert not (tmp_path / "m.onnx").exists()

@@ -57,3 +57,50 @@ def test_the_cli_starts_without_numpy():
     code = "import sys, dnncli.cli; print('numpy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+MAX_LINES = 400
+# cli/ has rooms, each importing only from those below: views (what is shown) < options, output, signals (what
+# every command shares) < commands (one module per family) < app (assembles)
+CLI_ROOMS = {"views": 0, "options": 1, "output": 1, "signals": 1, "commands": 2, "app": 3}
+
+
+def _imports(path: Path) -> list[str]:
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("dnncli"):
+            out += [node.module] if node.module != "dnncli.cli" else [f"dnncli.cli.{a.name}" for a in node.names]
+        elif isinstance(node, ast.Import):
+            out += [a.name for a in node.names if a.name.startswith("dnncli")]
+    return out
+
+
+def _room(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[2] if parts[:2] == ["dnncli", "cli"] and len(parts) > 2 else None
+
+
+def test_no_module_is_over_400_lines():
+    long = {
+        str(p.relative_to(PACKAGE)): n
+        for p in PACKAGE.rglob("*.py")
+        if (n := len(p.read_text().splitlines())) > MAX_LINES
+    }
+    assert not long, long
+
+
+def test_cli_commands_and_views_import_only_downward():
+    wrong = []
+    for path in sorted((PACKAGE / "cli").rglob("*.py")):
+        module = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts).removesuffix(".__init__")
+        room = _room(module)
+        if room not in CLI_ROOMS:
+            continue
+        for target in _imports(path):
+            other = _room(target)
+            if other is None:
+                continue  # below cli/, judged by the floors
+            same_views = room == other == "views"
+            if not same_views and CLI_ROOMS.get(other, 99) >= CLI_ROOMS[room]:
+                wrong.append((module, target))
+    assert not wrong, wrong

@@ -451,6 +451,38 @@ def test_model_checkpoint_monitor_must_be_logged(tmp_path):
     assert r.exit_code == 2 and "training.callbacks.model_checkpoint.monitor: 'val_auc' is not logged" in r.stderr
 
 
+def test_a_callback_may_monitor_the_data_loss_and_the_penalty(tmp_path):
+    """Every epoch logs data_loss and penalty (a sweep's metric could name them; a callback's monitor was refused)."""
+    callbacks = {
+        "early_stopping": {"monitor": "data_loss", "patience": 1},
+        "reduce_lr_on_plateau": {"monitor": "penalty"},
+    }
+    r = run("train", config(tmp_path, training={"epochs": 2, "callbacks": callbacks}), "--out", tmp_path / "run")
+    assert r.exit_code == 0, r.output
+
+
+def test_the_columns_a_config_logs_are_in_its_runs_history(tmp_path):
+    for validation_split in (0.0, 0.25):
+        cfg = load(config(tmp_path, metrics=["accuracy"], training={"epochs": 1, "validation_split": validation_split}))
+        row = TrainingRun.create(cfg, out=tmp_path / f"run{validation_split}").train().history[0]
+        logged = cfg.logged_columns()
+        assert set(logged) <= set(row)
+        assert [k for k in row if k.startswith("val_")] == [k for k in logged if k.startswith("val_")]
+
+
+def test_a_runs_callbacks_are_built_with_their_files_and_hold_no_run(tmp_path):
+    """The run knows its directory when its callbacks are built: none is patched afterwards, none holds the run."""
+    training = CHECKPOINTED | {"epochs": 1, "tensorboard": True}
+    r = TrainingRun.create(load(config(tmp_path, training=training)), out=tmp_path / "run")
+    for cb in r.callbacks:
+        assert not any(value is r for value in vars(cb).values()), cb
+    checkpoint = next(cb for cb in r.user_callbacks if cb.name == "model_checkpoint")
+    assert checkpoint.path == tmp_path / "run" / "best.npz" and "save" not in vars(checkpoint)
+    assert r.tensorboard.root == tmp_path / "run" / "tensorboard"
+    r.train()
+    assert (tmp_path / "run" / "best.npz").exists() and (tmp_path / "run" / "tensorboard" / "train").is_dir()
+
+
 # found in review ---------------------------------------------------------------------------------------------------
 def test_a_run_with_integer_class_weight_keys_resumes(tmp_path):
     """The checkpoint keeps its config as JSON, whose keys are strings: that is no edit of config.yaml."""

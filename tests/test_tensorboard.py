@@ -109,7 +109,9 @@ def test_recorded_steps_give_gradient_norm_scalars_and_histograms(tmp_path):
     records = rows(out / "gradients.csv")
     acc = read(out / "tensorboard" / "steps")
     layers = sorted({(int(r["layer_index"]), r["layer"]) for r in records})
-    assert [t for t in acc.Tags()["scalars"]] == [f"grad_norm/{i:02d}_{name}" for i, name in layers]
+    assert [t for t in acc.Tags()["scalars"] if t != "noise_scale"] == [f"grad_norm/{i:02d}_{name}" for i, name in layers]
+    noise = acc.Scalars("noise_scale")  # the gradient noise scale, at the recorded steps
+    assert [e.step for e in noise] == sorted({int(r["step"]) for r in records}) and all(e.value > 0 for e in noise)
     for i, name in layers:
         mine = [r for r in records if int(r["layer_index"]) == i]
         events = acc.Scalars(f"grad_norm/{i:02d}_{name}")

@@ -1,14 +1,12 @@
 """The gradient monitor: per-layer statistics while training, judged by the flag rules.
 
-One monitor serves ``dnn train`` (its live view and ``gradients.csv``) and
-``dnn inspect-gradients``. Every step it takes the L2 norm of each dense
-kernel's gradient (read from the trainer's squared norms: no extra pass);
-every ``every`` steps it records the gradient's mean absolute value and
-maximum, the weight norm, the ratio ||dW|| / ||W||, and the layer's
-activations: mean, standard deviation, fraction of dead units and fraction of
-saturated outputs. A dense layer without an activation that is followed by an
-``activation`` layer (batch normalization may sit between) is watched as one
-unit with it.
+One monitor serves ``dnn train`` (its live view and ``gradients.csv``) and ``dnn inspect-gradients``. Every step
+it takes the L2 norm of each dense kernel's gradient (read from the trainer's squared norms: no extra pass); every
+``every`` steps it records the gradient's mean absolute value and maximum, the weight norm, the ratio
+||dW|| / ||W||, the layer's activations (mean, standard deviation, fraction of dead units and of saturated
+outputs, a histogram: ``histograms.py``) and the gradient noise scale's two estimates (``noise.py``). A dense
+layer without an activation that is followed by an ``activation`` layer (batch normalization may sit between) is
+watched as one unit with it.
 
 A unit is dead when it outputs zero for every sample of the batch or, for
 batches under 32 samples, for every sample seen since the previous record and
@@ -32,6 +30,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from dnncli.diagnostics.histograms import encode, histogram
+from dnncli.diagnostics import noise
 from dnncli.diagnostics.rules import DEAD_ACTIVATIONS, FLAGS, SATURATING, FlagState, FlagTracker, WatchedLayer
 from dnncli.diagnostics.settings import STEP_FIELDS, MonitorSettings, resolve_monitor
 from dnncli.train.trainer import Callback
@@ -142,6 +142,9 @@ class GradientMonitor(Callback):
         # small batches: each unit's largest output since the dead fractions were last measured
         self._peak = {w.index: None for w in self.layers if w.activation in DEAD_ACTIVATIONS}
         self._alive_samples = 0
+        self.noisy = noise.measured_layers(model)  # the layers whose per-sample gradient norms are exact
+        self.instruments = True  # the noise scale and the histograms: off only to time them (bench/noise_overhead.py)
+        self.last_noise: tuple[int, float, float] | None = None  # (step, tr(Sigma), |G|^2) of the newest record
 
     # the trainer's hooks --------------------------------------------------------------
     def on_epoch_begin(self, trainer, epoch):
@@ -209,6 +212,8 @@ class GradientMonitor(Callback):
                 wn = math.sqrt(float(np.vdot(kernel.astype(np.float64), kernel)))
             mean, std, dead, sat = activation_stats(act_layer.A, w.activation)
             dead = self._window_dead_fraction(w.index, len(act_layer.A), dead)
+            measured = self.instruments and w.index in self.noisy
+            trace, signal = noise.dense_noise(layer) if measured else (math.nan, math.nan)
             rows.append(
                 {
                     "epoch": epoch + 1,
@@ -224,9 +229,13 @@ class GradientMonitor(Callback):
                     "act_std": std,
                     "dead_fraction": dead,
                     "saturated_fraction": sat,
+                    "noise_trace": trace,
+                    "signal_sq": signal,
+                    "act_hist": encode(histogram(act_layer.A, w.activation)) if self.instruments else "",
                 }
             )
             self.last_weight_norm[j] = wn
+        self.last_noise = (step + 1, *noise.total(rows))
         if self._alive_samples >= DEAD_WINDOW:  # measured: start the next window
             self._peak = dict.fromkeys(self._peak)
             self._alive_samples = 0

@@ -20,6 +20,9 @@ STEP_FIELDS = (
     "act_std",
     "dead_fraction",
     "saturated_fraction",
+    "noise_trace",  # the gradient noise scale's tr(Sigma) and |G|^2 estimates for the layer (diagnostics/noise.py)
+    "signal_sq",
+    "act_hist",  # the activations' counts on fixed bins (diagnostics/histograms.py)
 )
 
 

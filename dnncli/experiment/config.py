@@ -97,6 +97,26 @@ class Config:
     def build_optimizer(self):
         return optimizers.get(self.resolved["optimizer"])
 
+    def logged_columns(self) -> list[str]:
+        """The history columns a run of this config logs that a callback's ``monitor`` or a sweep's ``metric`` can
+        name: the loss, its parts and the metrics, then, where the run has a validation set (a split or a file),
+        their ``val_`` values."""
+        metrics, data = self.resolved["metrics"], self.resolved["data"]
+        names = ["loss", "data_loss", "penalty", *metrics]
+        if self.resolved["training"]["validation_split"] > 0 or any(data.get(k) is not None for k in VALIDATION_FILES):
+            names += ["val_loss", *[f"val_{m}" for m in metrics]]
+        return names
+
+    def check_logged(self, column: str, what: str, by: str = "this run") -> None:
+        """Refuse a column that ``logged_columns`` lacks: ``{what} 'column' is not logged by {by}. Logged: ...``."""
+        logged = self.logged_columns()
+        if column in logged:
+            return
+        message = f"{what} {column!r} is not logged by {by}. Logged: {', '.join(logged)}."
+        if column.startswith("val_"):
+            message += " Set training.validation_split (or data.validation_path) for val_ values."
+        raise DnnError(message)
+
     def batch_size(self, n_train: int) -> int:
         t = self.resolved["training"]
         return {"batch": max(n_train, 1), "stochastic": 1}.get(t["batching"], t["batch_size"])

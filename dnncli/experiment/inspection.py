@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dnncli.diagnostics import gradcheck
+from dnncli.diagnostics import gradcheck, noise
 from dnncli.diagnostics.advice import DataStats, advise
 from dnncli.diagnostics.monitor import GradientMonitor
 from dnncli.diagnostics.rules import FlagState
@@ -91,7 +91,15 @@ def _report(monitor, config, source, columns, norms, records, nonfinite=None, in
         "layers": layers,
         "advice": [a.to_dict() for a in advise(config.advice_subject(), tracker.raised(), monitor.layers, inputs)],
         "nonfinite": nonfinite,
+        "noise_scale": _noise_scale(records),
     }
+
+
+def _noise_scale(records: list[dict]) -> dict:
+    """The gradient noise scale over the records: the steps' estimates summed, then divided (``noise.py``)."""
+    steps = noise.by_step(records)
+    traces, signals = [t for _, _, t, _ in steps], [s for _, _, _, s in steps]
+    return {"b_simple": noise.b_simple(traces, signals), "trace": sum(traces), "signal": sum(signals), "records": len(steps)}
 
 
 def inspect_config(config, steps: int | None = None, every: int | None = None) -> dict:

@@ -41,7 +41,7 @@ LOCK_TEXT = "process "  # how a run's .lock begins: "process PID on HOST (since 
 # the columns a log's reader needs, and the ones that are text (every other column is a number)
 REQUIRED = {"gradients.csv": ("epoch", "step", "layer_index", "grad_norm"), "losses.csv": ("epoch", "step", "loss")}
 WHOLE = ("epoch", "step", "layer_index", "samples")
-TEXT = ("layer", "flags")
+TEXT = ("layer", "flags", "act_hist")  # act_hist: counts separated by spaces
 _LEFTOVER = re.compile(r"\.(.+)\.[a-z0-9_]{8}\.tmp")  # files.atomic_write's temporary name: .NAME.XXXXXXXX.tmp
 
 

@@ -8,7 +8,9 @@ TensorBoard callback lays it out, so that ``tensorboard --logdir runs/`` overlay
   gradient norm over the epoch. The values are the rows of ``history.csv``.
 - ``steps/``: per recorded step of the gradient monitor (step = the training step, as in ``gradients.csv``),
   each dense layer's kernel gradient norm as a scalar (``grad_norm/<index>_<layer>``: a vanishing layer is a
-  falling line), and histograms of its weights, gradients and activations.
+  falling line), and histograms of its weights, gradients and activations; and ``noise_scale``, the gradient
+  noise scale B_simple of the whole network (moving averages of its two estimates over the records, as
+  ``diagnostics/noise.py`` takes them; a resumed run starts the averages again).
 - the folder itself: the resolved config as text, and its hyperparameters for the HParams view, with the
   epoch metrics of ``train/`` and ``validation/`` as the session's metrics.
 
@@ -26,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dnncli.diagnostics.noise import RunningNoiseScale
 from dnncli.errors import DnnError
 from dnncli.train.trainer import Callback
 
@@ -87,17 +90,17 @@ def hparams(raw: dict) -> dict:
 class TensorBoardLog(Callback):
     """Writes a run's epochs and recorded steps as TensorBoard events; see the module docstring for the layout."""
 
-    def __init__(self, run, config, monitor, metrics: list[str], validation: bool):
-        self.run = run  # its run_dir is known once the directory is made, after the callbacks are
+    def __init__(self, run_dir, config, monitor, metrics: list[str], validation: bool):
+        self.root = Path(run_dir) / FOLDER
         self.config, self.monitor = config, monitor
         self.metrics, self.validation = metrics, validation
         self.writers: dict = {}
+        self.noise = RunningNoiseScale()
 
     # writers ---------------------------------------------------------------------------
     def _open(self, epochs_done: int, steps_done: int) -> None:
         from tensorboardX import SummaryWriter
 
-        self.root = Path(self.run.run_dir) / FOLDER
         _check_folder(self.root)
         # event files are named by the second and the host: a resume within the same second must not reuse a name
         self.suffix = f".{os.getpid()}.{time.time_ns()}"
@@ -162,6 +165,11 @@ class TensorBoardLog(Callback):
             for kind, array in (("weights", layer.params["kernel"]), ("gradients", layer.grads["kernel"])):
                 values += _histogram(f"{kind}/{name}", array)
             values += _histogram(f"activations/{name}", act_layer.A)
+        noise = self.monitor.last_noise  # the monitor, called first, has recorded this step
+        if noise is not None and noise[0] == trainer.step + 1:
+            b_simple = self.noise.add(noise[1], noise[2])
+            if math.isfinite(b_simple):  # none yet, or all noise: no point to draw
+                values.append(Summary.Value(tag="noise_scale", simple_value=float(b_simple)))
         self.writers["steps"].file_writer.add_summary(Summary(value=values), trainer.step + 1)
 
     def on_epoch_end(self, trainer, epoch, logs):

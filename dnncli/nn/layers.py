@@ -90,6 +90,7 @@ class Dense(Layer):
         else:
             dZ = self.activation.backward(self.Z, self.A, dA, out=self._buffer("dZ", dA.shape))
         kernel_gradient(self.X, dZ, self.grads["kernel"])
+        self.dZ = dZ  # with self.X, each sample's share of the kernel gradient (the gradient noise scale reads it)
         if self.use_bias:
             np.add.reduce(dZ, axis=0, out=self.grads["bias"])
         if not self.needs_input_grad:

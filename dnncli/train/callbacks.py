@@ -175,8 +175,9 @@ class ModelCheckpoint(Monitoring):
     ``save_best_only``, only when ``monitor`` is better than at every save before (and than
     ``initial_value_threshold``, if given). NaN is never better.
 
-    The training loop does not choose files: ``save(model)`` writes the weights; a run sets it to write
-    ``RUN_DIR/best.npz`` (atomically: an interruption leaves the previous file whole). Unset, nothing is written.
+    The training loop does not choose files: ``save(model)`` writes the weights, and here writes nothing; a run
+    builds a subclass that knows its file from its construction (``RUN_DIR/best.npz``, written atomically: an
+    interruption leaves the previous file whole).
     """
 
     name = "model_checkpoint"
@@ -198,7 +199,6 @@ class ModelCheckpoint(Monitoring):
         )
         self.best = self.initial_value_threshold
         self.best_epoch = None  # the epoch (0-based) of the weights saved last
-        self.save = None  # callable(model) that writes the weights
 
     def on_epoch_end(self, trainer, epoch, logs):
         if self.save_best_only:
@@ -209,8 +209,10 @@ class ModelCheckpoint(Monitoring):
                 return
             self.best = current
         self.best_epoch = epoch
-        if self.save is not None:
-            self.save(trainer.model)
+        self.save(trainer.model)
+
+    def save(self, model) -> None:
+        """Write ``model``'s weights: nothing here, where no file is chosen."""
 
     def get_state(self):
         return {"best": self.best, "best_epoch": self.best_epoch}, {}

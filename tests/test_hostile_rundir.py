@@ -208,7 +208,9 @@ def test_export_force_never_replaces_a_fifo_or_a_directory(tmp_path, finished):
 
 
 def test_write_config_force_never_replaces_a_fifo_and_says_so_before_the_work(tmp_path, monkeypatch):
-    from dnncli.experiment import inspection
+    from dnncli.experiment import cure, inspection  # cure binds inspect_config when imported: before the patch
+
+    assert cure.inspect_config is inspection.inspect_config
 
     def never(*args, **kwargs):
         raise AssertionError("refused before the probe")

@@ -108,6 +108,22 @@ class Checkpoint:
             raise DnnError(f"{path}: not a readable checkpoint ({problem}); {DAMAGED}")
         return cls(meta, arrays)
 
+    @staticmethod
+    def peek(path) -> dict | None:
+        """The metadata alone (step, epoch, status, the callbacks' state), without the weights; None where the file
+        is missing or cannot be read: for readers that can do without it (a resume names the damage)."""
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                meta = json.loads(str(npz["meta"]))
+        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile):
+            return None
+        return meta if isinstance(meta, dict) else None
+
+    @property
+    def events(self) -> list:
+        """The monitor's recorded events (batches skipped as non-finite), as the checkpoint keeps them."""
+        return _events(self.meta)
+
     def restore(self, trainer, callbacks: dict, source: str, config_path=None) -> None:
         """Put the state back into ``trainer`` (model, optimizer, generators, position) and the ``callbacks``.
 
@@ -201,3 +217,16 @@ def _set_state(generator, state, what: str) -> None:
 
 def _under(arrays: dict, prefix: str) -> dict:
     return {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+
+
+def _events(meta) -> list:
+    node = meta
+    for key in ("callbacks", "monitor", "events"):
+        node = node.get(key) if isinstance(node, dict) else None
+    return node if isinstance(node, list) else []
+
+
+def events_of(path) -> list:
+    """The monitor's events a checkpoint file keeps; none from a file that cannot be read."""
+    meta = Checkpoint.peek(path)
+    return [] if meta is None else _events(meta)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -64,11 +62,11 @@ def _advice(run_dir: Path) -> list[dict]:
 
 def _checkpoint_step(run_dir: Path) -> int:
     """The step the run's checkpoint holds (-1 if it cannot be read): past a recorded stop, the run went on."""
-    try:
-        with np.load(run_dir / "checkpoint.npz", allow_pickle=False) as npz:
-            return int(json.loads(str(npz["meta"]))["step"])
-    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile):
-        return -1
+    from dnncli.experiment.checkpoint import Checkpoint
+
+    meta = Checkpoint.peek(run_dir / "checkpoint.npz")
+    step = meta.get("step") if meta is not None else None
+    return step if isinstance(step, int) else -1
 
 
 def evaluate_run(run_dir, data_path=None) -> dict:

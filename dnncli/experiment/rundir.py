@@ -17,7 +17,6 @@ import contextlib
 import csv
 import fcntl
 import io
-import json
 import os
 import socket
 import zipfile
@@ -212,14 +211,9 @@ def read_step_records(path: Path) -> list[dict]:
 def skipped_events(run_dir: Path) -> list[dict]:
     """The batches a run skipped as non-finite (``on_nonfinite: skip_batch``), from its checkpoint; none from a
     checkpoint that cannot be read (``--resume`` names it)."""
-    try:
-        with np.load(Path(run_dir) / "checkpoint.npz", allow_pickle=False) as npz:
-            node = json.loads(str(npz["meta"]))
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-        return []
-    for key in ("callbacks", "monitor", "events"):
-        node = node.get(key) if isinstance(node, dict) else None
-    return [e for e in node if _is_event(e)] if isinstance(node, list) else []
+    from dnncli.experiment.checkpoint import events_of
+
+    return [e for e in events_of(Path(run_dir) / "checkpoint.npz") if _is_event(e)]
 
 
 def _is_event(e) -> bool:

@@ -144,6 +144,8 @@ def test_write_config_writes_the_cure_as_a_person_would_and_never_overwrites(tmp
     r = run("inspect-gradients", path, "--write-config", out, "--plain")
     assert r.exit_code == 0, r.output
     text = out.read_text()
+    modeline, text = text.split("\n", 1)  # the first line points an editor at the schema (issue 26)
+    assert modeline.startswith("# yaml-language-server: $schema=")
     assert (
         text.startswith("# gain")
         and "he_normal" in text

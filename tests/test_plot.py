@@ -182,3 +182,41 @@ def test_dnn_plot_writes_the_png_and_nothing_else(tmp_path):
     assert r.exit_code == 0, r.output
     assert set(run_dir.iterdir()) - before == {run_dir / "heat.png"}  # no temporary file left beside it
     assert (run_dir / "heat.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_noise_scale_by_epoch_and_the_activations_over_the_run(tmp_path, figures):
+    import matplotlib.pyplot as plt
+
+    from dnncli.diagnostics import histograms
+    from dnncli.experiment import plot_instruments
+
+    config = tmp_path / "dead.yaml"
+    config.write_text(yaml.safe_dump({**DEAD, "training": {"epochs": 10, "batch_size": 32}, "monitor": {"every": 1}}))
+    out = tmp_path / "run"
+    assert run("train", config, "--out", out, "--quiet").exit_code == 0
+    with open(out / "gradients.csv") as f:
+        rows = list(csv.DictReader(f))
+    hist = [r for r in rows if r["act_hist"]]  # the instruments measure every 20 steps at the least
+    assert {int(r["step"]) for r in hist} == {s for s in range(1, len(rows) // 3 + 1) if (s - 1) % 20 == 0}
+    assert all(sum(map(int, r["act_hist"].split())) == 32 * 8 for r in hist if r["layer_index"] in ("0", "1"))
+    fig = figures(out)
+    (noise_ax,) = [a for a in fig.axes if a.get_label() == plot.NOISE_LABEL]
+    assert noise_ax.get_yscale() == "log" and "batch size 32" in [
+        t.get_text() for t in noise_ax.get_legend().get_texts()
+    ]
+    # --activations: a heat map per watched layer, its rows the histogram's bins; the dead layer's share at 0
+    fig = plot_instruments.activations_figure(out)
+    try:
+        heat = [a for a in fig.axes if a.get_label() == plot_instruments.ACTIVATIONS_LABEL]
+        assert [a.get_title(loc="left") for a in heat] == [
+            "0: dense (relu)",
+            "1: dense_1 (relu)",
+            "2: dense_2 (sigmoid)",
+        ]
+        assert heat[0].get_images()[0].get_array().shape == (histograms.BINS, len(hist) // 3)
+        share = [a for a in fig.axes if a.get_title(loc="left") == "share at 0"][1].get_lines()[0].get_ydata()
+        assert min(share) > 0.5  # biases of -5: most of dense_1's outputs are 0
+    finally:
+        plt.close(fig)
+    r = run("plot", out, "--activations")
+    assert r.exit_code == 0 and (out / "activations.png").read_bytes()[:4] == b"\x89PNG"

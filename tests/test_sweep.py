@@ -190,3 +190,24 @@ def test_sweep_without_ray_says_what_to_install(tmp_path, monkeypatch):
     path = make(tmp_path, {"parameters": {"optimizer.learning_rate": {"values": [0.1]}}})
     r = CliRunner().invoke(app, ["sweep", str(path), "--out", str(tmp_path / "out")])
     assert r.exit_code == 2 and "pip install '.[sweep]'" in r.output
+
+
+def test_expect_compares_trials_by_parameters_and_fails_inside_the_noise(tmp_path):
+    sweep_spec = {
+        "repeats": 2,
+        "parameters": {"optimizer.learning_rate": {"values": [1e-7, 0.03]}},
+        "expect": [
+            {"claim": "learning learns", "measure": "final.loss", "lower": {"learning_rate": 0.03},
+             "than": {"learning_rate": 1e-7}},
+            {"measure": "final.epoch", "lower": {"learning_rate": 0.03}, "than": {"learning_rate": 1e-7}},
+        ],
+    }  # fmt: skip
+    out = tmp_path / "out"
+    r = CliRunner().invoke(app, ["sweep", str(make(tmp_path, sweep_spec)), "--out", str(out), "--json"])
+    assert r.exit_code == 1, r.output  # the second cannot hold: every trial runs its 3 epochs
+    verdicts = strict(r.stdout)["expect"]
+    assert verdicts[0]["passed"] and verdicts[0]["side"]["n"] == 2 and verdicts[0]["claim"] == "learning learns"
+    assert not verdicts[1]["passed"] and "equal" in verdicts[1]["reason"]
+    r = CliRunner().invoke(app, ["check", str(out), "--json"])  # judged again from the sweep's directory
+    assert r.exit_code == 1
+    assert [v["passed"] for v in strict(r.stdout)["comparisons"]] == [True, False]

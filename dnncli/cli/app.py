@@ -10,7 +10,8 @@ from typing import Annotated
 
 import typer
 
-from dnncli.cli.commands import data, diagnose, runs, train, tune
+from dnncli.cli.commands import course, data, diagnose, doctor, runs, schema, train, tune
+from dnncli.cli.completion import DnnGroup
 from dnncli.cli.options import STATE
 
 app = typer.Typer(
@@ -20,7 +21,8 @@ app = typer.Typer(
         "Example: dnn train configs/quickstart.yaml --set training.epochs=5"
     ),
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion, --show-completion (bash, zsh, fish); completers in completion.py
+    cls=DnnGroup,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},  # every command inherits it
@@ -49,17 +51,22 @@ def main_options(
 # the order of dnn --help
 app.command()(train.train)
 app.command("eval")(runs.eval_)
+app.command()(course.check)
 app.command()(runs.summary)
 app.command()(runs.validate)
 app.command()(runs.predict)
 app.command("inspect-gradients")(diagnose.inspect_gradients)
 app.command()(diagnose.gradcheck)
+app.command()(doctor.doctor)
 app.command()(runs.plot)
 app.command()(runs.export)
 app.command()(diagnose.bench)
 app.command()(tune.compare)
 app.command()(tune.sweep)
 app.command("lr-find")(tune.lr_find)
+app.command()(schema.schema)
+app.command()(schema.init)
+app.command()(course.course)
 
 data_app = typer.Typer(
     help="Datasets: what ships, what can be downloaded, and where each is found.", no_args_is_help=True

@@ -11,6 +11,8 @@ from typing import Annotated
 
 import typer
 
+from dnncli.cli.completion import complete_flags, complete_set
+
 EXIT_USAGE = 2
 EXIT_NONFINITE = 3
 STATE = {"debug": False}  # set by the app's --debug, read when an error is turned into its line
@@ -21,6 +23,7 @@ SetOption = Annotated[
         "--set",
         metavar="KEY.PATH=VALUE",
         help="Override a config value (YAML), e.g. optimizer.learning_rate=0.01; repeatable.",
+        autocompletion=complete_set,
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
@@ -31,6 +34,7 @@ FailOnOption = Annotated[
         metavar="FLAGS",
         help="Exit 1 if any of these flags is still raised at the end (comma list of vanishing, exploding,"
         " collapsed, dead, saturated, stalled, nonfinite; or any): a CI gate. A flag that cleared does not count.",
+        autocompletion=complete_flags,
     ),
 ]
 FailOnAnyOption = Annotated[
@@ -39,6 +43,7 @@ FailOnAnyOption = Annotated[
         "--fail-on-any",
         metavar="FLAGS",
         help="Exit 1 if any of these flags was raised at any time, transient ones at initialization included.",
+        autocompletion=complete_flags,
     ),
 ]
 

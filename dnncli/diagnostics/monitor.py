@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dnncli.diagnostics.histograms import encode, histogram
 from dnncli.diagnostics import noise
+from dnncli.diagnostics.instruments import EMPTY, Instruments
 from dnncli.diagnostics.rules import DEAD_ACTIVATIONS, FLAGS, SATURATING, FlagState, FlagTracker, WatchedLayer
 from dnncli.diagnostics.settings import STEP_FIELDS, MonitorSettings, resolve_monitor
 from dnncli.train.trainer import Callback
@@ -142,8 +142,7 @@ class GradientMonitor(Callback):
         # small batches: each unit's largest output since the dead fractions were last measured
         self._peak = {w.index: None for w in self.layers if w.activation in DEAD_ACTIVATIONS}
         self._alive_samples = 0
-        self.noisy = noise.measured_layers(model)  # the layers whose per-sample gradient norms are exact
-        self.instruments = True  # the noise scale and the histograms: off only to time them (bench/noise_overhead.py)
+        self.instruments = Instruments(model, every)  # the noise scale's estimates and the activation histograms
         self.last_noise: tuple[int, float, float] | None = None  # (step, tr(Sigma), |G|^2) of the newest record
 
     # the trainer's hooks --------------------------------------------------------------
@@ -202,7 +201,7 @@ class GradientMonitor(Callback):
     def record(self, epoch: int, step: int, norms, loss: float | None = None) -> None:
         """Open a record of this step: everything but the update, which is known once the optimizer has taken it
         (``close_record``, at the end of the batch or at the next step, whichever comes first)."""
-        rows = []
+        rows, measure = [], self.instruments.due(step)
         for j, ((w, layer, act_layer), norm) in enumerate(zip(self.watched, norms)):
             kernel = layer.params["kernel"]
             g = np.abs(layer.grads["kernel"])
@@ -212,8 +211,6 @@ class GradientMonitor(Callback):
                 wn = math.sqrt(float(np.vdot(kernel.astype(np.float64), kernel)))
             mean, std, dead, sat = activation_stats(act_layer.A, w.activation)
             dead = self._window_dead_fraction(w.index, len(act_layer.A), dead)
-            measured = self.instruments and w.index in self.noisy
-            trace, signal = noise.dense_noise(layer) if measured else (math.nan, math.nan)
             rows.append(
                 {
                     "epoch": epoch + 1,
@@ -229,13 +226,12 @@ class GradientMonitor(Callback):
                     "act_std": std,
                     "dead_fraction": dead,
                     "saturated_fraction": sat,
-                    "noise_trace": trace,
-                    "signal_sq": signal,
-                    "act_hist": encode(histogram(act_layer.A, w.activation)) if self.instruments else "",
+                    **(self.instruments.row(w, layer, act_layer) if measure else EMPTY),
                 }
             )
             self.last_weight_norm[j] = wn
-        self.last_noise = (step + 1, *noise.total(rows))
+        if measure:
+            self.last_noise = (step + 1, *noise.total(rows))
         if self._alive_samples >= DEAD_WINDOW:  # measured: start the next window
             self._peak = dict.fromkeys(self._peak)
             self._alive_samples = 0

@@ -25,8 +25,9 @@ from collections.abc import Iterable
 import numpy as np
 
 
-def per_sample_sq_norms(X: np.ndarray, dZ: np.ndarray, use_bias: bool = True) -> np.ndarray:
-    """Each sample's own squared gradient norm for a dense layer (kernel, and bias with ``use_bias``), in float64.
+def mean_sample_sq(X: np.ndarray, dZ: np.ndarray, use_bias: bool = True) -> float:
+    """The mean over the batch of each sample's own squared gradient norm for a dense layer (kernel, and bias with
+    ``use_bias``): ``S = n sum_i |dZ_i|^2 (|x_i|^2 + use_bias)``, from the row norms alone.
 
     Parameters
     ----------
@@ -40,24 +41,24 @@ def per_sample_sq_norms(X: np.ndarray, dZ: np.ndarray, use_bias: bool = True) ->
 
     Returns
     -------
-    ndarray of shape (n,)
-        ``n^2 |dZ_i|^2 (|x_i|^2 + use_bias)``.
+    float
+        ``S``; computed in the arrays' own precision (a few calls: on a small layer recorded often, each call's
+        fixed cost is most of it), again in float64 where float32 overflows.
     """
     n = len(X)
-    x_sq = np.einsum("ij,ij->i", X, X, dtype=np.float64)
-    d_sq = np.einsum("ij,ij->i", dZ, dZ, dtype=np.float64)
-    return (n * n) * d_sq * (x_sq + (1.0 if use_bias else 0.0))
+    x_sq, d_sq = np.einsum("ij,ij->i", X, X), np.einsum("ij,ij->i", dZ, dZ)
+    total = float(np.dot(d_sq, x_sq)) + (float(d_sq.sum()) if use_bias else 0.0)
+    if not math.isfinite(total):
+        x_sq, d_sq = (np.einsum("ij,ij->i", v, v, dtype=np.float64) for v in (X, dZ))
+        total = float(np.dot(d_sq, x_sq)) + (float(d_sq.sum()) if use_bias else 0.0)
+    return n * total
 
 
-def estimate(per_sample_sq: np.ndarray, batch_sq: float) -> tuple[float, float]:
-    """Unbiased ``(tr(Sigma), |G|^2)`` from one batch's per-sample squared norms and its gradient's squared norm.
-
-    NaN for a batch of fewer than two samples (no spread to measure).
-    """
-    n = len(per_sample_sq)
+def estimate(mean_sq: float, batch_sq: float, n: int) -> tuple[float, float]:
+    """Unbiased ``(tr(Sigma), |G|^2)`` from a batch of ``n`` samples: the mean of their own squared gradient norms
+    and the squared norm of the batch's gradient. NaN for a batch of fewer than two (no spread to measure)."""
     if n < 2:
         return math.nan, math.nan
-    mean_sq = float(np.mean(per_sample_sq))
     return n / (n - 1) * (mean_sq - batch_sq), (n * batch_sq - mean_sq) / (n - 1)
 
 
@@ -68,7 +69,8 @@ def _data_sq(layer, name: str, regularizer) -> float:
         penalty = np.zeros_like(layer.params[name])
         regularizer.add_gradient(layer.params[name], penalty)
         g = g - penalty
-    return float(np.vdot(g.astype(np.float64, copy=False), g))
+    sq = float(np.vdot(g, g))  # the gradient's own precision, as the trainer takes it; float64 only on overflow
+    return sq if math.isfinite(sq) else float(np.vdot(g.astype(np.float64), g))
 
 
 def dense_noise(layer) -> tuple[float, float]:
@@ -90,7 +92,7 @@ def dense_noise(layer) -> tuple[float, float]:
     batch_sq = _data_sq(layer, "kernel", layer.kernel_regularizer)
     if layer.use_bias:
         batch_sq += _data_sq(layer, "bias", layer.bias_regularizer)
-    return estimate(per_sample_sq_norms(X, dZ, layer.use_bias), batch_sq)
+    return estimate(mean_sample_sq(X, dZ, layer.use_bias), batch_sq, len(X))
 
 
 def measured_layers(model) -> set[int]:

@@ -18,9 +18,10 @@ import yaml
 
 from dnncli import data
 from dnncli.errors import DnnError, warn
+from dnncli.experiment.modeline import modeline
 from dnncli.experiment.notes import config_notes
 from dnncli.experiment.overrides import apply_overrides, plain_copy
-from dnncli.experiment.resolve import BATCHING, TOP_KEYS, VALIDATION_FILES, TrainingSettings, resolve
+from dnncli.experiment.resolve import BATCHING, TOP_KEYS, VALIDATION_FILES, TrainingSettings, logged_columns, resolve
 from dnncli.nn import losses, optimizers
 from dnncli.nn.model import Sequential
 from dnncli.yamlfile import MAX_NODES, read_config_file, read_yaml
@@ -101,11 +102,7 @@ class Config:
         """The history columns a run of this config logs that a callback's ``monitor`` or a sweep's ``metric`` can
         name: the loss, its parts and the metrics, then, where the run has a validation set (a split or a file),
         their ``val_`` values."""
-        metrics, data = self.resolved["metrics"], self.resolved["data"]
-        names = ["loss", "data_loss", "penalty", *metrics]
-        if self.resolved["training"]["validation_split"] > 0 or any(data.get(k) is not None for k in VALIDATION_FILES):
-            names += ["val_loss", *[f"val_{m}" for m in metrics]]
-        return names
+        return logged_columns(self.resolved)
 
     def check_logged(self, column: str, what: str, by: str = "this run") -> None:
         """Refuse a column that ``logged_columns`` lacks: ``{what} 'column' is not logged by {by}. Logged: ...``."""
@@ -143,9 +140,10 @@ class Config:
             ) from None
         return Config(raw, self.path, mapping, self.origin, lines=self.lines)
 
-    def to_yaml(self, origin: Path | None = None) -> str:
+    def to_yaml(self, origin: Path | None = None, at: Path | None = None) -> str:
         """The resolved config as YAML; ``origin``: the config file a run starts from, said in a first comment line
-        that ``load`` reads back (so a run directory anywhere finds the data beside that config)."""
+        that ``load`` reads back (so a run directory anywhere finds the data beside that config); ``at``: the file
+        the text is written to, whose modeline (next) points an editor at the shipped schema."""
         text = yaml.safe_dump(self.resolved, sort_keys=False, default_flow_style=None, width=100)
         batching = self.resolved["training"]["batching"]
         if batching != "mini-batch":
@@ -157,6 +155,8 @@ class Config:
                 text,
                 count=1,
             )
+        if at is not None:
+            text = f"{modeline(at)}\n{text}"
         return f"{ORIGIN}{Path(origin).resolve()}\n{text}" if origin is not None else text
 
 

@@ -19,6 +19,7 @@ import yaml
 
 from dnncli.errors import DnnError
 from dnncli.experiment.inspection import inspect_config
+from dnncli.experiment.modeline import modeline
 from dnncli.files import atomic_write_text, check_target
 
 COMBINE = (2, 3)  # how many of the best items are tried together
@@ -189,15 +190,17 @@ def _block(key: str, value, indent: int) -> list[str]:
     return [f"{pad}{key}: {_scalar(value)}"]
 
 
-def dump_config(mapping: dict, comment: str = "") -> str:
-    """A config mapping as a person writes it: sections in blocks, a layer a line, short mappings on one line."""
+def dump_config(mapping: dict, comment: str = "", at: Path | None = None) -> str:
+    """A config mapping as a person writes it: sections in blocks, a layer a line, short mappings on one line; its
+    first line the modeline pointing an editor at the schema (by a path relative to ``at``, the file written; else
+    to the current directory)."""
 
     class _Plain(yaml.SafeDumper):  # shared objects written out each time, never as anchors
         def ignore_aliases(self, data):
             return True
 
     mapping = yaml.load(yaml.dump(mapping, Dumper=_Plain, sort_keys=False), Loader=yaml.SafeLoader)
-    lines = [f"# {line}" if line else "#" for line in comment.splitlines()]
+    lines = [modeline(at)] + [f"# {line}" if line else "#" for line in comment.splitlines()]
     for key, value in mapping.items():
         lines += _block(str(key), value, 0)
     return "\n".join(lines) + "\n"
@@ -215,5 +218,5 @@ def write_fixed_config(config, item: dict, out: Path, force: bool = False, sourc
         f"{config.name}{f' ({source})' if source else ''}, with the advice dnn inspect-gradients --try-advice"
         f" recommended:\n{what}"
     )
-    atomic_write_text(out, dump_config(written, comment))
+    atomic_write_text(out, dump_config(written, comment, at=out))
     return out

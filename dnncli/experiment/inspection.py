@@ -99,7 +99,12 @@ def _noise_scale(records: list[dict]) -> dict:
     """The gradient noise scale over the records: the steps' estimates summed, then divided (``noise.py``)."""
     steps = noise.by_step(records)
     traces, signals = [t for _, _, t, _ in steps], [s for _, _, _, s in steps]
-    return {"b_simple": noise.b_simple(traces, signals), "trace": sum(traces), "signal": sum(signals), "records": len(steps)}
+    return {
+        "b_simple": noise.b_simple(traces, signals),
+        "trace": sum(traces),
+        "signal": sum(signals),
+        "records": len(steps),
+    }
 
 
 def inspect_config(config, steps: int | None = None, every: int | None = None) -> dict:
@@ -200,8 +205,9 @@ def _run_inputs(config) -> DataStats | None:
     return DataStats.of(config["data"].get("scale", "none"), loss, data.x_train, data.y_train)
 
 
-def gradcheck_config(config, samples: int = 4, entries: int = 20, tolerance: float = 1e-6) -> dict:
-    """Central differences on the user's architecture and loss, in float64, on ``samples`` samples."""
+def gradcheck_config(config, samples: int = 4, entries: int = 20, tolerance: float = 1e-6, data=None) -> dict:
+    """Central differences on the user's architecture and loss, in float64, on ``samples`` samples; ``data``: the
+    config's data already prepared (in any precision: the samples are taken to float64), else it is prepared."""
     from dnncli.experiment.prepare import prepare_data
 
     # a nan tolerance fails everything, an infinite one passes everything: neither is a check
@@ -210,8 +216,9 @@ def gradcheck_config(config, samples: int = 4, entries: int = 20, tolerance: flo
     config = config.replaced(("dtype",), "float64")
     model = config.build_model()
     loss = config.build_loss()
-    data = prepare_data(config, model, loss)
-    x, y = data.x_train[:samples], data.y_train[:samples]
+    data = data if data is not None else prepare_data(config, model, loss)
+    x, y = data.x_train[:samples].astype(np.float64), data.y_train[:samples]
+    y = y.astype(np.float64) if y.dtype.kind == "f" else y
     rows = gradcheck.check_model(model, x, y, loss, max_per_param=entries, seed=config["seed"])
     return {
         "samples": len(x),

@@ -99,12 +99,13 @@ def _suggest(rates: np.ndarray, smoothed: np.ndarray) -> tuple[float, float]:
     """(rate of the steepest fall, rate of the minimum) of the smoothed loss, as fastai and Lightning take them.
 
     The first steps (10, or a fifth of a short test), where the running average is still settling, are left
-    out of the slope; the slope is taken against log(rate).
+    out of the slope and of the minimum (there the average is a batch or two: a lucky first batch of 16 samples
+    would otherwise be the minimum, and 1e-8 the suggestion); the slope is taken against log(rate).
     """
     finite = np.isfinite(smoothed)
     rates, smoothed = rates[finite], smoothed[finite]
-    best = int(np.argmin(smoothed))
     start = min(10, len(smoothed) // 5)
+    best = start + int(np.argmin(smoothed[start:]))
     if best - start < 2:
         return float(rates[best]), float(rates[best])
     slope = np.gradient(smoothed[start : best + 1], np.log10(rates[start : best + 1]))

@@ -1,4 +1,5 @@
-"""``dnn plot``: a run's loss and metric curves, and a log-scale heat map of its gradient norms, as a PNG.
+"""``dnn plot``: a run's loss and metric curves, the gradient noise scale by epoch, and a log-scale heat map of its
+gradient norms, as a PNG (``plot_instruments.py`` draws the noise scale, and the activations of ``--activations``).
 
 The heat map has one row per watched dense layer and one column per epoch. Besides the colour scale it shows
 three things a log scale cannot: cells whose norm is exactly 0 (a colour of their own), cells with no record
@@ -12,7 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from dnncli.diagnostics import noise
 from dnncli.errors import DnnError
+from dnncli.experiment.plot_instruments import draw_noise_scale, run_batch_size
 from dnncli.experiment.rundir import read_step_records
 from dnncli.experiment.runfiles import read_history
 from dnncli.files import atomic_write
@@ -21,6 +24,7 @@ INSTALL = "pip install '.[plot]' in a checkout of dnncli, or pip install matplot
 
 DPI = 110
 HEAT_MAP_LABEL = "gradient heat map"  # the heat map axes' label, which the tests look the axes up by
+NOISE_LABEL = "noise scale"  # and the noise scale's
 ZERO_COLOUR = "#e8298a"  # magenta: far from every viridis colour, so a zero never reads as a small norm
 MISSING_COLOUR = "#d9d9d9"
 MISSING_HATCH_COLOUR = "#8c8c8c"
@@ -91,6 +95,7 @@ def _figure(run_dir: Path):
     skip = {"epoch", "data_loss", "penalty", "learning_rate", "time", "flags", "skipped_batches"}
     curves = [k for k in history[0] if k not in skip and not k.startswith("val_") and not k.startswith("grad_norm.")]
     records = read_step_records(run_dir / "gradients.csv")
+    noise_scale = noise.by_epoch(records)  # empty for a run recorded before the noise scale was
     report, note = _inspection(run_dir) if records else (None, None)
     names = {r["layer_index"]: r["layer"] for r in records}
     if report is not None:
@@ -100,14 +105,16 @@ def _figure(run_dir: Path):
     layers = sorted(names.items())
     heat_inches = min(max(ROW_INCHES * len(layers) + 1.0, 2.6), 12.0) if layers else 0.0
     curve_inches = 3.4
-    fig = plt.figure(
-        figsize=(max(10.0, 5.0 * len(curves)), curve_inches + heat_inches + 1.2), dpi=DPI, layout="constrained"
-    )
+    panels = len(curves) + bool(noise_scale)
+    fig = plt.figure(figsize=(max(10.0, 5.0 * panels), curve_inches + heat_inches + 1.2), dpi=DPI, layout="constrained")
     grid_spec = fig.add_gridspec(
-        2 if layers else 1, len(curves), height_ratios=[curve_inches, heat_inches][: 1 + bool(layers)]
+        2 if layers else 1, panels, height_ratios=[curve_inches, heat_inches][: 1 + bool(layers)]
     )
     for k, key in enumerate(curves):
         _curve(fig.add_subplot(grid_spec[0, k]), history, epochs, key)
+    if noise_scale:
+        ax = fig.add_subplot(grid_spec[0, len(curves)], label=NOISE_LABEL)
+        draw_noise_scale(ax, noise_scale, run_batch_size(run_dir))
     if layers:
         ax = fig.add_subplot(grid_spec[1, :], label=HEAT_MAP_LABEL)
         first = epochs[0]

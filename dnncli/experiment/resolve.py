@@ -11,12 +11,13 @@ from collections.abc import Mapping
 from dnncli import data
 from dnncli.diagnostics.monitor import resolve_monitor
 from dnncli.errors import DnnError, check_bool, check_choice, check_float, check_int, suggest
+from dnncli.experiment.expect.spec import resolve_expect
 from dnncli.nn import losses, optimizers
-from dnncli.nn.model import DTYPES, Sequential
+from dnncli.nn.model import DTYPES, Sequential, layer_names
 from dnncli.registry import build_section, section_config
 from dnncli.train import callbacks, metrics
 
-TOP_KEYS = ("name", "seed", "dtype", "data", "model", "loss", "metrics", "optimizer", "training", "monitor")
+TOP_KEYS = ("name", "seed", "dtype", "data", "model", "loss", "metrics", "optimizer", "training", "monitor", "expect")
 BATCHING = ("batch", "stochastic", "mini-batch")
 VALIDATION_FILES = ("validation_path", "validation_x_path")
 
@@ -153,7 +154,25 @@ def resolve(mapping: Mapping, default_name: str = "experiment", check_paths: boo
     raw["training"] = training
     raw["monitor"] = resolve_monitor(mapping.get("monitor"))
     _check_task(raw, loss, output_shape)
+    if "expect" in mapping:  # absent: no expectations, and nothing written (runs from before it resume as they were)
+        try:
+            raw["expect"] = resolve_expect(
+                mapping["expect"], logged_columns(raw), raw["metrics"], layer_names(raw["model"]["layers"])
+            )
+        except DnnError as err:
+            raise err.at("expect") from None
     return raw
+
+
+def logged_columns(raw: dict) -> list[str]:
+    """The history columns a run of a resolved config logs that a callback's ``monitor``, a sweep's ``metric`` or an
+    expectation can name: the loss, its parts and the metrics, then, where the run has a validation set (a split or
+    a file), their ``val_`` values."""
+    metrics, data = raw["metrics"], raw["data"]
+    names = ["loss", "data_loss", "penalty", *metrics]
+    if raw["training"]["validation_split"] > 0 or any(data.get(k) is not None for k in VALIDATION_FILES):
+        names += ["val_loss", *[f"val_{m}" for m in metrics]]
+    return names
 
 
 def output_activation(raw: dict) -> str | None:

@@ -97,7 +97,9 @@ class TrainingRun:
         parts = _parts(config, init_weights=init_weights)
         run_dir, lock = new_run_dir(config.name, out, runs_root, force)  # force: --out beside other files
         with lock.released_on_error():  # a full disk here: the directory is free for the next try
-            atomic_write_text(run_dir / "config.yaml", config.to_yaml(origin=config.origin or config.path))
+            atomic_write_text(
+                run_dir / "config.yaml", config.to_yaml(origin=config.origin or config.path, at=run_dir / "config.yaml")
+            )
             parts[2].preparation.save(run_dir / "preprocessing.npz")
             run = cls(config, run_dir, *parts, reporter, lock)
             run.state.create(run.trainer)  # epoch 0: a run is resumable, and has a finite state, from the start
@@ -142,7 +144,7 @@ class TrainingRun:
                 " further."
             )
         if epochs is not None:
-            atomic_write_text(run_dir / "config.yaml", config.to_yaml(origin=config.origin))
+            atomic_write_text(run_dir / "config.yaml", config.to_yaml(origin=config.origin, at=run_dir / "config.yaml"))
         return run
 
     # training ----------------------------------------------------------------------

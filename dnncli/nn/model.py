@@ -67,10 +67,7 @@ def _stack(layers, input_shape, dtype) -> tuple[list, tuple, tuple]:
             shape = layer.build(shape, dtype)
         except DnnError as err:
             raise err.at("layers", i) from None
-        if layer.name is None:
-            n = counts.get(layer.type_name, 0)
-            layer.name = layer.type_name if n == 0 else f"{layer.type_name}_{n}"
-        counts[layer.type_name] = counts.get(layer.type_name, 0) + 1
+        layer.name = _named(layer.name, layer.type_name, counts)
     names = [layer.name for layer in built]
     for i, name in enumerate(names):
         if names.index(name) != i:
@@ -84,6 +81,19 @@ def _stack(layers, input_shape, dtype) -> tuple[list, tuple, tuple]:
             ("layers",),
         )
     return built, input_shape, shape
+
+
+def _named(name: str | None, type_name: str, counts: dict[str, int]) -> str:
+    """A layer's name: its own, else its type counted so far (``dense``, ``dense_1``, ...); ``counts`` counted on."""
+    n = counts.get(type_name, 0)
+    counts[type_name] = n + 1
+    return name if name is not None else type_name if n == 0 else f"{type_name}_{n}"
+
+
+def layer_names(layers: list[dict]) -> list[str]:
+    """The names of a resolved model's layers (``Sequential.resolve``'s ``layers``), as the built model has them."""
+    counts: dict[str, int] = {}
+    return [_named(spec.get("name"), spec["type"], counts) for spec in layers]
 
 
 def _count(n: int) -> str:

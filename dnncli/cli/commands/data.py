@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from dnncli.cli.completion import complete_dataset
 from dnncli.cli.options import (
     handles_errors,
 )
@@ -15,7 +16,7 @@ from dnncli.cli.output import emit, new_console_err
 
 @handles_errors
 def data_fetch(
-    name: Annotated[str, typer.Argument(help="mnist or fashion-mnist.")],
+    name: Annotated[str, typer.Argument(help="mnist or fashion-mnist.", autocompletion=complete_dataset)],
     dir_: Annotated[
         Path | None, typer.Option("--dir", help="Where the files go (default $DNN_DATASETS/<name>, else data/<name>).")
     ] = None,

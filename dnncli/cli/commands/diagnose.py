@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from dnncli.cli.completion import complete_config_or_run
 from dnncli.cli.options import (
     FailOnAnyOption,
     FailOnOption,
@@ -23,7 +24,12 @@ from dnncli.cli.output import echo_json, emit, new_console
 
 @handles_errors
 def inspect_gradients(
-    target: Annotated[Path, typer.Argument(metavar="CONFIG|RUN_DIR", help="A config to probe, or a run to read.")],
+    target: Annotated[
+        Path,
+        typer.Argument(
+            metavar="CONFIG|RUN_DIR", help="A config to probe, or a run to read.", autocompletion=complete_config_or_run
+        ),
+    ],
     steps: Annotated[
         int | None, typer.Option("--steps", min=1, help="Training steps to record (default: one epoch).")
     ] = None,

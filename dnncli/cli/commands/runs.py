@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from dnncli.cli.completion import complete_config_or_run, complete_run_dir
 from dnncli.cli.options import (
     JsonOption,
     SetOption,
@@ -19,7 +20,9 @@ from dnncli.cli.output import echo_json, emit, new_console
 
 @handles_errors
 def eval_(
-    run_dir: Annotated[Path, typer.Argument(help="A run directory written by dnn train.")],
+    run_dir: Annotated[
+        Path, typer.Argument(help="A run directory written by dnn train.", autocompletion=complete_run_dir)
+    ],
     data: Annotated[Path | None, typer.Option("--data", help="Evaluate on this .npz (arrays x and y) instead.")] = None,
     json_: JsonOption = False,
 ):
@@ -35,7 +38,9 @@ def eval_(
 
 @handles_errors
 def summary(
-    config: Annotated[Path, typer.Argument(help="A YAML config, or a run directory.")],
+    config: Annotated[
+        Path, typer.Argument(help="A YAML config, or a run directory.", autocompletion=complete_config_or_run)
+    ],
     set_: SetOption = None,
 ):
     """The model as Keras's summary() shows it.
@@ -64,14 +69,17 @@ def validate(
     Example: dnn validate configs/quickstart.yaml --set optimizer.name=sgd > resolved.yaml
     """
     from dnncli.experiment import config as config_mod
+    from dnncli.experiment.modeline import with_modeline
 
     cfg = config_mod.load(config, set_ or [])
-    typer.echo(cfg.to_yaml(), nl=False)
+    typer.echo(with_modeline(cfg.to_yaml()), nl=False)  # its schema, relative to here (where > FILE writes)
 
 
 @handles_errors
 def predict(
-    run_dir: Annotated[Path, typer.Argument(help="A run directory written by dnn train.")],
+    run_dir: Annotated[
+        Path, typer.Argument(help="A run directory written by dnn train.", autocompletion=complete_run_dir)
+    ],
     input_: Annotated[Path, typer.Argument(metavar="INPUT", help="Inputs: .csv (numbers, optional header) or .npy.")],
     out: Annotated[Path | None, typer.Option("--out", help="Write the CSV here instead of standard output.")] = None,
 ):
@@ -100,24 +108,45 @@ def predict(
 
 @handles_errors
 def plot(
-    run_dir: Annotated[Path, typer.Argument(help="A run directory written by dnn train.")],
-    out: Annotated[Path | None, typer.Option("--out", help="The PNG to write (default RUN_DIR/plot.png).")] = None,
+    run_dir: Annotated[
+        Path, typer.Argument(help="A run directory written by dnn train.", autocompletion=complete_run_dir)
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="The PNG to write (default RUN_DIR/plot.png, or activations.png)."),
+    ] = None,
+    activations: Annotated[
+        bool,
+        typer.Option(
+            "--activations",
+            help="Instead: each layer's activations by recorded step, as a heat map, with the share"
+            " at 0 (relu) or near a bound (sigmoid, tanh) beside it.",
+        ),
+    ] = False,
 ):
-    """Loss and metric curves, and a heat map of gradient norms (layers by epochs, log scale), as a PNG.
+    """Loss and metric curves, the gradient noise scale by epoch, and a heat map of gradient norms (layers by
+    epochs, log scale), as a PNG; with --activations, the activations' histograms over the run.
 
     Needs matplotlib: pip install '.[plot]' in a checkout of dnncli, or pip install matplotlib.
-    Example: dnn plot runs/quickstart-20260101-120000
+    Example: dnn plot runs/quickstart-20260101-120000 --activations
     """
-    from dnncli.experiment.plot import plot_run
-
     refuse_existing(out, "--out")
-    path = plot_run(run_dir, out or Path(run_dir) / "plot.png")
+    if activations:
+        from dnncli.experiment.plot_instruments import plot_activations
+
+        path = plot_activations(run_dir, out or Path(run_dir) / "activations.png")
+    else:
+        from dnncli.experiment.plot import plot_run
+
+        path = plot_run(run_dir, out or Path(run_dir) / "plot.png")
     typer.echo(f"Wrote {path}")
 
 
 @handles_errors
 def export(
-    run_dir: Annotated[Path, typer.Argument(help="A run directory written by dnn train.")],
+    run_dir: Annotated[
+        Path, typer.Argument(help="A run directory written by dnn train.", autocompletion=complete_run_dir)
+    ],
     format_: Annotated[str, typer.Option("--format", help="The file format: onnx (the only one).")] = "onnx",
     out: Annotated[Path | None, typer.Option("--out", help="The file to write (default RUN_DIR/model.onnx).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace the file if it exists.")] = False,

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from dnncli.cli.completion import complete_run_dir
 from dnncli.cli.options import (
     EXIT_NONFINITE,
     FailOnAnyOption,
@@ -20,6 +21,7 @@ from dnncli.cli.options import (
 )
 from dnncli.cli.output import new_console
 from dnncli.cli.signals import exit_code, stop_on_signals
+from dnncli.errors import plural
 
 
 @handles_errors
@@ -39,7 +41,10 @@ def train(
         Path | None, typer.Option("--init-weights", help="Start from this NPZ weights file (a warm start).")
     ] = None,
     resume: Annotated[
-        Path | None, typer.Option("--resume", help="Continue the interrupted run in this directory.")
+        Path | None,
+        typer.Option(
+            "--resume", help="Continue the interrupted run in this directory.", autocompletion=complete_run_dir
+        ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the final result.")] = False,
     fail_on: FailOnOption = None,
@@ -93,6 +98,29 @@ def train(
         result = run.train()
     if result.status == "interrupted":
         raise typer.Exit(exit_code(stopped_by))
-    if result.status == "nonfinite":
+    checked = _check_expectations(run.config.resolved.get("expect"), result)
+    if result.status == "nonfinite" and not (checked and checked.status_expected):
         raise typer.Exit(EXIT_NONFINITE)
     gate(result.flags, fail_on_set, fail_on_any_set, of_run=str(run.run_dir))
+    if checked is not None and not checked.passed:
+        typer.echo(
+            f"expect: {len(checked.failed)} of {plural(len(checked.verdicts), 'expectation')} failed (the run is kept"
+            f" in {run.run_dir}; dnn check {run.run_dir} judges it again).",
+            err=True,
+        )
+        raise typer.Exit(1)
+
+
+def _check_expectations(expect: dict | None, result):
+    """The config's ``expect:`` judged on the run just trained, its verdict table shown; None without one."""
+    if not expect:
+        return None
+    from dnncli.cli.views.course import verdict_table
+    from dnncli.cli.views.tables import show
+    from dnncli.experiment.expect.check import check_outcome
+    from dnncli.experiment.expect.measures import Outcome
+
+    report = check_outcome(expect, Outcome(result.run_dir, result))
+    console = new_console()
+    show(console, [verdict_table(console, report)])
+    return report

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from dnncli.cli.completion import complete_run_or_sweep
 from dnncli.cli.options import (
     JsonOption,
     SetOption,
@@ -20,7 +21,12 @@ from dnncli.cli.output import echo_json, emit, new_console
 
 @handles_errors
 def compare(
-    runs: Annotated[list[Path], typer.Argument(metavar="RUN_OR_SWEEP_DIR...", help="Run directories, or sweeps.")],
+    runs: Annotated[
+        list[Path],
+        typer.Argument(
+            metavar="RUN_OR_SWEEP_DIR...", help="Run directories, or sweeps.", autocompletion=complete_run_or_sweep
+        ),
+    ],
     metric: Annotated[str | None, typer.Option("--metric", help="A logged column (default val_loss, or loss).")] = None,
     x: Annotated[str, typer.Option("--x", help="The plot's axis: epoch, step, samples or seconds.")] = "epoch",
     plot: Annotated[Path | None, typer.Option("--plot", help="Overlay the runs' curves in this PNG.")] = None,
@@ -82,16 +88,37 @@ def sweep(
         report = run_sweep(sweep_file, out, workers=workers, address=address, view=view, resume=resume is not None)
     finally:
         view.close()
+    # the sweep file's expect: judged on the trials' run directories (None without one)
+    verdicts = _judge(spec, report)
     if json_:
-        echo_json(report.to_dict())
-        return
-    console = new_console()
-    show(console, [sweep_table(console, report)])
-    if report.best is not None:
+        expect = {} if verdicts is None else {"expect": [v.to_dict() for v in verdicts]}
+        echo_json(report.to_dict() | expect)
+    else:
+        console = new_console()
+        show(console, [sweep_table(console, report)])
+        if report.best is not None:
+            typer.echo(
+                f"Best: {report.best.run_dir} ({spec.metric} {report.best.metric:.6g});"
+                f" its config: {Path(out) / 'best.yaml'}; every trial: {Path(out) / 'results.csv'}"
+            )
+        if verdicts is not None:
+            from dnncli.cli.views.course import comparison_table
+
+            show(console, [comparison_table(console, verdicts)])
+    if verdicts is not None and not all(v.passed for v in verdicts):
+        failed = sum(not v.passed for v in verdicts)
         typer.echo(
-            f"Best: {report.best.run_dir} ({spec.metric} {report.best.metric:.6g});"
-            f" its config: {Path(out) / 'best.yaml'}; every trial: {Path(out) / 'results.csv'}"
+            f"expect: {failed} of {len(verdicts)} comparisons failed (dnn check {out} judges them again).", err=True
         )
+        raise typer.Exit(1)
+
+
+def _judge(spec, report):
+    if not spec.expect:
+        return None
+    from dnncli.experiment.expect.compare import judge
+
+    return judge(spec.expect, report.trials)
 
 
 @handles_errors

@@ -11,6 +11,7 @@ import numpy as np
 import yaml
 
 from dnncli.errors import DnnError
+from dnncli.experiment.modeline import with_modeline
 from dnncli.experiment.sweep.results import SweepReport, collect
 from dnncli.experiment.sweep.spec import SweepSpec, read_sweep
 from dnncli.experiment.sweep.trial import run_trial
@@ -66,9 +67,8 @@ def sweep(
             raise DnnError(f"--out {out}: not empty; choose another directory, or --resume it.")
         out.mkdir(parents=True, exist_ok=True)
         # the sweep as the directory keeps it: its base config by absolute path, so --resume finds it from anywhere
-        atomic_write_text(
-            out / "sweep.yaml", yaml.safe_dump(spec.raw | {"config": str(spec.config_path)}, sort_keys=False)
-        )
+        kept = yaml.safe_dump(spec.raw | {"config": str(spec.config_path)}, sort_keys=False)
+        atomic_write_text(out / "sweep.yaml", with_modeline(kept, at=out / "sweep.yaml", sweep=True))
     workers = workers or os.cpu_count() or 1
     started_here = _start_ray(ray, out, workers, address)
     try:

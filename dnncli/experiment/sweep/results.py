@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from dnncli.errors import DnnError
+from dnncli.experiment.modeline import with_modeline
 from dnncli.experiment.runfiles import read_history
 from dnncli.experiment.sweep.spec import SweepSpec
 from dnncli.experiment.sweep.trial import as_float, best_index
@@ -123,7 +124,8 @@ def _summarize(spec: SweepSpec, out: Path, trials: list[dict]) -> SweepReport:
     if chosen is not None:
         config = Path(chosen.run_dir) / "config.yaml"
         if config.exists():
-            atomic_write_text(out / "best.yaml", config.read_text())
+            # its modeline pointed from the trial's folder; from here, it points again at the schema
+            atomic_write_text(out / "best.yaml", with_modeline(config.read_text(), at=out / "best.yaml"))
     return SweepReport(spec.metric, spec.mode, summaries, chosen)
 
 

@@ -8,16 +8,53 @@ from pathlib import Path
 import yaml
 
 from dnncli.errors import DnnError, check_choice, check_int, suggest
+from dnncli.experiment.expect.compare import parse_comparisons
 from dnncli.train import metrics as metrics_mod
 
 METHODS = ("grid", "random", "tpe")
-SWEEP_KEYS = ("config", "metric", "mode", "method", "trials", "repeats", "seed", "parameters", "early_stopping")
+SWEEP_KEYS = (
+    "config",
+    "metric",
+    "mode",
+    "method",
+    "trials",
+    "repeats",
+    "seed",
+    "parameters",
+    "early_stopping",
+    "expect",
+)
 
 
 class SweepSpec:
-    """A validated sweep file."""
+    """A validated sweep file (its schema, ``dnn schema --sweep``, is read from the checks below and this list).
 
-    def __init__(self, path: Path, raw: dict):
+    Parameters
+    ----------
+    config : str
+        The base config, relative to the sweep file.
+    metric : str, default="val_loss"
+        The logged column the search ranks trials by (the base config must log it).
+    mode : {"min", "max"}
+        Whether lower or higher is better; default: by the metric.
+    method : {"grid", "random", "tpe"}, default="grid"
+        grid: every combination of values; random or tpe (Optuna): ``trials`` samples.
+    trials : int, default=10
+        Samples drawn by random or tpe.
+    repeats : int, default=1
+        Seeds each configuration is trained with.
+    seed : int, default=0
+        Seeds the search.
+    parameters : mapping
+        Dotted config keys (as --set takes them) to {values: [...]} or {min, max, log}.
+    early_stopping : mapping or None
+        ASHA: {method: asha, grace_epochs, reduction_factor}; stops trials that lag.
+    expect : list or None
+        Comparisons of trials by their parameters, judged when the sweep ends: each entry's keys are those of
+        ``dnncli.experiment.expect.compare.Comparison`` (measure, lower or higher, than, claim).
+    """
+
+    def __init__(self, path: Path, raw: dict, lines: dict | None = None):
         from dnncli.experiment.config import load
 
         self.path = path
@@ -41,6 +78,17 @@ class SweepSpec:
         self.early_stopping = self._early_stopping(raw.get("early_stopping"))
         self._check_metric()
         self._check_overrides()
+        self.expect = self._expect(raw.get("expect"), lines or {})
+
+    def _expect(self, spec, lines: dict) -> list:
+        """The comparisons of ``expect:``, checked against the parameters and the base config; an error names its
+        file, line and key."""
+        from dnncli.experiment.config import locate
+
+        try:
+            return parse_comparisons(spec, self.parameters, self.base.logged_columns(), self.base["metrics"])
+        except DnnError as err:
+            raise locate(err.at("expect"), self.path, lines, []) from None
 
     def _parameters(self, spec) -> dict:
         if not isinstance(spec, dict) or not spec:
@@ -106,8 +154,8 @@ def read_sweep(path) -> SweepSpec:
     from dnncli.experiment.config import read_config_file
 
     path = Path(path)
-    raw, _ = read_config_file(path)  # the same limits and errors as a config
-    return SweepSpec(path, raw)
+    raw, lines = read_config_file(path)  # the same limits and errors as a config
+    return SweepSpec(path, raw, lines)
 
 
 def grid(spec: SweepSpec) -> list[dict]:

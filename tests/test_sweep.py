@@ -205,7 +205,7 @@ def test_expect_compares_trials_by_parameters_and_fails_inside_the_noise(tmp_pat
     out = tmp_path / "out"
     r = CliRunner().invoke(app, ["sweep", str(make(tmp_path, sweep_spec)), "--out", str(out), "--json"])
     assert r.exit_code == 1, r.output  # the second cannot hold: every trial runs its 3 epochs
-    verdicts = strict(r.stdout)["expect"]
+    verdicts = strict(r.stdout)["comparisons"]
     assert verdicts[0]["passed"] and verdicts[0]["side"]["n"] == 2 and verdicts[0]["claim"] == "learning learns"
     assert not verdicts[1]["passed"] and "equal" in verdicts[1]["reason"]
     r = CliRunner().invoke(app, ["check", str(out), "--json"])  # judged again from the sweep's directory

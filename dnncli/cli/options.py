@@ -1,6 +1,6 @@
-"""What every command shares: the options declared once (``--set``, ``--json``, ``--fail-on``), the exit codes,
-``handles_errors`` (a ``DnnError`` is one line and exit 2; ``--debug`` shows the traceback), the refusal of a
-file that exists, and the ``--fail-on`` gate."""
+"""What every command shares: the options declared once (``--set``, ``--json``, ``--fail-on``, ``--threads``), the
+exit codes, ``handles_errors`` (a ``DnnError`` is one line and exit 2; ``--debug`` shows the traceback), the refusal
+of a file that exists, and the ``--fail-on`` gate."""
 
 from __future__ import annotations
 
@@ -27,6 +27,16 @@ SetOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+ThreadsOption = Annotated[
+    int | None,
+    typer.Option(
+        "--threads",
+        min=1,
+        metavar="N",
+        help="BLAS threads for the matrix products (training.threads); default auto: chosen while training, at most"
+        " the CPUs this process may use.",
+    ),
+]
 FailOnOption = Annotated[
     str | None,
     typer.Option(
@@ -46,6 +56,11 @@ FailOnAnyOption = Annotated[
         autocompletion=complete_flags,
     ),
 ]
+
+
+def threads_set(threads: int | None) -> list[str]:
+    """``--threads N`` as the ``--set`` override it stands for."""
+    return [] if threads is None else [f"training.threads={threads}"]
 
 
 def fail(message: str, code: int = EXIT_USAGE):

@@ -16,6 +16,7 @@ import time
 import numpy as np
 
 from dnncli.nn.layers import kernel_gradient
+from dnncli.train import threads as threads_mod
 
 
 def step_matmuls(model, batch: int) -> list[tuple[tuple, tuple, str]]:
@@ -85,13 +86,67 @@ class _Clock:
         return out
 
 
+def thread_counts(cpus: int) -> list[int]:
+    """The BLAS thread counts ``dnn bench`` times: each up to 8 CPUs, then powers of two and the CPUs."""
+    if cpus <= 8:
+        return list(range(1, cpus + 1))
+    return sorted({2**k for k in range(cpus.bit_length()) if 2**k <= cpus} | {cpus})
+
+
+def time_thread_counts(trainer, x, y, counts, blas, steps: int = 10, rounds: int = 3) -> dict[int, float]:
+    """Median time of the trainer's step at each BLAS thread count, in ``rounds`` interleaved blocks of ``steps``
+    (the first step after each switch not counted: it wakes or parks the threads)."""
+    n, batch = len(x), trainer.batch_size
+    perm = trainer.rng.permutation(n) if trainer.shuffle and batch < n else None
+    times: dict[int, list[float]] = {c: [] for c in counts}
+    i = 0
+    for _ in range(rounds):
+        for count in counts:
+            blas.set(count)
+            for j in range(steps + 1):
+                start = (i * batch) % max(n - batch + 1, 1) if batch < n else 0
+                i += 1
+                began = time.perf_counter()
+                trainer.train_step(*trainer._batch(x, y, perm, start), start)
+                if j:
+                    times[count].append(time.perf_counter() - began)
+    return {c: statistics.median(v) for c, v in times.items()}
+
+
 def bench_trainer(trainer, x, y, monitor, display, steps: int = 50, warmup: int = 5) -> dict:
     """Time ``steps`` calls of the trainer's own ``train_step``, in parts; return the figures.
 
     ``x`` and ``y`` are the prepared training split; ``monitor`` is a gradient
     monitor (a callback of the step) and ``display(done, total)`` what the
-    training display does after each step (timed as the display's share).
+    training display does after each step (timed as the display's share). With a
+    thread policy on the trainer (``training.threads``), the step is first timed
+    at each BLAS thread count, and the rest at the count chosen: the fastest
+    (``auto``) or the one given.
     """
+    policy = trainer.threads
+    if policy is None:
+        return _bench_steps(trainer, x, y, monitor, display, steps, warmup)
+    blas = threads_mod.BlasThreads()
+    try:
+        trainer.callbacks = [monitor]
+        by_count = time_thread_counts(trainer, x, y, thread_counts(policy.cpus), blas)
+        fastest = min(by_count, key=lambda c: (by_count[c], c))
+        chosen = fastest if policy.setting == threads_mod.AUTO else policy.count
+        blas.set(chosen)
+        report = _bench_steps(trainer, x, y, monitor, display, steps, warmup)
+    finally:
+        blas.restore()
+    return report | {
+        "threads": {
+            "setting": policy.setting,
+            "usable_cpus": policy.cpus,
+            "chosen": chosen,
+            "step_seconds_by_threads": by_count,
+        }
+    }
+
+
+def _bench_steps(trainer, x, y, monitor, display, steps: int, warmup: int) -> dict:
     model, loss, optimizer = trainer.model, trainer.loss, trainer.optimizer
     clock = _Clock()
     clock.wrap(trainer, "_batch", "data")

@@ -21,6 +21,7 @@ from dnncli.diagnostics.checkup import FAIL, OK, WARN, Check, OutputStart
 from dnncli.errors import DnnError
 from dnncli.experiment.doctor_report import DoctorReport, merged
 from dnncli.experiment.prepare import PreparedData, build_trainer, prepare_data
+from dnncli.train.threads import ThreadPolicy
 from dnncli.train.trainer import Callback, Interrupted, NonFiniteLoss, Trainer
 
 GROUPS = (
@@ -159,6 +160,7 @@ def _trainer(config, model, loss, batch: int) -> Trainer:
     set of samples)."""
     trainer = Trainer(model, loss, config.build_optimizer(), batch, shuffle=True, seed=config["seed"])
     trainer.on_nonfinite = "stop"
+    trainer.threads = ThreadPolicy(config["training"]["threads"])
     return trainer
 
 

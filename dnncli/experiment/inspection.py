@@ -15,6 +15,7 @@ from dnncli.diagnostics.advice import DataStats, advise
 from dnncli.diagnostics.monitor import GradientMonitor
 from dnncli.diagnostics.rules import FlagState
 from dnncli.errors import DnnError, check_float
+from dnncli.train import threads
 from dnncli.train.trainer import Callback, Interrupted, NonFiniteLoss
 
 
@@ -219,7 +220,8 @@ def gradcheck_config(config, samples: int = 4, entries: int = 20, tolerance: flo
     data = data if data is not None else prepare_data(config, model, loss)
     x, y = data.x_train[:samples].astype(np.float64), data.y_train[:samples]
     y = y.astype(np.float64) if y.dtype.kind == "f" else y
-    rows = gradcheck.check_model(model, x, y, loss, max_per_param=entries, seed=config["seed"])
+    with threads.limited(config["training"]["threads"]):
+        rows = gradcheck.check_model(model, x, y, loss, max_per_param=entries, seed=config["seed"])
     return {
         "samples": len(x),
         "tolerance": tolerance,

@@ -10,6 +10,7 @@ from dnncli import data as data_mod
 from dnncli.data import augment as augment_mod
 from dnncli.data.arrays import check_range, target_overflow
 from dnncli.errors import DnnError, suggest, warn
+from dnncli.train.threads import ThreadPolicy
 from dnncli.train.trainer import Trainer
 
 
@@ -207,4 +208,5 @@ def build_trainer(config, model, loss, n_train: int, sample_weight: np.ndarray |
             )
         trainer.augment = augmenter
     trainer.on_nonfinite = t["on_nonfinite"]
+    trainer.threads = ThreadPolicy(t.get("threads", "auto"))
     return trainer

@@ -47,6 +47,10 @@ class TrainingSettings:
         Weight of each class's samples in the training loss, as Keras's ``fit(class_weight=...)``: ``{0: 1.0, 1: 5.0}``
         (classes by index, or by name where the data has class names; a class not named weighs 1.0), or
         ``balanced``: ``n_samples / (n_classes * count)`` of the training split, as scikit-learn's.
+    threads : "auto" or int, default="auto"
+        BLAS threads for the matrix products: ``auto`` chooses while training (at most the CPUs this process may use,
+        its affinity and cgroup quota, the step timed at one thread fewer and the faster kept), a number fixes it
+        (``--threads N`` on the command line). It changes the speed, never the result, and a resumed run may change it.
     """
 
     def __init__(
@@ -60,6 +64,7 @@ class TrainingSettings:
         callbacks=None,
         tensorboard: bool = False,
         class_weight=None,
+        threads="auto",
     ):
         self.epochs = check_int(epochs, "training.epochs", 1)
         self.batching = check_choice(batching, "training.batching", BATCHING)
@@ -70,6 +75,19 @@ class TrainingSettings:
         self.callbacks = {} if callbacks is None else callbacks
         self.tensorboard = check_bool(tensorboard, "training.tensorboard")
         self.class_weight = _check_class_weight(class_weight)
+        self.threads = _check_threads(threads)
+
+
+def _check_threads(threads):
+    """``auto``, or a count of threads >= 1."""
+    try:
+        if isinstance(threads, str):
+            return check_choice(threads, "training.threads", ("auto",))
+        return check_int(threads, "training.threads", 1)
+    except DnnError:
+        raise DnnError(
+            f"training.threads must be auto or a number of threads (1 or more). Received: {threads!r}", ("threads",)
+        ) from None
 
 
 def _check_class_weight(value):

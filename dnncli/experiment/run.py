@@ -27,6 +27,7 @@ from dnncli.experiment.runcallbacks import check_monitors, wire
 from dnncli.experiment.rundir import RunLock, new_run_dir
 from dnncli.experiment.weights import load_init_weights, save_weights
 from dnncli.files import StorageError, atomic_write_text
+from dnncli.train.threads import ThreadPolicy
 from dnncli.train.trainer import Interrupted, NonFiniteLoss
 
 
@@ -106,13 +107,17 @@ class TrainingRun:
         return run
 
     @classmethod
-    def open(cls, run_dir, epochs=None, reporter=None, force: bool = False):
+    def open(cls, run_dir, epochs=None, reporter=None, force: bool = False, threads=None):
+        """Resume the run in ``run_dir``; ``threads``: its BLAS threads this time (``--threads``), else the config's."""
         run_dir = Path(run_dir)
         runfiles.check_resumable(run_dir)  # one line saying what to do where there is no checkpoint
         lock = RunLock(run_dir).acquire("--resume")
         with lock.released_on_error():
             runfiles.remove_leftovers(run_dir)  # the temporary files of writes a killed process left
-            return cls._open(run_dir, epochs, reporter, force, lock)
+            run = cls._open(run_dir, epochs, reporter, force, lock)
+        if threads is not None:
+            run.trainer.threads = ThreadPolicy(threads)
+        return run
 
     @classmethod
     def _open(cls, run_dir, epochs, reporter, force, lock):
@@ -122,7 +127,7 @@ class TrainingRun:
         started = Checkpoint.load(run_dir / "checkpoint.npz").config
         if started is not None and not force:
             # the checkpoint kept its config as JSON: compare like with like (class_weight's integer keys)
-            changed = _first_difference(started, json.loads(json.dumps(config.resolved)))
+            changed = _first_difference(_experiment(started), _experiment(json.loads(json.dumps(config.resolved))))
             if changed:
                 key, was, now = changed
                 raise DnnError(
@@ -258,6 +263,13 @@ def run_info(config, data, trainer, monitor, run_dir, epochs: int, history: list
         "params": trainer.model.count_params(),
         "resumed": bool(history),
     }
+
+
+def _experiment(resolved: dict) -> dict:
+    """A resolved config less what changes the speed and never the result (``training.threads``): a run resumed
+    with other threads, or started before the key existed, is the same experiment."""
+    training = {k: v for k, v in resolved.get("training", {}).items() if k != "threads"}
+    return resolved | {"training": training}
 
 
 def _first_difference(a, b, path: str = "") -> tuple[str, object, object] | None:

@@ -7,7 +7,9 @@ Python. The loop itself never prints; callbacks observe it.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -106,6 +108,9 @@ class Trainer:
         # one weight per training sample (from class_weight), applied to its loss and gradient; None: all 1
         self.sample_weight: np.ndarray | None = None
         self.augment_seed = 0 if seed is None else seed
+        # BLAS threads (``threads.ThreadPolicy``, from training.threads), told each step's time; None: the
+        # library's own count, as a plain NumPy program has it
+        self.threads = None
         self._buffers: dict = {}
 
     def prepare(self, x, y) -> tuple[np.ndarray, np.ndarray]:
@@ -208,9 +213,13 @@ class Trainer:
             for cb in self.callbacks:
                 cb.on_epoch_begin(self, self.epoch)
         pos = self.position
+        threads = self.threads
         for start in range(pos.next_start, n, self.batch_size):
             xb, yb = self._batch(x, y, pos.perm, start)
+            began = time.perf_counter()
             data, penalty = self.train_step(xb, yb, start, self._batch_weights(pos.perm, start, len(xb)))
+            if threads is not None:
+                threads.observe(time.perf_counter() - began)
             pos.next_start = start + len(xb)
             if math.isnan(data):  # a skipped batch counts in neither the loss nor the sample count
                 pos.skipped_samples += len(xb)
@@ -254,10 +263,11 @@ class Trainer:
         self.stop_training = False
         for cb in self.callbacks:
             cb.on_train_begin(self)
-        while self.epoch < epochs and not self.stop_training:
-            history.append(self.run_epoch(x, y))
-            if self.stop_requested and self.epoch < epochs and not self.stop_training:
-                raise Interrupted()
+        with self.threads.active() if self.threads is not None else contextlib.nullcontext():
+            while self.epoch < epochs and not self.stop_training:
+                history.append(self.run_epoch(x, y))
+                if self.stop_requested and self.epoch < epochs and not self.stop_training:
+                    raise Interrupted()
         for cb in self.callbacks:
             cb.on_train_end(self)
         return history

@@ -14,10 +14,12 @@ from dnncli.cli.options import (
     FailOnOption,
     JsonOption,
     SetOption,
+    ThreadsOption,
     fail,
     fail_on_flags,
     gate,
     handles_errors,
+    threads_set,
 )
 from dnncli.cli.output import echo_json, emit, new_console
 
@@ -52,6 +54,7 @@ def inspect_gradients(
     json_: JsonOption = False,
     fail_on: FailOnOption = None,
     fail_on_any: FailOnAnyOption = None,
+    threads: ThreadsOption = None,
 ):
     """Is any layer's gradient vanishing, exploding, collapsed, dead, saturated or stalled? Why, and what to change.
 
@@ -70,11 +73,11 @@ def inspect_gradients(
         if set_ or every:
             fail("--every and --set apply to a CONFIG, not to a run directory (its config is the run's own).")
         report = inspect_run(target)
-        cfg = config_mod.load(target / "config.yaml") if try_advice else None
+        cfg = config_mod.load(target / "config.yaml", threads_set(threads)) if try_advice else None
         probe = steps or probe_steps(report, cfg) if try_advice else None
         baseline = inspect_config(cfg, steps=probe) if try_advice else report
     else:
-        cfg = config_mod.load(target, set_ or [])
+        cfg = config_mod.load(target, [*(set_ or []), *threads_set(threads)])
         report = baseline = inspect_config(cfg, steps=steps, every=every)
         probe = steps
     if try_advice:
@@ -126,6 +129,7 @@ def gradcheck(
     tolerance: Annotated[float, typer.Option("--tolerance", help="Largest relative error that passes.")] = 1e-6,
     set_: SetOption = None,
     json_: JsonOption = False,
+    threads: ThreadsOption = None,
 ):
     """Check the backward pass of your architecture and loss by central differences, in float64.
 
@@ -137,7 +141,9 @@ def gradcheck(
     from dnncli.experiment import config as config_mod
     from dnncli.experiment.inspection import gradcheck_config
 
-    report = gradcheck_config(config_mod.load(config, set_ or []), samples, entries, tolerance)
+    report = gradcheck_config(
+        config_mod.load(config, [*(set_ or []), *threads_set(threads)]), samples, entries, tolerance
+    )
     if json_:
         echo_json(report)
     else:
@@ -155,8 +161,10 @@ def bench(
     steps: Annotated[int, typer.Option("--steps", min=1, help="Training steps to time (after 5 untimed).")] = 50,
     set_: SetOption = None,
     json_: JsonOption = False,
+    threads: ThreadsOption = None,
 ):
-    """Samples/s of your config, its GFLOP/s against this machine's matrix-product peak, and where the time goes.
+    """Samples/s of your config, its GFLOP/s against this machine's matrix-product peak, and where the time goes;
+    the step timed at each BLAS thread count, and the count chosen.
 
     Example: dnn bench configs/fashion_mnist.yaml --steps 100
     """
@@ -171,4 +179,5 @@ def bench(
 
     # the live display is part of a step's cost: drawn, as in training, to a terminal that is not shown
     reporter = LiveReporter(Console(file=io.StringIO(), force_terminal=True, width=120, height=40))
-    emit(bench_config(config_mod.load(config, set_ or []), reporter, steps=steps), json_, bench_view)
+    cfg = config_mod.load(config, [*(set_ or []), *threads_set(threads)])
+    emit(bench_config(cfg, reporter, steps=steps), json_, bench_view)

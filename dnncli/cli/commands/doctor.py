@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from dnncli.cli.options import JsonOption, SetOption, handles_errors
+from dnncli.cli.options import JsonOption, SetOption, ThreadsOption, handles_errors, threads_set
 from dnncli.cli.output import emit
 
 
@@ -21,6 +21,7 @@ def doctor(
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="With --write-config: replace an existing file.")] = False,
     json_: JsonOption = False,
+    threads: ThreadsOption = None,
 ):
     """Check a config before training: its data, the loss at the start, one batch overfit, the inputs zeroed, the
     gradients of the first epoch, the learning rate, the batch size against the gradient noise scale, and the
@@ -37,7 +38,7 @@ def doctor(
 
     if write_config is not None:  # before the work: an existing file unless --force, never a FIFO or directory
         check_target(write_config, force, "--write-config")
-    cfg = config_mod.load(config, set_ or [])
+    cfg = config_mod.load(config, [*(set_ or []), *threads_set(threads)])
     report = run_doctor(cfg)
     if write_config is not None and write_fixed(cfg, report, write_config, force) is None and json_:
         typer.echo(f"--write-config: no check has a fix; {write_config} not written.", err=True)

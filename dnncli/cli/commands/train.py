@@ -14,10 +14,12 @@ from dnncli.cli.options import (
     FailOnAnyOption,
     FailOnOption,
     SetOption,
+    ThreadsOption,
     fail,
     fail_on_flags,
     gate,
     handles_errors,
+    threads_set,
 )
 from dnncli.cli.output import new_console
 from dnncli.cli.signals import exit_code, stop_on_signals
@@ -63,6 +65,7 @@ def train(
             "--tensorboard", help="Write TensorBoard logs to RUN_DIR/tensorboard/ (training.tensorboard: true)."
         ),
     ] = False,
+    threads: ThreadsOption = None,
 ):
     """Train a model and write a run directory.
 
@@ -87,9 +90,10 @@ def train(
     else:
         reporter = PlainReporter()
     if resume is not None:
-        run = TrainingRun.open(resume, epochs=epochs, reporter=reporter, force=force)
+        run = TrainingRun.open(resume, epochs=epochs, reporter=reporter, force=force, threads=threads)
     else:
-        cfg = config_mod.load(config, [*(set_ or []), *(["training.tensorboard=true"] if tensorboard else [])])
+        tb = ["training.tensorboard=true"] if tensorboard else []
+        cfg = config_mod.load(config, [*(set_ or []), *tb, *threads_set(threads)])
         if force and out is None:
             fail("--force applies with --out DIR (train beside other files there) or with --resume RUN_DIR.")
         run = TrainingRun.create(cfg, out=out, init_weights=init_weights, epochs=epochs, reporter=reporter, force=force)

@@ -12,9 +12,11 @@ from dnncli.cli.completion import complete_run_or_sweep
 from dnncli.cli.options import (
     JsonOption,
     SetOption,
+    ThreadsOption,
     fail,
     handles_errors,
     refuse_existing,
+    threads_set,
 )
 from dnncli.cli.output import echo_json, emit, new_console
 
@@ -91,7 +93,7 @@ def sweep(
     # the sweep file's expect: judged on the trials' run directories (None without one)
     verdicts = _judge(spec, report)
     if json_:
-        expect = {} if verdicts is None else {"expect": [v.to_dict() for v in verdicts]}
+        expect = {} if verdicts is None else {"comparisons": [v.to_dict() for v in verdicts]}
         echo_json(report.to_dict() | expect)
     else:
         console = new_console()
@@ -130,6 +132,7 @@ def lr_find(
     plot: Annotated[Path | None, typer.Option("--plot", help="Draw the loss against the rate into this PNG.")] = None,
     set_: SetOption = None,
     json_: JsonOption = False,
+    threads: ThreadsOption = None,
 ):
     """The learning-rate range test: the loss as the rate grows exponentially, and the rate to use.
 
@@ -141,7 +144,7 @@ def lr_find(
     from dnncli.experiment.lrfind import plot_range_test
 
     refuse_existing(plot, "--plot")
-    report = range_test(config_mod.load(config, set_ or []), min_lr, max_lr, steps)
+    report = range_test(config_mod.load(config, [*(set_ or []), *threads_set(threads)]), min_lr, max_lr, steps)
     if plot is not None:
         plot_range_test(report, plot)
     if json_:

@@ -17,15 +17,17 @@ def _verdict_cell(passed: bool) -> Text:
 
 
 def verdict_table(console: Console, report) -> Table:
-    """A ``CheckReport``: each expectation, what was measured, pass or fail (and why, where it failed)."""
+    """A ``CheckReport``: each expectation, what was measured, pass or fail (and why, where one says why)."""
+    why = any(v.detail for v in report.verdicts)
     cols = [Col("expected", "left", wrap=True), Col("measured", "left", wrap=True), Col("verdict", "left")]
-    cols.append(Col("why", "left", wrap=True, drop=1))
+    cols += [Col("why", "left", wrap=True, drop=1)] if why else []
     rows = []
     for v in report.verdicts:
         measured = v.measured if v.measured is not None else fmt(v.value)
-        rows.append([v.expected, measured, _verdict_cell(v.passed), v.detail])
+        rows.append([v.expected, measured, _verdict_cell(v.passed)] + ([v.detail] if why else []))
     passed = sum(v.passed for v in report.verdicts)
-    title = f"Expectations: {passed} of {plural(len(report.verdicts), 'expectation')} hold"
+    claim = f" ({report.claim})" if report.claim else ""
+    title = f"Expectations{claim}: {passed} of {plural(len(report.verdicts), 'expectation')} hold"
     return fitted_table(console, cols, rows, console.width, title=title)
 
 

@@ -219,4 +219,16 @@ def bench_view(console: Console, report: dict) -> list:
         [part, f"{seconds * 1e3:.3f}", f"{seconds / step:.0%}"] for part, seconds in report["split_seconds"].items()
     ]
     cols = [Col("part", "left"), Col("ms"), Col("share")]
-    return [head, fitted_table(console, cols, rows, console.width, title="Where a step's time goes")]
+    out = [head]
+    threads = report.get("threads")
+    if threads is not None:
+        how = "the fastest" if threads["setting"] == "auto" else "as --threads or training.threads says"
+        at = ", ".join(
+            f"{count} {'thread' if int(count) == 1 else 'threads'} {seconds * 1e3:.3f} ms"
+            for count, seconds in threads["step_seconds_by_threads"].items()
+        )
+        out.append(
+            f"BLAS threads: {threads['chosen']} ({how}; {threads['usable_cpus']} usable CPUs). Step time at each"
+            f" count: {at}."
+        )
+    return [*out, fitted_table(console, cols, rows, console.width, title="Where a step's time goes")]

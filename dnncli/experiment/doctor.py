@@ -21,8 +21,9 @@ from dnncli.diagnostics.checkup import FAIL, OK, WARN, Check, OutputStart
 from dnncli.errors import DnnError
 from dnncli.experiment.doctor_report import DoctorReport, merged
 from dnncli.experiment.prepare import PreparedData, build_trainer, prepare_data
+from dnncli.train.callbacks import StopAfter
 from dnncli.train.threads import ThreadPolicy
-from dnncli.train.trainer import Callback, Interrupted, NonFiniteLoss, Trainer
+from dnncli.train.trainer import Interrupted, NonFiniteLoss, Trainer
 
 GROUPS = (
     "inputs",
@@ -164,20 +165,11 @@ def _trainer(config, model, loss, batch: int) -> Trainer:
     return trainer
 
 
-class _StopAfter(Callback):
-    def __init__(self, steps: int):
-        self.steps = steps
-
-    def on_batch_end(self, trainer, step, logs):
-        if step >= self.steps:
-            trainer.request_stop()
-
-
 def _fit(trainer: Trainer, x, y, steps: int) -> bool:
     """Train ``steps`` steps; False where the loss went non-finite."""
     per_epoch = math.ceil(len(x) / trainer.batch_size)
     try:
-        trainer.fit(x, y, epochs=math.ceil(steps / per_epoch), callbacks=[_StopAfter(steps)], prepared=True)
+        trainer.fit(x, y, epochs=math.ceil(steps / per_epoch), callbacks=[StopAfter(steps)], prepared=True)
     except Interrupted:
         pass
     except NonFiniteLoss:

@@ -16,16 +16,8 @@ from dnncli.diagnostics.monitor import GradientMonitor
 from dnncli.diagnostics.rules import FlagState
 from dnncli.errors import DnnError, check_float
 from dnncli.train import threads
+from dnncli.train.callbacks import StopAfter
 from dnncli.train.trainer import Callback, Interrupted, NonFiniteLoss
-
-
-class _StopAfter(Callback):
-    def __init__(self, steps: int):
-        self.steps = steps
-
-    def on_batch_end(self, trainer, step, logs):
-        if step >= self.steps:
-            trainer.request_stop()
 
 
 class _LossTrace(Callback):
@@ -134,7 +126,7 @@ def inspect_config(config, steps: int | None = None, every: int | None = None) -
                 data.x_train,
                 data.y_train,
                 epochs=math.ceil(steps / per_epoch),
-                callbacks=[monitor, trace, _StopAfter(steps)],
+                callbacks=[monitor, trace, StopAfter(steps)],
                 prepared=True,
             )
     except Interrupted:

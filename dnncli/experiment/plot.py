@@ -51,8 +51,12 @@ def plot_run(run_dir, out: Path) -> Path:
     Path
         ``out``.
     """
+    return save_png(_figure(Path(run_dir)), out)
+
+
+def save_png(fig, out: Path) -> Path:
+    """Write ``fig`` to ``out`` atomically (an interruption never leaves half a file), then free it."""
     plt, _ = _matplotlib()
-    fig = _figure(Path(run_dir))
     try:
         atomic_write(out, lambda f: fig.savefig(f, dpi=DPI, format="png"), binary=True)
     finally:

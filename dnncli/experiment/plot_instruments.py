@@ -12,7 +12,6 @@ import numpy as np
 
 from dnncli.diagnostics import histograms
 from dnncli.errors import DnnError
-from dnncli.files import atomic_write
 
 ACTIVATIONS_LABEL = "activations heat map"  # each heat map axes' label, which the tests look the axes up by
 ROW_INCHES = 1.3  # one layer's row of the activations figure
@@ -65,15 +64,9 @@ def plot_activations(run_dir, out: Path) -> Path:
     Path
         ``out``.
     """
-    from dnncli.experiment.plot import DPI, _matplotlib
+    from dnncli.experiment.plot import save_png
 
-    plt, _ = _matplotlib()
-    fig = activations_figure(Path(run_dir))
-    try:
-        atomic_write(out, lambda f: fig.savefig(f, dpi=DPI, format="png"), binary=True)
-    finally:
-        plt.close(fig)
-    return out
+    return save_png(activations_figure(Path(run_dir)), out)
 
 
 def _layers(run_dir: Path) -> list:

@@ -308,3 +308,15 @@ class Validation(Callback):
     def on_epoch_end(self, trainer, epoch, logs):
         result = evaluate_arrays(trainer.model, self.loss, self.names, self.x, self.y)
         logs.update({f"val_{k}": v for k, v in result.items()})
+
+
+class StopAfter(Callback):
+    """Stop the trainer (at the batch boundary, as Ctrl-C does) once ``steps`` steps are done: a probe of a few
+    steps rather than whole epochs (inspect-gradients, the doctor)."""
+
+    def __init__(self, steps: int):
+        self.steps = steps
+
+    def on_batch_end(self, trainer, step, logs):
+        if step >= self.steps:
+            trainer.request_stop()

@@ -212,7 +212,7 @@ def overfit_one_batch(
     fix, hint = [], ""
     if verdict == FAIL:
         if not math.isfinite(loss_ratio):
-            hint = "the loss went non-finite: see the learning rate"
+            hint = "the loss went non-finite: see the gradient flow and the learning rate"
         elif narrowest is not None:
             position, name, units = narrowest
             fix = [f"model.layers.{position}.units=64"]
@@ -292,7 +292,7 @@ def update_ratio(layers: list[tuple[str, float | None]]) -> Check:
     hint = ""
     if verdict != OK:
         what = "learns too slowly" if ratio < UPDATE_LOW else "is thrown around"
-        hint = f"at this learning rate it {what}: see the learning rate"
+        hint = f"at this learning rate it {what}: see the gradient flow and the learning rate"
         detail += f"; {hint}"
     return Check("update ratio", verdict, ratio, USUAL_RATIO, "~", detail, [], hint)
 

@@ -39,7 +39,8 @@ ONE_BATCH = 32  # samples in the batch to overfit (fewer when the config's batch
 OVERFIT_STEPS = 200
 BASELINE_STEPS = 400  # steps of each arm of the zeroed-input baseline, at most ...
 BASELINE_SAMPLES = 100_000  # ... and samples (a batch of 4096 takes 24 steps), but 50 steps at the least
-HELD_OUT = 2000  # held-out samples the zeroed-input baseline is scored on, at most
+HELD_OUT = 2000  # held-out samples the zeroed-input baseline and the rate probe are scored on, at most
+LOWER = 0.95  # a rate fix is kept where its probe ends with a held-out loss this fraction of the config's, or less
 START_SAMPLES = 1024  # samples the initial loss is taken over, at most
 NOISE_SAMPLES = 4096  # samples the noise scale at the start is measured over, at the least (all, if fewer)
 
@@ -73,7 +74,7 @@ def doctor(config, only: tuple[str, ...] | None = None) -> DoctorReport:
         ("inputs zeroed", lambda: [_baseline(config, loss, data, checks)]),
         ("first steps", lambda: _first_steps(config)),
         ("noise scale", lambda: [_noise_scale(config, loss, data, checks)]),
-        ("learning rate", lambda: [_learning_rate(config, checks)]),
+        ("learning rate", lambda: [_learning_rate(config, loss, data, checks)]),
         ("gradient check", lambda: [_gradient_check(config, data, checks)]),
     ]
     checks: list[Check] = []
@@ -217,23 +218,38 @@ def _narrowest(model) -> tuple[int, str, int] | None:
 
 def _baseline(config, loss, data: PreparedData, before: list[Check]) -> Check:
     """The same steps with the inputs and with every input zeroed, scored on held-out samples at the end."""
-    x, y = data.x_train, data.y_train
-    if data.x_val is not None and len(data.x_val):
-        x_held, y_held = data.x_val[:HELD_OUT], data.y_val[:HELD_OUT]
-    else:  # no validation split: hold back a fifth of the training split
-        cut = len(x) - max(1, len(x) // 5)
-        x, y, x_held, y_held = x[:cut], y[:cut], x[cut:][:HELD_OUT], y[cut:][:HELD_OUT]
-    scores = []
-    steps = min(BASELINE_STEPS, max(50, BASELINE_SAMPLES // config.batch_size(len(x))))
-    for inputs, held in ((x, x_held), (np.zeros_like(x), np.zeros_like(x_held))):
-        model = config.build_model()
-        trainer = build_trainer(config, model, loss, len(inputs))  # dnn train's batches and augmentation
-        trainer.on_nonfinite = "stop"
-        finite = _fit(trainer, inputs, y, steps)
-        score = model.loss_value(held, y_held, loss) if finite else math.inf
-        scores.append(score if math.isfinite(score) else math.inf)
+    x, y, x_held, y_held = _held_out(data)
+    steps = _probe_steps(config, len(x))
+    scores = [
+        _probe(config, loss, inputs, y, held, y_held, steps)
+        for inputs, held in ((x, x_held), (np.zeros_like(x), np.zeros_like(x_held)))
+    ]
     fits = all(c.verdict != FAIL for c in before if c.name == "overfit one batch")
     return checkup.uses_inputs(steps, *scores, fits_one_batch=fits)
+
+
+def _held_out(data: PreparedData):
+    """(x, y, x_held, y_held): the validation split held out, or a fifth of the training split where none is."""
+    x, y = data.x_train, data.y_train
+    if data.x_val is not None and len(data.x_val):
+        return x, y, data.x_val[:HELD_OUT], data.y_val[:HELD_OUT]
+    cut = len(x) - max(1, len(x) // 5)
+    return x[:cut], y[:cut], x[cut:][:HELD_OUT], y[cut:][:HELD_OUT]
+
+
+def _probe_steps(config, n: int) -> int:
+    return min(BASELINE_STEPS, max(50, BASELINE_SAMPLES // config.batch_size(n)))
+
+
+def _probe(config, loss, x, y, x_held, y_held, steps: int) -> float:
+    """The held-out loss after ``steps`` steps from the initial weights, as dnn train takes them; inf where the
+    loss went non-finite."""
+    model = config.build_model()
+    trainer = build_trainer(config, model, loss, len(x))  # dnn train's batches and augmentation
+    trainer.on_nonfinite = "stop"
+    finite = _fit(trainer, x, y, steps)
+    score = model.loss_value(x_held, y_held, loss) if finite else math.inf
+    return score if math.isfinite(score) else math.inf
 
 
 # the first epoch, the rate and the backward pass --------------------------------------------------------
@@ -272,7 +288,7 @@ def _noise_scale(config, loss, data: PreparedData, before: list[Check]) -> Check
     return checkup.batch_size(batch, b_simple, len(traces) * size, t["batching"], n, judged)
 
 
-def _learning_rate(config, before: list[Check]) -> Check:
+def _learning_rate(config, loss, data: PreparedData, before: list[Check]) -> Check:
     """The range test, on the network with the fixes of the checks ``before`` applied: on a network that explodes
     at its start (its initializer off) any rate diverges, and the rate to suggest is the fixed network's."""
     from dnncli.experiment.lrfind import lr_find
@@ -292,7 +308,32 @@ def _learning_rate(config, before: list[Check]) -> Check:
     smoothed = [v for v in found["smoothed"] if math.isfinite(v)]
     settled = smoothed[min(10, len(smoothed) // 5) :]
     fell = 1 - min(settled) / settled[0] if settled and settled[0] > 0 else 1.0
-    return _with(fixes, checkup.learning_rate(float(rate), found["suggested"], diverged, key, fell))
+    check = _with(fixes, checkup.learning_rate(float(rate), found["suggested"], diverged, key, fell))
+    return _verified(check, config.with_overrides(fixes) if fixes else config, loss, data)
+
+
+def _verified(check: Check, config, loss, data: PreparedData) -> Check:
+    """The range test's rate is a guide (on Adam it often lies far above a rate that trains well): its fix is kept
+    only where the same steps at that rate end with a held-out loss clearly lower (``LOWER``) than at the config's;
+    otherwise the rate is kept, the check passes, and it says what the probe measured."""
+    if not check.fix:
+        return check
+    x, y, x_held, y_held = _held_out(data)
+    steps = _probe_steps(config, len(x))
+    now = _probe(config, loss, x, y, x_held, y_held, steps)
+    then = _probe(config.with_overrides(check.fix), loss, x, y, x_held, y_held, steps)
+    if then < LOWER * now:
+        check.detail += f"; {steps} steps at it end with a held-out loss of {then:.4g} against {now:.4g}"
+        return check
+    ended = "went non-finite" if math.isinf(then) else f"ended with a held-out loss of {then:.4g}"
+    check.detail += (
+        f"; but {steps} steps at {check.fix[0].split('=', 1)[1]} {ended}, against {now:.4g} at the config's rate:"
+        " the rate is kept"
+    )
+    # measured on this network, the config's rate does as well: the distance from the range test's rate alone is
+    # no fault (the verdict stays where the config's own rate went non-finite)
+    check.verdict, check.fix = (OK if math.isfinite(now) else check.verdict), []
+    return check
 
 
 def _fixes_before(before: list[Check], leave_out: str = "") -> list[str]:

@@ -122,16 +122,11 @@ def _load(entry: Entry, overrides=()):
 
 def _lasting(report) -> set[tuple[str, str]]:
     """(layer, flag) pairs raised and not transient."""
-    return {
-        (layer["name"], f["flag"])
-        for layer in report["layers"]
-        for f in layer["flag_info"]
-        if not f.get("transient", False)
-    }
+    return {(layer.name, f.flag) for layer in report.layers for f in layer.flag_info if not f.transient}
 
 
 def _transient(report) -> set[tuple[str, str]]:
-    return {(layer["name"], f["flag"]) for layer in report["layers"] for f in layer["flag_info"] if f.get("transient")}
+    return {(layer.name, f.flag) for layer in report.layers for f in layer.flag_info if f.transient}
 
 
 def score_healthy(entry: Entry, factor: int | None = None, seeds=None) -> dict:
@@ -145,7 +140,7 @@ def score_healthy(entry: Entry, factor: int | None = None, seeds=None) -> dict:
         with watching() as log:
             report = inspect_config(config, steps=_steps_per_epoch(config) * epochs)
         lasting, transient = _lasting(report), _transient(report)
-        layer_epochs = len(report["layers"]) * epochs
+        layer_epochs = len(report.layers) * epochs
         flagged = {(layer, epoch) for layer, epoch, flag in log.held if (layer, flag) in lasting}
         runs.append(
             {
@@ -156,7 +151,7 @@ def score_healthy(entry: Entry, factor: int | None = None, seeds=None) -> dict:
                 "flagged_layer_epochs": len(flagged),
                 "layer_epochs": layer_epochs,
                 "contradictions": len(log.contradictions),
-                "details": [d for layer in report["layers"] for d in layer["details"]],
+                "details": [d for layer in report.layers for d in layer.details],
             }
         )
     return {"name": entry.name, "kind": "healthy", "part": entry.part, "runs": runs}
@@ -171,14 +166,14 @@ def _steps_per_epoch(config) -> int:
 
 
 def _final_loss(report) -> float:
-    if report["nonfinite"]:
+    if report.nonfinite is not None:
         return math.inf
-    final = report["loss"]["final"]
+    final = report.loss.final
     return math.inf if final is None or not math.isfinite(final) else final
 
 
-def cures(entry: Entry, before: dict, after: dict) -> tuple[bool, str]:
-    """Whether ``after`` (a report with an advice item applied) cures ``before``, and why not."""
+def cures(entry: Entry, before, after) -> tuple[bool, str]:
+    """Whether ``after`` (an ``InspectionReport`` with an advice item applied) cures ``before``, and why not."""
     expected = {(layer, flag) for flag, layers in entry.expect.items() for layer in layers}
     raised_before = _lasting(before)
     pathology = {(layer, flag) for layer, flag in raised_before if flag in entry.expect} | (expected & raised_before)
@@ -189,7 +184,7 @@ def cures(entry: Entry, before: dict, after: dict) -> tuple[bool, str]:
         why.append(f"{len(left)} of its flags remain")
     if new:
         why.append("new flags: " + ", ".join(f"{layer} {flag}" for layer, flag in sorted(new)[:4]))
-    if after["nonfinite"]:
+    if after.nonfinite is not None:
         why.append("non-finite")
     if not _final_loss(after) < 0.95 * _final_loss(before):  # as --try-advice judges: clearly lower
         why.append(f"loss {_final_loss(before):.4g} -> {_final_loss(after):.4g}")
@@ -211,7 +206,7 @@ def score_pathology(entry: Entry, verbose: bool = False) -> dict:
         for layer, flag in raised
         if flag not in entry.expect and flag not in entry.allow and flag not in entry.forbid
     )
-    advice = report["advice"]
+    advice = report.advice
     outcomes = []
     for k, item in enumerate(advice, start=1):
         after = inspection.inspect_config(config.with_overrides(item["set"]), steps=entry.steps)
@@ -254,14 +249,14 @@ def _tried_order(config, report, entry) -> list[bool]:
     """Cures in the order --try-advice ranks the advice (its recommendation first), judged as the score judges."""
     from dnncli.experiment import inspection
 
-    if not report["advice"]:
+    if not report.advice:
         return []
     try:
         from dnncli.experiment import cure
     except ImportError:  # a tree from before --try-advice ranked: the order it printed
-        tried = report["advice"]
+        tried = report.advice
     else:
-        tried = cure.try_advice(config, report, report["advice"], steps=entry.steps)
+        tried = cure.try_advice(config, report, report.advice, steps=entry.steps)
     out = []
     for item in tried:
         after = inspection.inspect_config(config.with_overrides(item["set"]), steps=entry.steps)

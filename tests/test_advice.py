@@ -52,15 +52,15 @@ def compounding(tmp_path, name="gain"):
 
 def test_a_gain_under_2x_per_layer_that_compounds_is_the_cause_and_the_rate_is_not(tmp_path):
     report = inspect_config(load(compounding(tmp_path)))
-    assert any("exploding" in layer["flags"] for layer in report["layers"])
-    first = report["advice"][0]
+    assert any("exploding" in layer.flags for layer in report.layers)
+    first = report.advice[0]
     assert "through a stack of 13 layers" in first["text"] and "1.16e+03-fold" in first["text"]
     assert first["set"] == [
         "model.layers.*.kernel_initializer=he_normal",
         "model.layers.12.kernel_initializer=glorot_uniform",
     ]
     # the rate is sgd's default and the flags came at initialization: no learning-rate item
-    assert not any("learning_rate" in s for a in report["advice"] for s in a["set"])
+    assert not any("learning_rate" in s for a in report.advice for s in a["set"])
 
 
 def test_unscaled_inputs_come_first_when_the_first_layer_shows_them(tmp_path):
@@ -78,8 +78,8 @@ def test_unscaled_inputs_come_first_when_the_first_layer_shows_them(tmp_path):
         optimizer={"name": "sgd", "learning_rate": 0.1},
     )
     report = inspect_config(load(path))
-    assert "saturated" in report["layers"][0]["flags"]
-    first = report["advice"][0]
+    assert "saturated" in report.layers[0].flags
+    first = report.advice[0]
     assert first["set"] == ["data.scale=standardize"]
     assert "values up to" in first["text"] and "1 constant column" in first["text"]
     stats = InputStats.of(x)
@@ -89,14 +89,11 @@ def test_unscaled_inputs_come_first_when_the_first_layer_shows_them(tmp_path):
 def test_a_learning_rate_item_only_where_the_rate_is_the_cause(tmp_path):
     good = [dense(32, "relu") for _ in range(4)] + [dense(3, "softmax", "glorot_uniform")]
     high = inspect_config(load(write(tmp_path, "high", good, optimizer={"name": "sgd", "learning_rate": 5.0})))
-    assert (
-        high["advice"][0]["set"] == ["optimizer.learning_rate=0.01"]
-        and "500x sgd's default" in high["advice"][0]["text"]
-    )
+    assert high.advice[0]["set"] == ["optimizer.learning_rate=0.01"] and "500x sgd's default" in high.advice[0]["text"]
     low = inspect_config(load(write(tmp_path, "low", good, optimizer={"name": "adam", "learning_rate": 1e-7})))
-    stalled = {f for layer in low["layers"] for f in layer["flags"]}
+    stalled = {f for layer in low.layers for f in layer.flags}
     assert stalled == {"stalled"}
-    assert low["advice"][0]["set"] == ["optimizer.learning_rate=0.001"] and "too low" in low["advice"][0]["text"]
+    assert low.advice[0]["set"] == ["optimizer.learning_rate=0.001"] and "too low" in low.advice[0]["text"]
 
 
 @pytest.mark.filterwarnings("ignore:.*expects probabilities")
@@ -104,7 +101,7 @@ def test_biases_a_mismatched_loss_and_momentum_each_name_their_cause(tmp_path):
     bias = {"name": "constant", "value": -4.0}
     layers = [dense(32, "relu", bias_initializer=bias) for _ in range(3)] + [dense(3, "softmax", "glorot_uniform")]
     report = inspect_config(load(write(tmp_path, "bias", layers, optimizer={"name": "adam"})))
-    first = report["advice"][0]
+    first = report.advice[0]
     assert (
         "biases start at -4" in first["text"] and len(first["set"]) == 1 and "bias_initializer=zeros" in first["set"][0]
     )
@@ -120,20 +117,20 @@ def test_biases_a_mismatched_loss_and_momentum_each_name_their_cause(tmp_path):
             )
         )
     )
-    assert report["advice"] and report["advice"][0]["set"] == ["loss={name: binary_crossentropy, from_logits: true}"]
+    assert report.advice and report.advice[0]["set"] == ["loss={name: binary_crossentropy, from_logits: true}"]
     momentum = {"name": "sgd", "learning_rate": 0.3, "momentum": 0.99}
     layers = [dense(64, "relu") for _ in range(3)] + [dense(3, "softmax")]
     report = inspect_config(load(write(tmp_path, "momentum", layers, optimizer=momentum)), steps=45)
-    assert any(a["set"] == ["optimizer.momentum=0.9"] for a in report["advice"])
+    assert any(a["set"] == ["optimizer.momentum=0.9"] for a in report.advice)
 
 
 def test_try_advice_ranks_by_outcome_and_marks_one(tmp_path):
     config = load(compounding(tmp_path))
     report = inspect_config(config)
-    tried = cure.try_advice(config, report, report["advice"])
+    tried = cure.try_advice(config, report, report.advice)
     assert [t["rank"] for t in tried] == list(range(1, len(tried) + 1))
     assert sum(t["recommended"] for t in tried) == 1 and tried[0]["recommended"] and tried[0]["cured"]
-    assert tried[0]["set"] == report["advice"][0]["set"]  # He initialization cures it
+    assert tried[0]["set"] == report.advice[0]["set"]  # He initialization cures it
     clip = next(t for t in tried if t["set"] == ["optimizer.clipnorm=1.0"])
     assert not clip["cured"] and clip["rank"] > 1
 
@@ -232,8 +229,8 @@ def test_the_first_advice_names_what_the_red_team_broke(name, steps, first, monk
     # each of these once got advice that named another cause, or a "cure" that did not learn (bench/diagnosis)
     monkeypatch.chdir(REDTEAM.parents[2])  # the tables are named from the checkout
     report = inspect_config(load(REDTEAM / f"{name}.yaml"), steps=steps)
-    assert report["advice"], name
-    assert any(first in s for s in report["advice"][0]["set"]), report["advice"][0]
+    assert report.advice, name
+    assert any(first in s for s in report.advice[0]["set"]), report.advice[0]
 
 
 def test_a_cure_ends_clearly_lower_not_at_chance():

@@ -45,6 +45,12 @@ def strict(text: str):
 
 
 def flags_of(report) -> dict[str, set]:
+    """Each layer's lasting flags, by name, of an ``InspectionReport``."""
+    return {layer.name: set(layer.flags) for layer in report.layers}
+
+
+def flags_of_json(report: dict) -> dict[str, set]:
+    """The same, of ``inspect-gradients --json``."""
     return {layer["name"]: set(layer["flags"]) for layer in report["layers"]}
 
 
@@ -138,15 +144,15 @@ def test_inspect_table_shows_whole_numbers_first_and_last_step(name, width):
     assert "…" not in text and all(len(line) <= width for line in text.splitlines()), text
     header = next(line for line in text.splitlines() if line.lstrip().startswith("layer"))
     steps = [int(s) for s in re.findall(r"step (\d+)", header)]
-    assert steps[0] == report["steps"][0] and steps[-1] == report["steps"][-1]
-    if len(steps) < len(report["steps"]):
-        assert f"{len(steps)} of {len(report['steps'])} recorded steps shown" in text
-    for layer in report["layers"]:
-        line = next(ln for ln in text.splitlines() if ln.split()[:2] == [str(layer["index"]), layer["name"]])
-        cells = SCI.findall(line.split(layer["activation"], 1)[1])
+    assert steps[0] == report.steps[0] and steps[-1] == report.steps[-1]
+    if len(steps) < len(report.steps):
+        assert f"{len(steps)} of {len(report.steps)} recorded steps shown" in text
+    for layer in report.layers:
+        line = next(ln for ln in text.splitlines() if ln.split()[:2] == [str(layer.index), layer.name])
+        cells = SCI.findall(line.split(layer.activation, 1)[1])
         assert len(cells) == len(steps), line
         for step, cell in zip(steps, cells):
-            expected = layer["grad_norm"][report["steps"].index(step)]
+            expected = layer.grad_norm[report.steps.index(step)]
             assert float(cell) == pytest.approx(expected, rel=0.01, abs=1e-300), (line, step)
 
 
@@ -174,23 +180,23 @@ def test_inspect_run_says_which_epochs_it_shows(tmp_path):
 def test_clipped_explosion_is_flagged_as_a_collapse_on_every_hidden_layer():
     report = inspect_config(load(CONFIGS / "exploding_relu.yaml", ["optimizer.clipnorm=1.0"]))
     f = flags_of(report)
-    hidden = [layer["name"] for layer in report["layers"][:-1]]
+    hidden = [layer.name for layer in report.layers[:-1]]
     assert all("collapsed" in f[name] for name in hidden), f
     assert all("exploding" in f[name] for name in hidden)  # before the collapse: it was exploding
-    info = {i["flag"]: i for i in report["layers"][0]["flag_info"]}
-    assert info["collapsed"]["active_at_end"] and "gradient 0 from step" in info["collapsed"]["detail"]
+    info = {i.flag: i for i in report.layers[0].flag_info}
+    assert info["collapsed"].active_at_end and "gradient 0 from step" in info["collapsed"].detail
     # the early explosion calmed down before the end, and is reported as such
-    assert info["exploding"]["onset_step"] == 1 and not info["exploding"]["active_at_end"]
-    assert "then cleared" in info["exploding"]["detail"]
-    onset = info["collapsed"]["onset_step"]
-    zeros = report["layers"][0]["grad_norm"][report["steps"].index(onset) :]
+    assert info["exploding"].onset_step == 1 and not info["exploding"].active_at_end
+    assert "then cleared" in info["exploding"].detail
+    onset = info["collapsed"].onset_step
+    zeros = report.layers[0].grad_norm[report.steps.index(onset) :]
     assert all(v == 0 for v in zeros)
 
 
 def test_dead_is_a_relu_rule_and_an_activation_layer_is_watched_with_its_dense():
     leaky = inspect_config(load(CONFIGS / "dead_relu.yaml", ["model.layers.1.activation=leaky_relu"]))
     assert all("dead" not in s for s in flags_of(leaky).values())
-    assert leaky["layers"][1]["dead_fraction"] is None  # not measured: leaky_relu passes gradient below zero
+    assert leaky.layers[1].dead_fraction is None  # not measured: leaky_relu passes gradient below zero
     split = inspect_config(
         load(
             CONFIGS / "dead_relu.yaml",
@@ -202,8 +208,8 @@ def test_dead_is_a_relu_rule_and_an_activation_layer_is_watched_with_its_dense()
             ],
         )
     )
-    layer = split["layers"][1]
-    assert layer["name"] == "dense_1" and layer["activation"] == "relu" and "dead" in layer["flags"]
+    layer = split.layers[1]
+    assert layer.name == "dense_1" and layer.activation == "relu" and "dead" in layer.flags
 
 
 def test_output_layer_is_never_flagged_saturated():
@@ -211,7 +217,7 @@ def test_output_layer_is_never_flagged_saturated():
     overrides = [f"model.layers.*.kernel_initializer={big}", f"model.layers.10.kernel_initializer={big}"]
     report = inspect_config(load(CONFIGS / "vanishing_sigmoid.yaml", overrides))
     f = flags_of(report)
-    assert report["layers"][10]["saturated_fraction"] > 0.5  # the output saturates too, but that is the loss's
+    assert report.layers[10].saturated_fraction > 0.5  # the output saturates too, but that is the loss's
     assert "saturated" not in f["dense_10"] and "saturated" in f["dense_9"]
 
 
@@ -263,11 +269,11 @@ def test_train_and_inspect_agree(tmp_path):
         trained = {(f["layer"], f["flag"]) for f in result.flags}
         assert trained == {(n, f) for n, fs in flags_of(inspected).items() for f in fs}, name
         from_run = json.loads(run("inspect-gradients", out, "--json").output)
-        assert flags_of(from_run) == flags_of(inspected), name
+        assert flags_of_json(from_run) == flags_of(inspected), name
         onsets = {(f["layer"], f["flag"]): f["onset_step"] for f in result.flags}
-        for layer in inspected["layers"]:
-            for info in layer["flag_info"]:
-                assert onsets[(layer["name"], info["flag"])] == info["onset_step"]
+        for layer in inspected.layers:
+            for info in layer.flag_info:
+                assert onsets[(layer.name, info.flag)] == info.onset_step
 
 
 def test_train_ends_with_a_flag_summary_and_plain_lines_when_flags_change(tmp_path):
@@ -286,29 +292,29 @@ def test_train_ends_with_a_flag_summary_and_plain_lines_when_flags_change(tmp_pa
 # advice -------------------------------------------------------------------------------------------------------------
 def test_advice_names_the_negative_bias_and_omits_what_the_config_has():
     report = inspect_config(load(CONFIGS / "dead_relu.yaml"))
-    first = report["advice"][0]
+    first = report.advice[0]
     assert "biases start at -4" in first["text"] and first["set"] == ["model.layers.1.bias_initializer=zeros"]
-    texts = " ".join(a["text"] for a in report["advice"])
+    texts = " ".join(a["text"] for a in report.advice)
     assert "He initialization" not in texts and "learning rate" not in texts  # he_normal and 0.001 already
     exploding = inspect_config(load(CONFIGS / "exploding_relu.yaml"))
-    sets = [o for a in exploding["advice"] for o in a["set"]]
+    sets = [o for a in exploding.advice for o in a["set"]]
     assert "data.scale=standardize" not in sets  # it has data.scale: standardize
     assert "optimizer.learning_rate=0.01" in sets and "model.layers.*.kernel_initializer=he_normal" in sets
-    assert any("50x sgd's default" in a["text"] for a in exploding["advice"])
+    assert any("50x sgd's default" in a["text"] for a in exploding.advice)
     # the layer furthest from He (fan-in 32), and the gain compounded over the stack
     assert any(
         "std 1 " in a["text"] and "He gives 0.25" in a["text"] and "5.79e+05-fold" in a["text"]
-        for a in exploding["advice"]
+        for a in exploding.advice
     )
     clipped = inspect_config(load(CONFIGS / "exploding_relu.yaml", ["optimizer.clipnorm=1.0"]))
-    assert all("optimizer.clipnorm=1.0" not in a["set"] for a in clipped["advice"])
+    assert all("optimizer.clipnorm=1.0" not in a["set"] for a in clipped.advice)
 
 
 def test_every_advice_item_applies_as_given():
     for name in ("vanishing_sigmoid", "exploding_relu", "dead_relu", "deep_sigmoid_20"):
         cfg = load(CONFIGS / f"{name}.yaml")
         written = yaml.safe_load((CONFIGS / f"{name}.yaml").read_text())["model"]["layers"]
-        for item in inspect_config(cfg)["advice"]:
+        for item in inspect_config(cfg).advice:
             changed = load(CONFIGS / f"{name}.yaml", item["set"])  # what a user gets by pasting the overrides
             assert changed.resolved != cfg.resolved, item
             if any(o.startswith("model.layers=") for o in item["set"]):
@@ -491,12 +497,12 @@ def test_resume_is_identical_with_small_batches_sparse_records_and_skipped_batch
 
 def test_a_collapse_counts_every_record_from_its_onset_and_a_dip_splits_nothing():
     report = inspect_config(load(CONFIGS / "exploding_relu.yaml", ["optimizer.clipnorm=1.0"]))
-    info = {i["flag"]: i for i in report["layers"][0]["flag_info"]}
-    zeros = sum(1 for v in report["layers"][0]["grad_norm"] if v == 0)
-    onset = info["collapsed"]["onset_step"]
-    assert info["collapsed"]["records"] == len(report["steps"]) - report["steps"].index(onset) <= zeros
+    info = {i.flag: i for i in report.layers[0].flag_info}
+    zeros = sum(1 for v in report.layers[0].grad_norm if v == 0)
+    onset = info["collapsed"].onset_step
+    assert info["collapsed"].records == len(report.steps) - report.steps.index(onset) <= zeros
     deep = inspect_config(load(CONFIGS / "deep_sigmoid_20.yaml"))
-    assert all(i["episodes"] == 1 for layer in deep["layers"] for i in layer["flag_info"]), deep["layers"]
+    assert all(i.episodes == 1 for layer in deep.layers for i in layer.flag_info), deep.layers
 
 
 def test_a_float32_gradient_norm_past_1e19_is_finite_not_nonfinite():
@@ -551,20 +557,18 @@ def test_wide_tables_keep_every_number_whole_at_80_columns():
     for i in range(k):  # every count of the matrix, whole
         line = next(ln for ln in rows if ln.split()[0] == f"class_{i}" and len(ln.split()) > 6)
         assert [int(v) for v in line.split()[1:]] == cm[i], line
-    tried = {
-        "tried": [
-            {
-                "advice": 1,
-                "set": [],
-                "cleared": [{"layer": f"dense_{i}", "flag": "dead"} for i in range(3)],
-                "remaining": [{"layer": "dense", "flag": "vanishing"}],
-                "new": [],
-                "loss_before": 0.6951,
-                "loss_after": 12800.5,
-                "nonfinite": None,
-            }
-        ]
-    }
+    tried = [
+        {
+            "advice": 1,
+            "set": [],
+            "cleared": [{"layer": f"dense_{i}", "flag": "dead"} for i in range(3)],
+            "remaining": [{"layer": "dense", "flag": "vanishing"}],
+            "new": [],
+            "loss_before": 0.6951,
+            "loss_after": 12800.5,
+            "nonfinite": None,
+        }
+    ]
     c = console(80, 24)
     cols, rows = try_advice_rows(tried)
     show(c, [fitted_table(c, cols, rows, 80)])

@@ -153,9 +153,9 @@ def test_layer_lists_with_gaps_are_written_exactly():
     assert "  vanishing in dense to dense_2, dense_4 to dense_11 (11 layers): from epoch 1, still at the end" in lines
     items = [{"layer": n, "flag": "dead"} for n in flagged]
     assert flag_groups(items, order) == "dead: dense to dense_2, dense_4 to dense_11 (11 layers)"
-    tried = {"layers": [{"name": n} for n in order], "tried": [{"advice": 1, "cleared": items, "remaining": []}]}
-    tried["tried"][0].update(new=[], loss_before=0.7, loss_after=0.1, nonfinite=None)
-    _, rows = try_advice_rows(tried)
+    tried = [{"advice": 1, "cleared": items, "remaining": [], "new": []}]
+    tried[0].update(loss_before=0.7, loss_after=0.1, nonfinite=None)
+    _, rows = try_advice_rows(tried, order)
     assert rows[0][3] == "dead: dense to dense_2, dense_4 to dense_11 (11 layers)"
 
 

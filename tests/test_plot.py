@@ -150,16 +150,14 @@ def test_flag_onsets_are_marked_at_their_epoch_and_layer(tmp_path, figures):
     assert r.exit_code == 0, r.output
     report = inspect_run(out)
     expected = {
-        (info["flag"], info["onset_epoch"], row)
-        for row, layer in enumerate(report["layers"])
-        for info in layer["flag_info"]
+        (info.flag, info.onset_epoch, row) for row, layer in enumerate(report.layers) for info in layer.flag_info
     }
     assert {flag for flag, _, row in expected if row == 1} & {"dead", "collapsed"}
     fig = figures(out)
     ax = heat_map(fig)
     # the rows are the layers inspect-gradients lists, in its order
     texts = [t.get_text() for t in ax.get_yticklabels()]
-    assert texts == [f"{layer['index']}: {layer['name']}" for layer in report["layers"]]
+    assert texts == [f"{layer.index}: {layer.name}" for layer in report.layers]
     marked = set()
     for line in ax.get_lines():
         flag = line.get_label().removeprefix("onset: ")

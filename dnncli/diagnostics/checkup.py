@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dnncli.diagnostics.flags import layer_span
+from dnncli.diagnostics.inspection_report import InspectionReport
 from dnncli.diagnostics.rows import column_moments, shared_rows
 from dnncli.diagnostics.stepping import USUAL_RATIO
 from dnncli.errors import plural
@@ -251,26 +252,26 @@ def uses_inputs(steps: int, with_inputs: float, zeroed: float, fits_one_batch: b
 
 
 # the diagnosis of the first steps ------------------------------------------------------------------
-def gradient_flow(report: dict) -> Check:
+def gradient_flow(report: InspectionReport) -> Check:
     """``inspect-gradients``' flags over the first steps, with its first advice."""
-    order = [layer["name"] for layer in report["layers"]]
+    order = [layer.name for layer in report.layers]
     lasting: dict[str, list[str]] = {}
     transient: dict[str, list[str]] = {}
-    for layer in report["layers"]:
-        for flag in layer["flags"]:
-            lasting.setdefault(flag, []).append(layer["name"])
-        for flag in layer["transient"]:
-            transient.setdefault(flag, []).append(layer["name"])
+    for layer in report.layers:
+        for flag in layer.flags:
+            lasting.setdefault(flag, []).append(layer.name)
+        for flag in layer.transient:
+            transient.setdefault(flag, []).append(layer.name)
     flagged = {name for names in lasting.values() for name in names}
     parts = [f"{flag}: {layer_span(names, order)}" for flag, names in lasting.items()]
     parts += [f"{flag} (transient): {layer_span(names, order)}" for flag, names in transient.items()]
-    if report["nonfinite"]:
-        parts.append(report["nonfinite"]["message"])
-    verdict = _worst((bool(flagged) or bool(report["nonfinite"]), FAIL), (bool(transient), WARN))
-    detail = f"over {plural(report['steps_run'], 'step')}: {'; '.join(parts) or 'no flag raised'}"
+    if report.nonfinite is not None:
+        parts.append(report.nonfinite.message)
+    verdict = _worst((bool(flagged) or report.nonfinite is not None, FAIL), (bool(transient), WARN))
+    detail = f"over {plural(report.steps_run, 'step')}: {'; '.join(parts) or 'no flag raised'}"
     fix, hint = [], ""
-    if verdict == FAIL and report["advice"]:  # the first advice: the cause furthest upstream
-        fix, hint = list(report["advice"][0]["set"]), report["advice"][0]["text"]
+    if verdict == FAIL and report.advice:  # the first advice: the cause furthest upstream
+        fix, hint = list(report.advice[0]["set"]), report.advice[0]["text"]
     return Check("gradient flow", verdict, len(flagged), 0, "=", detail, fix, hint)
 
 

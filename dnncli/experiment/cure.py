@@ -17,6 +17,7 @@ from pathlib import Path
 
 import yaml
 
+from dnncli.diagnostics.inspection_report import InspectionReport, NonFinite
 from dnncli.errors import DnnError
 from dnncli.experiment.inspection import inspect_config
 from dnncli.experiment.modeline import modeline
@@ -26,14 +27,14 @@ COMBINE = (2, 3)  # how many of the best items are tried together
 LOWER = 0.95  # a loss this fraction of the network's own, or less, is lower
 
 
-def _lasting(report: dict) -> dict[tuple[str, str], int]:
+def _lasting(report: InspectionReport) -> dict[tuple[str, str], int]:
     """(layer, flag) -> layer index, for the flags raised and not transient."""
-    return {(layer["name"], f): layer["index"] for layer in report["layers"] for f in layer["flags"]}
+    return {(layer.name, f): layer.index for layer in report.layers for f in layer.flags}
 
 
-def _final(report: dict) -> float:
-    final = report["loss"]["final"]
-    if report["nonfinite"] or final is None or not math.isfinite(final):
+def _final(report: InspectionReport) -> float:
+    final = report.loss.final
+    if report.nonfinite is not None or final is None or not math.isfinite(final):
         return math.inf
     return final
 
@@ -49,7 +50,7 @@ class Outcome:
     new: list[dict] = field(default_factory=list)
     loss_before: float | None = None
     loss_after: float | None = None
-    nonfinite: dict | None = None
+    nonfinite: NonFinite | None = None
     error: str | None = None
     rank: int = 0
     recommended: bool = False
@@ -97,7 +98,7 @@ class Outcome:
             "new": self.new,
             "loss_before": self.loss_before,
             "loss_after": self.loss_after,
-            "nonfinite": self.nonfinite,
+            "nonfinite": self.nonfinite.to_dict() if self.nonfinite is not None else None,
         }
 
 
@@ -105,7 +106,7 @@ def _listed(keys, order) -> list[dict]:
     return [{"layer": name, "flag": f} for name, f in sorted(keys, key=lambda k: (order[k], k[1]))]
 
 
-def _outcome(config, label: str, sets: list[str], baseline: dict, steps, every) -> Outcome:
+def _outcome(config, label: str, sets: list[str], baseline: InspectionReport, steps, every) -> Outcome:
     try:
         after = inspect_config(config.with_overrides(sets), steps=steps, every=every)
     except DnnError as err:
@@ -118,9 +119,9 @@ def _outcome(config, label: str, sets: list[str], baseline: dict, steps, every) 
         cleared=_listed(before.keys() - now.keys(), order),
         remaining=_listed(before.keys() & now.keys(), order),
         new=_listed(now.keys() - before.keys(), order),
-        loss_before=baseline["loss"]["final"] if math.isfinite(_final(baseline)) else None,
-        loss_after=after["loss"]["final"] if math.isfinite(_final(after)) else None,
-        nonfinite=after["nonfinite"],
+        loss_before=baseline.loss.final if math.isfinite(_final(baseline)) else None,
+        loss_after=after.loss.final if math.isfinite(_final(after)) else None,
+        nonfinite=after.nonfinite,
     )
 
 
@@ -131,7 +132,7 @@ def _clash(items: list[Outcome]) -> bool:
     return any(i != j and (a == b or b.startswith(a + ".")) for i, a in keys for j, b in keys)
 
 
-def try_advice(config, baseline: dict, advice: list[dict], steps=None, every=None) -> list[dict]:
+def try_advice(config, baseline: InspectionReport, advice: list[dict], steps=None, every=None) -> list[dict]:
     """Try each advice item, then the best ones together, on ``baseline``'s steps; return the outcomes ranked."""
     singles = [_outcome(config, str(k), a["set"], baseline, steps, every) for k, a in enumerate(advice, start=1)]
     outcomes = list(singles)

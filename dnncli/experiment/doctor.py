@@ -260,7 +260,7 @@ def _first_steps(config) -> list[Check]:
     report = inspect_config(config)
     return [
         checkup.gradient_flow(report),
-        checkup.update_ratio([(layer["name"], layer["update_ratio"]) for layer in report["layers"]]),
+        checkup.update_ratio([(layer.name, layer.update_ratio) for layer in report.layers]),
     ]
 
 

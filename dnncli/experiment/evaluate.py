@@ -55,7 +55,7 @@ def _advice(run_dir: Path) -> list[dict]:
     from dnncli.experiment.inspection import inspect_run
 
     try:
-        return inspect_run(run_dir)["advice"]
+        return inspect_run(run_dir).advice
     except DnnError:
         return []
 

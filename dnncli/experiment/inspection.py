@@ -6,14 +6,22 @@ The CLI renders what these functions return; they never print.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from dnncli.diagnostics import gradcheck, noise
 from dnncli.diagnostics.advice import DataStats, advise
+from dnncli.diagnostics.inspection_report import (
+    FlagInfo,
+    InspectionReport,
+    LayerReport,
+    LossSpan,
+    NoiseScale,
+    NonFinite,
+)
 from dnncli.diagnostics.monitor import GradientMonitor
-from dnncli.diagnostics.rules import FlagState
 from dnncli.errors import DnnError, check_float
 from dnncli.train import threads
 from dnncli.train.callbacks import StopAfter
@@ -35,72 +43,46 @@ def _mean_of(values: list[float]) -> float | None:
     return float(np.mean(finite)) if finite else None
 
 
-def flag_report(f: FlagState, total: int, unit: str) -> dict:
-    """One raised flag as data: the flag, where it began, how long it held, and its numbers."""
-    return {
-        "flag": f.name,
-        "onset_step": f.onset_step,
-        "onset_epoch": f.onset_epoch,
-        "last_step": f.last_step,
-        "last_epoch": f.last_epoch,
-        "records": f.records,
-        "of_records": total,
-        "episodes": f.episodes,
-        "active_at_end": f.active,
-        "transient": f.transient,
-        "peak": f.peak,
-        "detail": f"{f.name}: {f.describe(unit, total)}",
-    }
-
-
-def _report(monitor, config, source, columns, norms, records, nonfinite=None, inputs=None) -> dict:
+def _report(monitor, config, source, columns, norms, records, nonfinite=None, inputs=None) -> InspectionReport:
     tracker = monitor.tracker
     unit = "step" if source == "steps" else "epoch"
     layers = []
     for w in monitor.layers:
         rows = [r for r in records if r["layer_index"] == w.index]
-        states = tracker.flags(w.index)
-        info = [flag_report(f, tracker.total, unit) for f in states]
         layers.append(
-            {
-                "index": w.index,
-                "name": w.name,
-                "activation": w.activation,
-                "grad_norm": norms[w.index],
-                "flags": [f.name for f in states if not f.transient],
-                "transient": [f.name for f in states if f.transient],
-                "details": [i["detail"] for i in info],
-                "flag_info": info,
-                "weight_norm": rows[-1]["weight_norm"] if rows else None,
-                "update_ratio": _mean_of([r["update_ratio"] for r in rows]),
-                "dead_fraction": _mean_of([r["dead_fraction"] for r in rows]),
-                "saturated_fraction": _mean_of([r["saturated_fraction"] for r in rows]),
-            }
+            LayerReport(
+                index=w.index,
+                name=w.name,
+                activation=w.activation,
+                grad_norm=norms[w.index],
+                flag_info=[FlagInfo.of(f, tracker.total, unit) for f in tracker.flags(w.index)],
+                weight_norm=rows[-1]["weight_norm"] if rows else None,
+                update_ratio=_mean_of([r["update_ratio"] for r in rows]),
+                dead_fraction=_mean_of([r["dead_fraction"] for r in rows]),
+                saturated_fraction=_mean_of([r["saturated_fraction"] for r in rows]),
+            )
         )
-    return {
-        "source": source,
-        "unit": unit,  # what "steps" counts: step or epoch
-        "steps": columns,
-        "layers": layers,
-        "advice": [a.to_dict() for a in advise(config.advice_subject(), tracker.raised(), monitor.layers, inputs)],
-        "nonfinite": nonfinite,
-        "noise_scale": _noise_scale(records),
-    }
+    return InspectionReport(
+        source=source,
+        unit=unit,
+        steps=columns,
+        layers=layers,
+        advice=[a.to_dict() for a in advise(config.advice_subject(), tracker.raised(), monitor.layers, inputs)],
+        nonfinite=nonfinite,
+        noise_scale=_noise_scale(records),
+    )
 
 
-def _noise_scale(records: list[dict]) -> dict:
+def _noise_scale(records: list[dict]) -> NoiseScale:
     """The gradient noise scale over the records: the steps' estimates summed, then divided (``noise.py``)."""
     steps = noise.by_step(records)
     traces, signals = [t for _, _, t, _ in steps], [s for _, _, _, s in steps]
-    return {
-        "b_simple": noise.b_simple(traces, signals),
-        "trace": sum(traces),
-        "signal": sum(signals),
-        "records": len(steps),
-    }
+    return NoiseScale(
+        b_simple=noise.b_simple(traces, signals), trace=sum(traces), signal=sum(signals), records=len(steps)
+    )
 
 
-def inspect_config(config, steps: int | None = None, every: int | None = None) -> dict:
+def inspect_config(config, steps: int | None = None, every: int | None = None) -> InspectionReport:
     """Train from the config's initial weights for ``steps`` steps (default one epoch) and diagnose.
 
     The run is built as ``dnn train`` builds it (same data, order, seed and
@@ -134,26 +116,24 @@ def inspect_config(config, steps: int | None = None, every: int | None = None) -
     except NonFiniteLoss as err:
         monitor.stopped(err)
         where = "" if err.layer is None else f" in layer {err.layer} ({model.layers[err.layer].name})"
-        nonfinite = {
-            "stage": err.stage,
-            "layer": err.layer,
-            "step": err.step + 1,
-            "message": f"non-finite {err.stage}{where} at step {err.step + 1}",
-        }
+        message = f"non-finite {err.stage}{where} at step {err.step + 1}"
+        nonfinite = NonFinite(stage=err.stage, layer=err.layer, step=err.step + 1, message=message)
     records = monitor.take_records()
     recorded = sorted({r["step"] for r in records})
     norms = {w.index: [r["grad_norm"] for r in records if r["layer_index"] == w.index] for w in monitor.layers}
     inputs = DataStats.of(config["data"].get("scale", "none"), loss, data.x_train, data.y_train)
     report = _report(monitor, config, "steps", recorded, norms, records, nonfinite, inputs)
     tenth = max(1, len(trace.losses) // 10)
-    report["loss"] = {"first": _mean_of(trace.losses[:tenth]), "final": _mean_of(trace.losses[-tenth:])}
-    report["steps_run"] = len(trace.losses)
-    report["steps_planned"] = steps
-    report["skipped_batches"] = len(trainer.skipped)
-    return report
+    return replace(
+        report,
+        loss=LossSpan(first=_mean_of(trace.losses[:tenth]), final=_mean_of(trace.losses[-tenth:])),
+        steps_run=len(trace.losses),
+        steps_planned=steps,
+        skipped_batches=len(trainer.skipped),
+    )
 
 
-def inspect_run(run_dir) -> dict:
+def inspect_run(run_dir) -> InspectionReport:
     """Diagnose what a run recorded: the same flags its training raised; columns are epochs."""
     from dnncli.experiment import config as config_mod
     from dnncli.experiment.rundir import nonfinite_event, read_step_records, skipped_events
@@ -181,7 +161,7 @@ def inspect_run(run_dir) -> dict:
         norms[w.index] = [_mean_of(by_epoch.get(e, [])) for e in epochs]
     nonfinite = None
     if stop:
-        nonfinite = {k: stop[k] for k in ("stage", "layer", "step")} | {"message": stop["detail"]}
+        nonfinite = NonFinite(stage=stop["stage"], layer=stop["layer"], step=stop["step"], message=stop["detail"])
     return _report(monitor, config, "epochs", epochs, norms, records, nonfinite, _run_inputs(config))
 
 
@@ -257,10 +237,10 @@ def bench_config(config, reporter, steps: int = 50, warmup: int = 5) -> dict:
     return {"config": config.name, **report}
 
 
-def probe_steps(report: dict, config) -> int | None:
+def probe_steps(report: InspectionReport, config) -> int | None:
     """Steps for ``--try-advice`` on a run: enough to reach the onset of its last lasting flag and judge it (two
     growth windows past it); None (one epoch) where the run raised none."""
-    onsets = [f["onset_step"] for layer in report["layers"] for f in layer["flag_info"] if not f["transient"]]
+    onsets = [f.onset_step for layer in report.layers for f in layer.flag_info if not f.transient]
     if not onsets:
         return None
     return max(onsets) + 2 * config["monitor"]["growth_window"]

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from dnncli.diagnostics import noise
+from dnncli.diagnostics.inspection_report import InspectionReport
 from dnncli.errors import DnnError
 from dnncli.experiment.plot_instruments import draw_noise_scale, run_batch_size
 from dnncli.experiment.rundir import read_step_records
@@ -105,7 +106,7 @@ def _figure(run_dir: Path):
     if report is not None:
         # The rows are the layers the monitor watches, as inspect-gradients lists them; a layer it names but
         # that has no record yet still gets its (empty) row.
-        names |= {layer["index"]: layer["name"] for layer in report["layers"]}
+        names |= {layer.index: layer.name for layer in report.layers}
     layers = sorted(names.items())
     heat_inches = min(max(ROW_INCHES * len(layers) + 1.0, 2.6), 12.0) if layers else 0.0
     curve_inches = 3.4
@@ -148,7 +149,7 @@ def _curve(ax, history: list[dict], epochs: list[int], key: str) -> None:
     ax.legend()
 
 
-def _inspection(run_dir: Path) -> tuple[dict | None, str | None]:
+def _inspection(run_dir: Path) -> tuple[InspectionReport | None, str | None]:
     """The run's flags as ``inspect-gradients`` finds them, or None and why they cannot be had.
 
     A run whose flags cannot be replayed (its config gone or no longer valid) still has curves and norms
@@ -179,7 +180,9 @@ def _gradient_grid(records: list[dict], layers: list[tuple], epochs: range) -> n
         return np.where(counts > 0, sums / counts, np.nan)
 
 
-def _onsets(report: dict | None, layers: list[tuple], first: int, last: int) -> dict[str, list[tuple[float, int]]]:
+def _onsets(
+    report: InspectionReport | None, layers: list[tuple], first: int, last: int
+) -> dict[str, list[tuple[float, int]]]:
     """(x, heat map row) of each flag's onset, by flag, in the order of ``FLAG_MARKERS``.
 
     x is the onset epoch, moved sideways within its cell when several flags begin in the same cell (dead and
@@ -190,11 +193,11 @@ def _onsets(report: dict | None, layers: list[tuple], first: int, last: int) -> 
     row = {index: k for k, (index, _) in enumerate(layers)}
     order = list(FLAG_MARKERS)
     cells: dict[tuple[int, int], list[str]] = {}
-    for layer in report["layers"]:
-        for info in layer["flag_info"]:
-            epoch = info.get("onset_epoch")
-            if epoch is not None and first <= epoch <= last and layer["index"] in row:
-                cells.setdefault((int(epoch), row[layer["index"]]), []).append(info["flag"])
+    for layer in report.layers:
+        for info in layer.flag_info:
+            epoch = info.onset_epoch
+            if epoch is not None and first <= epoch <= last and layer.index in row:
+                cells.setdefault((int(epoch), row[layer.index]), []).append(info.flag)
     found: dict[str, list[tuple[float, int]]] = {}
     for (epoch, r), flags in cells.items():
         step = min(0.3, 0.8 / len(flags))

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -22,6 +23,9 @@ from dnncli.cli.options import (
     threads_set,
 )
 from dnncli.cli.output import echo_json, emit, new_console
+
+if TYPE_CHECKING:
+    from dnncli.diagnostics.inspection_report import InspectionReport
 
 
 @handles_errors
@@ -81,13 +85,13 @@ def inspect_gradients(
         report = baseline = inspect_config(cfg, steps=steps, every=every)
         probe = steps
     if try_advice:
-        report["tried"] = cure.try_advice(cfg, baseline, report["advice"], steps=probe, every=every)
-        report["tried_steps"] = baseline["steps_planned"]
-        best = cure.recommended(report["tried"])
+        tried = cure.try_advice(cfg, baseline, report.advice, steps=probe, every=every)
+        report = replace(report, tried=tried, tried_steps=baseline.steps_planned)
         if write_config is not None:
-            report["written"] = _write_fix(cfg, report, best, write_config, force, target, say=json_)
+            written = _write_fix(cfg, report, cure.recommended(tried), write_config, force, target, say=json_)
+            report = replace(report, write_config=True, written=written)
     if json_:
-        echo_json(report)
+        echo_json(report.to_dict())
     elif plain or not sys.stdout.isatty():
         from dnncli.cli.views.inspection import inspection_plain, try_advice_plain
 
@@ -99,10 +103,12 @@ def inspect_gradients(
 
         console = new_console()
         show(console, inspection_view(console, report))
-    gate([f for layer in report["layers"] for f in layer["flag_info"]], fail_on_set, fail_on_any_set)
+    gate([f.to_dict() for layer in report.layers for f in layer.flag_info], fail_on_set, fail_on_any_set)
 
 
-def _write_fix(cfg, report: dict, best: dict | None, out: Path, force: bool, target: Path, say: bool) -> str | None:
+def _write_fix(
+    cfg, report: InspectionReport, best: dict | None, out: Path, force: bool, target: Path, say: bool
+) -> str | None:
     """Write the recommended fix; ``say``: tell stderr (the views say it under the table of what was tried)."""
     from dnncli.experiment import cure
 
@@ -111,7 +117,7 @@ def _write_fix(cfg, report: dict, best: dict | None, out: Path, force: bool, tar
             typer.echo(f"--write-config: no advice item helped on these steps; {out} not written.", err=True)
         return None
     numbers = [int(k) for k in best["advice"].split("+")]
-    items = [report["advice"][k - 1] for k in numbers]
+    items = [report.advice[k - 1] for k in numbers]
     change = "; ".join(i.get("change") or " ".join(i["set"]) for i in items)
     path = cure.write_fixed_config(cfg, {"set": best["set"], "change": change}, out, force, str(target))
     if say:

@@ -10,41 +10,42 @@ from rich.text import Text
 from dnncli.cli.views.layers import NORM_LEGEND, flag_groups, norm_style
 from dnncli.cli.views.numbers import fmt, sci
 from dnncli.cli.views.tables import Col, Command, even_indices, fitted_table, natural_width, plain_table, rich_table
+from dnncli.diagnostics.inspection_report import InspectionReport
 from dnncli.errors import plural
 
 MAX_PLAIN_COLUMNS = 12  # step or epoch columns of a plain inspect table
 
 
-def _inspect_grid(report: dict, keep: list[int], styled: bool):
-    unit = report["unit"]
-    cols = [Col("layer", "left")] + [Col(f"{unit} {report['steps'][k]}") for k in keep] + [Col("flags", "left")]
+def _inspect_grid(report: InspectionReport, keep: list[int], styled: bool):
+    unit = report.unit
+    cols = [Col("layer", "left")] + [Col(f"{unit} {report.steps[k]}") for k in keep] + [Col("flags", "left")]
     rows = []
-    for layer in report["layers"]:
-        values = layer["grad_norm"]
+    for layer in report.layers:
+        values = layer.grad_norm
         cells = []
         for k in keep:
             v = values[k] if k < len(values) else None
             cells.append(Text(sci(v, 3), style=norm_style(v)) if styled else sci(v, 3))
-        label = f"{layer['index']} {layer['name']} {layer['activation']}"
-        flags = ", ".join(layer["flags"])
+        label = f"{layer.index} {layer.name} {layer.activation}"
+        flags = ", ".join(layer.flags)
         rows.append([label, *cells, Text(flags, style="bold red") if styled and flags else flags])
     return cols, rows
 
 
-def _shown_note(report: dict, keep: list[int]) -> str:
-    unit = report["unit"]
-    n = len(report["steps"])
+def _shown_note(report: InspectionReport, keep: list[int]) -> str:
+    unit = report.unit
+    n = len(report.steps)
     if len(keep) == n:
         return ""
-    shown = ", ".join(str(report["steps"][k]) for k in keep)
+    shown = ", ".join(str(report.steps[k]) for k in keep)
     return f"{len(keep)} of {n} recorded {unit}s shown ({unit}s {shown}); all in --json"
 
 
-def inspection_table(console: Console, report: dict) -> Table:
+def inspection_table(console: Console, report: InspectionReport) -> Table:
     """Layers by steps (or epochs): as many columns as fit, evenly spread, the first and last always in."""
-    unit = report["unit"]
+    unit = report.unit
     title = f"Kernel gradient norm by layer and {unit}"
-    n = len(report["steps"])
+    n = len(report.steps)
     width = console.width
     for k in range(n, 0, -1):
         keep = even_indices(n, k)
@@ -58,9 +59,9 @@ def inspection_table(console: Console, report: dict) -> Table:
     return table
 
 
-def inspection_plain(report: dict) -> list[str]:
-    unit = report["unit"]
-    keep = even_indices(len(report["steps"]), MAX_PLAIN_COLUMNS)
+def inspection_plain(report: InspectionReport) -> list[str]:
+    unit = report.unit
+    keep = even_indices(len(report.steps), MAX_PLAIN_COLUMNS)
     cols, rows = _inspect_grid(report, keep, styled=False)
     out = [f"Kernel gradient norm by layer and {unit}"] + plain_table(cols, rows)
     note = _shown_note(report, keep)
@@ -69,22 +70,22 @@ def inspection_plain(report: dict) -> list[str]:
     return out + inspection_text(report)
 
 
-def inspection_text(report: dict) -> list[str]:
+def inspection_text(report: InspectionReport) -> list[str]:
     """The flags with their numbers, and the advice with its overrides, as lines."""
     out = []
-    if report.get("nonfinite"):
-        out.append(f"Stopped: {report['nonfinite']['message']}")
-    details = [f"  {layer['name']} ({layer['index']}): {d}" for layer in report["layers"] for d in layer["details"]]
+    if report.nonfinite is not None:
+        out.append(f"Stopped: {report.nonfinite.message}")
+    details = [f"  {layer.name} ({layer.index}): {d}" for layer in report.layers for d in layer.details]
     if not details:
         out.append("No flags: no layer is vanishing, exploding, collapsed, dead, saturated or stalled.")
     else:
         out.append("Flags:")
         out += details
-    if report["advice"]:
-        tried = report.get("tried") is not None
+    if report.advice:
+        tried = report.tried is not None
         how = "ranked by what each did below" if tried else "--try-advice ranks them by what they do here"
         out.append(f"Advice, causes first (each with the overrides that apply it; {how}):")
-        for k, a in enumerate(report["advice"], start=1):
+        for k, a in enumerate(report.advice, start=1):
             out.append(f"  {k}. {a['text']}")
             if a.get("pasteable", True):
                 out.append(f"     {a['command']}")
@@ -93,14 +94,14 @@ def inspection_text(report: dict) -> list[str]:
     return out
 
 
-def try_advice_rows(report: dict) -> tuple[list[Col], list[list[str]]]:
-    """One row per item tried (and per items tried together), best first; the recommended one's rank starred."""
+def try_advice_rows(tried: list[dict], order: list[str] | None = None) -> tuple[list[Col], list[list[str]]]:
+    """One row per item tried (and per items tried together), best first; the recommended one's rank starred;
+    ``order``: the layers' names in the model's order, for the flags each cleared, left or raised."""
     cols = [Col("rank"), Col("advice", "left"), Col("outcome", "left")]
     cols += [Col("cleared", "left", wrap=True), Col("remaining", "left", wrap=True), Col("new", "left", wrap=True)]
     cols.append(Col("final loss", wrap=True))
     rows = []
-    order = [layer["name"] for layer in report.get("layers", [])]
-    for k, t in enumerate(report.get("tried", []), start=1):
+    for k, t in enumerate(tried, start=1):
         rank = f"{t.get('rank', k)}{'*' if t.get('recommended') else ''}"
         if "error" in t:
             rows.append([rank, str(t["advice"]), "error", f"could not apply: {t['error']}", "", "", ""])
@@ -130,35 +131,35 @@ def _outcome(t: dict) -> str:
     return "helps" if t["cleared"] else "no"
 
 
-def tried_title(report: dict) -> str:
-    steps = report.get("tried_steps")
+def tried_title(report: InspectionReport) -> str:
+    steps = report.tried_steps
     on = f" over {plural(steps, 'step')}" if steps else ""
     return (
         f"Advice tried{on}: the same data, order and seed, each item's overrides applied (items joined by + together)"
     )
 
 
-def tried_footer(report: dict) -> list[str]:
+def tried_footer(report: InspectionReport) -> list[str]:
     """What --try-advice recommends, and where the fixed config went."""
-    best = next((t for t in report.get("tried") or [] if t.get("recommended")), None)
-    if report.get("tried") is None:
+    best = next((t for t in report.tried or [] if t.get("recommended")), None)
+    if report.tried is None:
         return []
-    if not report["tried"]:
+    if not report.tried:
         return ["Nothing to try: no advice was given."]
     if best is None:
         return ["No item helped on these steps: the flags stay, or the loss ends higher."]
     what = "cures" if best.get("cured") else "helps most (not a full cure)"
     out = [f"Recommended (*): advice {best['advice']}, which {what} on this network."]
-    if report.get("written"):
-        out.append(f"Written with it applied: {report['written']}. Train it with: dnn train {report['written']}")
-    elif "written" in report:
+    if report.written:
+        out.append(f"Written with it applied: {report.written}. Train it with: dnn train {report.written}")
+    elif report.write_config:
         out.append("--write-config: nothing written, as no item helped.")
     else:
         out.append("Write the config with it applied: --write-config FILE")
     return out
 
 
-def inspection_view(console: Console, report: dict) -> list:
+def inspection_view(console: Console, report: InspectionReport) -> list:
     """The rich view of ``dnn inspect-gradients``: the table, a legend, flags, advice, tried advice."""
     out = [inspection_table(console, report), Text.from_markup(NORM_LEGEND)]
     for line in inspection_text(report):
@@ -166,20 +167,20 @@ def inspection_view(console: Console, report: dict) -> list:
             out.append(Command(line))
         else:
             out.append(Text(line, style="bold red" if line.startswith("Stopped") else ""))
-    if report.get("tried") is not None:
-        cols, rows = try_advice_rows(report)
+    if report.tried is not None:
+        cols, rows = try_advice_rows(report.tried, [layer.name for layer in report.layers])
         if rows:
             out.append(fitted_table(console, cols, rows, console.width, title=tried_title(report)))
         out += [Text(line, style="bold") for line in tried_footer(report)]
     return out
 
 
-def try_advice_plain(report: dict) -> list[str]:
-    if report.get("tried") is None:
+def try_advice_plain(report: InspectionReport) -> list[str]:
+    if report.tried is None:
         return []
-    if not report["tried"]:
+    if not report.tried:
         return tried_footer(report)
-    cols, rows = try_advice_rows(report)
+    cols, rows = try_advice_rows(report.tried, [layer.name for layer in report.layers])
     return [tried_title(report), *plain_table(cols, rows), *tried_footer(report)]
 
 

@@ -175,9 +175,9 @@ class Outcome:
             return []
         report = inspect_run(self.run_dir)  # the monitor replayed on gradients.csv: the flags training raised
         return [
-            {"flag": f["flag"], "index": layer["index"], "layer": layer["name"], "transient": f["transient"]}
-            for layer in report["layers"]
-            for f in layer["flag_info"]
+            {"flag": f.flag, "index": layer.index, "layer": layer.name, "transient": f.transient}
+            for layer in report.layers
+            for f in layer.flag_info
         ]
 
     @property

@@ -1,5 +1,11 @@
+import os
+
 import numpy as np
 import pytest
+
+# the products' last bits depend on the BLAS thread count, and training.threads: auto chooses by the machine's load:
+# one thread, for every test and every process a test starts, so that runs compare bit for bit
+os.environ.setdefault("DNN_THREADS", "1")
 
 
 def numeric_grad(f, x, h=1e-6):

@@ -77,8 +77,9 @@ def test_grid_trains_every_combination_and_writes_results_and_a_best_config_that
     combos = {(t["params"]["optimizer.learning_rate"], t["params"]["training.batch_size"]) for t in report["trials"]}
     assert combos == {(0.003, 16), (0.003, 64), (0.03, 16), (0.03, 64)}
     assert all(t["status"] == "completed" and t["epochs"] == 3 for t in report["trials"])
-    for t in report["trials"]:  # two workers on two cores: one BLAS thread each
-        assert json.loads((Path(t["run_dir"]) / "trial.json").read_text())["blas_threads"] == "1"
+    for t in report["trials"]:  # one CPU a trial (resources_per_trial's default): one BLAS thread, in the worker
+        record = json.loads((Path(t["run_dir"]) / "trial.json").read_text())
+        assert record["cpus"] == 1 and record["blas_threads"] == 1
     best = min(report["trials"], key=lambda t: t["metric"])
     assert report["best"]["run_dir"] == best["run_dir"] and report["best"]["metric"] == best["metric"]
     for t in report["trials"]:  # an ordinary run directory: dnn eval works on it
@@ -211,3 +212,14 @@ def test_expect_compares_trials_by_parameters_and_fails_inside_the_noise(tmp_pat
     r = CliRunner().invoke(app, ["check", str(out), "--json"])  # judged again from the sweep's directory
     assert r.exit_code == 1
     assert [v["passed"] for v in strict(r.stdout)["comparisons"]] == [True, False]
+
+
+def test_a_trial_runs_as_many_blas_threads_as_the_cpus_ray_gives_it(tmp_path):
+    spec = {"parameters": {"optimizer.learning_rate": {"values": [0.01]}}, "resources_per_trial": {"cpu": 2}}
+    report = sweep(make(tmp_path, spec), tmp_path / "out")
+    record = json.loads((Path(report["trials"][0]["run_dir"]) / "trial.json").read_text())
+    assert record["cpus"] == 2 and record["blas_threads"] == 2  # read in the Ray worker, while it trained
+    assert yaml.safe_load((tmp_path / "out" / "best.yaml").read_text())["training"]["threads"] == "auto"
+    too_many = {**spec, "resources_per_trial": {"cpu": 3}}
+    r = CliRunner().invoke(app, ["sweep", str(make(tmp_path, too_many)), "--out", str(tmp_path / "more")])
+    assert r.exit_code == 2 and "resources_per_trial asks 3 CPUs a trial, and the cluster has 2" in r.output

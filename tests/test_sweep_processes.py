@@ -4,7 +4,9 @@ Apart from tests/test_sweep.py: `ray stop` ends every Ray process on the machine
 test here may hold a Ray session in the test process.
 """
 
+import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -48,52 +50,110 @@ def test_resume_after_the_driver_is_killed_runs_only_the_unfinished_trials(tmp_p
         assert (out / "trials" / trial / "model.npz").stat().st_mtime_ns == trained[trial]
 
 
-def test_a_sweep_joins_a_cluster_by_address(tmp_path):
+def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    ray_bin = Path(sys.executable).parent / "ray"
-    # a head of our own on loopback; Ray's token authentication (a real cluster's business) off for it
-    env = os.environ | {"RAY_AIR_NEW_OUTPUT": "0", "RAY_AUTH_MODE": "disabled"}
-    start = [
-        str(ray_bin),
-        "start",
-        "--head",
-        "--port",
-        str(port),
-        "--num-cpus",
-        "2",
-        "--node-ip-address",
-        "127.0.0.1",
-        "--include-dashboard",
-        "false",
-        "--temp-dir",
-        tempfile.mkdtemp(prefix="dnnray"),  # short: Ray keeps unix sockets there
-    ]
-    r = subprocess.run(start, capture_output=True, text=True, env=env, timeout=120)
-    assert r.returncode == 0, r.stderr
-    try:
-        path = make(tmp_path, {"parameters": {"optimizer.learning_rate": {"values": [0.003, 0.03]}}})
-        r = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "dnncli",
-                "sweep",
-                str(path),
-                "--out",
-                str(tmp_path / "out"),
-                "--address",
-                f"127.0.0.1:{port}",
-                "--json",
-            ],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=300,
+        return s.getsockname()[1]
+
+
+def _user_env(home: Path) -> dict:
+    """The environment of a user on a machine of the cluster: their HOME, no Ray authentication settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
+    return env | {"HOME": str(home), "RAY_AIR_NEW_OUTPUT": "0"}
+
+
+@pytest.fixture(scope="module")
+def head(tmp_path_factory):
+    """A real head started as Ray's documentation says, with Ray's default authentication: on, because a token is
+    in Ray's default file (as `ray get-auth-token --generate`, or any earlier local ray.init, leaves it)."""
+    raylet = pytest.importorskip("ray._raylet")
+    if not hasattr(raylet, "AuthenticationTokenLoader"):
+        pytest.skip("this Ray has no token authentication")
+    home = tmp_path_factory.mktemp("head-home")
+    (home / ".ray").mkdir()
+    (home / ".ray" / "auth_token").write_text(secrets.token_hex(32))
+    port, temp = _free_port(), tempfile.mkdtemp(prefix="dnnray")  # short: Ray keeps unix sockets there
+    log = home / "head.log"
+    start = [str(Path(sys.executable).parent / "ray"), "start", "--head", "--port", str(port), "--num-cpus", "2"]
+    start += ["--node-ip-address", "127.0.0.1", "--include-dashboard", "false", "--temp-dir", temp, "--block"]
+    with log.open("w") as out:  # --block: the head is this process's group, ended below (never `ray stop`)
+        proc = subprocess.Popen(
+            start, env=_user_env(home), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
-        assert r.returncode == 0, r.stderr
-        report = strict(r.stdout)
-        assert len(report["trials"]) == 2 and all(t["status"] == "completed" for t in report["trials"])
+    try:
+        deadline = time.time() + 90
+        while "Ray runtime started" not in log.read_text() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.1)
+        assert "Ray runtime started" in log.read_text(), log.read_text()[-2000:]
+        assert "Token authentication is enabled" in log.read_text()  # Ray's default here: tokens on
+        yield {"address": f"127.0.0.1:{port}", "home": home, "token": (home / ".ray" / "auth_token").read_text()}
     finally:
-        subprocess.run([str(ray_bin), "stop", "--force"], capture_output=True, env=env, timeout=120)
+        os.killpg(proc.pid, signal.SIGKILL)  # the head's processes: the group this fixture started
+        proc.wait()
+
+
+def test_a_sweep_joins_a_head_with_rays_default_token_authentication(tmp_path, head):
+    # as a user on the head's machine runs it: the token in ~/.ray/auth_token, no RAY_AUTH_MODE
+    path = make(tmp_path, {"parameters": {"optimizer.learning_rate": {"values": [0.003, 0.03]}}})
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "dnncli", "sweep", str(path), "--out", str(out), "--address", head["address"]]
+    r = subprocess.run([*cmd, "--json"], capture_output=True, text=True, env=_user_env(head["home"]), timeout=300)
+    assert r.returncode == 0, r.stderr
+    report = strict(r.stdout)
+    assert len(report["trials"]) == 2 and all(t["status"] == "completed" for t in report["trials"])
+    for t in report["trials"]:  # in a worker of the cluster: the trial's one CPU, as one BLAS thread
+        record = json.loads((Path(t["run_dir"]) / "trial.json").read_text())
+        assert record["cpus"] == 1 and record["blas_threads"] == 1
+
+
+def test_the_token_from_ray_auth_token_path_or_the_environment_is_accepted(tmp_path, head, monkeypatch):
+    from dnncli.experiment.sweep.cluster import find_token, head_mode
+
+    (tmp_path / "token").write_text(head["token"])
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(tmp_path / "token"))
+    assert head_mode(head["address"], find_token()) == "token"
+    monkeypatch.setenv("RAY_AUTH_TOKEN", head["token"])
+    assert head_mode(head["address"], find_token()) == "token"
+
+
+@pytest.mark.parametrize(
+    "env, said",
+    [
+        ({}, "the head uses token authentication, and no token was found here"),
+        ({"RAY_AUTH_TOKEN": "0" * 64}, "the head refused the token from RAY_AUTH_TOKEN"),
+    ],
+)
+def test_a_driver_without_the_heads_token_gets_one_line_and_exit_2(tmp_path, head, monkeypatch, env, said):
+    from typer.testing import CliRunner
+
+    from dnncli.cli import app
+
+    for key in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_AUTH_MODE"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # another user, or another machine: no token of the head's
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    path = make(tmp_path, {"parameters": {"optimizer.learning_rate": {"values": [0.003]}}})
+    started = time.perf_counter()
+    r = CliRunner().invoke(app, ["sweep", str(path), "--out", str(tmp_path / "out"), "--address", head["address"]])
+    assert r.exit_code == 2
+    lines = r.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: --address {head['address']}: ") and said in lines[0]
+    assert "ray get-auth-token" in lines[0] and head["token"] not in r.output
+    assert time.perf_counter() - started < 10  # not Ray's 20 s of retries
+    assert not (tmp_path / "out").exists()  # nothing left behind to refuse the next try
+
+
+def test_nothing_listening_is_one_line_and_exit_2(tmp_path):
+    from typer.testing import CliRunner
+
+    from dnncli.cli import app
+
+    address = f"127.0.0.1:{_free_port()}"
+    path = make(tmp_path, {"parameters": {"optimizer.learning_rate": {"values": [0.003]}}})
+    r = CliRunner().invoke(app, ["sweep", str(path), "--out", str(tmp_path / "out"), "--address", address])
+    assert r.exit_code == 2
+    lines = r.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: --address {address}: nothing is listening there")
+    assert "ray start --head --port" in lines[0]

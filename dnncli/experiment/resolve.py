@@ -50,7 +50,8 @@ class TrainingSettings:
     threads : "auto" or int, default="auto"
         BLAS threads for the matrix products: ``auto`` chooses while training (at most the CPUs this process may use,
         its affinity and cgroup quota, the step timed at one thread fewer and the faster kept), a number fixes it
-        (``--threads N`` on the command line). It changes the speed, never the result, and a resumed run may change it.
+        (``--threads N`` on the command line). It changes the speed and the last bits of the numbers (a product
+        split over threads rounds in another order), not the experiment: a run may be resumed with another count.
     """
 
     def __init__(

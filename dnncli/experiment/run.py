@@ -89,7 +89,19 @@ class TrainingRun:
 
     # construction ------------------------------------------------------------------
     @classmethod
-    def create(cls, config, out=None, runs_root="runs", init_weights=None, epochs=None, reporter=None, force=False):
+    def create(
+        cls,
+        config,
+        out=None,
+        runs_root="runs",
+        init_weights=None,
+        epochs=None,
+        reporter=None,
+        force=False,
+        threads=None,
+    ):
+        """A new run of ``config``; ``threads``: its BLAS threads this time (a sweep's trial: its CPUs), else the
+        config's ``training.threads`` (written to the run's config.yaml as it was)."""
         if epochs is not None:
             config = config.replaced(("training", "epochs"), epochs)
         # everything that can fail on the user's input fails before the directory exists
@@ -104,6 +116,8 @@ class TrainingRun:
             parts[2].preparation.save(run_dir / "preprocessing.npz")
             run = cls(config, run_dir, *parts, reporter, lock)
             run.state.create(run.trainer)  # epoch 0: a run is resumable, and has a finite state, from the start
+        if threads is not None:
+            run.trainer.threads = ThreadPolicy(threads)
         return run
 
     @classmethod
@@ -266,7 +280,7 @@ def run_info(config, data, trainer, monitor, run_dir, epochs: int, history: list
 
 
 def _experiment(resolved: dict) -> dict:
-    """A resolved config less what changes the speed and never the result (``training.threads``): a run resumed
+    """A resolved config less what changes the speed, not the experiment (``training.threads``): a run resumed
     with other threads, or started before the key existed, is the same experiment."""
     training = {k: v for k, v in resolved.get("training", {}).items() if k != "threads"}
     return resolved | {"training": training}

@@ -119,6 +119,11 @@ def blas_threads_now() -> int | None:
 class AdaptiveThreads:
     """The thread count chosen by timing the step: the current count against one fewer, the faster kept.
 
+    Steps are compared by their mean time, not the median: a thread that waits for a busy core makes a few steps
+    very slow, and that tail is the cost. Blocks at the two counts are interleaved (the load changes under a
+    comparison); a block more than ``cut`` times slower than the other count's mean so far ends the comparison
+    at once, so that a count that collapses is not paid for long.
+
     Parameters
     ----------
     maximum : int
@@ -126,28 +131,36 @@ class AdaptiveThreads:
     apply : callable
         ``apply(count)`` sets the count (``BlasThreads.set``; tests record it).
     clock : callable, default=time.perf_counter
-        Seconds, for the block lengths and the periodic recheck (tests give a fake one).
-    block_steps : int, default=20
-        Most steps timed at one count before switching to the other (at least 3, and 0.05 s).
+        Seconds, for the block lengths, the watch windows and the rechecks (tests give a fake one).
+    block_steps : int, default=50
+        Most steps timed at one count before switching to the other (at least 3 steps and 0.1 s otherwise, after
+        the first step, or, going to fewer threads, 0.1 s of steps: the switch's own cost, not timed).
     rounds : int, default=3
-        Blocks at each count, interleaved, before choosing.
+        Blocks at each count, interleaved, before choosing; fewer where a round shows one count 15% faster.
     drift : float, default=0.25
-        A window's median step time this much slower or faster than at the choice starts a new comparison.
+        A watch window's mean step time this much slower or faster than at the choice starts a new comparison.
     recheck : float, default=30.0
-        Seconds after which the choice is looked at again even without drift (a core that became free leaves
-        the step time at one thread as it was).
+        Seconds after which the choice is looked at again even without drift (a core that came free leaves the
+        step time at one thread as it was); doubled each time the same count is chosen again, up to 8 times.
+    cut : float, default=1.5
+        A block this many times slower than the other count's mean ends the comparison.
     """
 
     MIN_BLOCK_STEPS = 3
-    BLOCK_SECONDS = 0.05
+    SETTLE_SECONDS = 0.1
+    BLOCK_SECONDS = 0.1
+    EARLY = 0.15
     WINDOW_SECONDS = 1.0
 
-    def __init__(self, maximum, apply, clock=time.perf_counter, block_steps=20, rounds=3, drift=0.25, recheck=30.0):
+    def __init__(
+        self, maximum, apply, clock=time.perf_counter, block_steps=50, rounds=3, drift=0.25, recheck=30.0, cut=1.5
+    ):
         self.maximum = max(1, int(maximum))
         self.apply, self.clock = apply, clock
-        self.block_steps, self.rounds, self.drift, self.recheck = block_steps, rounds, drift, recheck
+        self.block_steps, self.rounds, self.drift, self.cut = block_steps, rounds, drift, cut
+        self.recheck = self._base_recheck = recheck
         self.count = self.maximum
-        self.measured: dict[int, float] = {}  # median step seconds at each count, from the latest comparisons
+        self.measured: dict[int, float] = {}  # mean step seconds at each count, from the latest comparisons
         self.choices: list[int] = []  # every count settled on, in order
         self._pair: tuple[int, int] | None = None
         self._direction = "down"
@@ -179,9 +192,11 @@ class AdaptiveThreads:
         self._pair, self._direction = (high, low), direction
         self._samples: dict[int, list[float]] = {high: [], low: []}
         self._blocks = 0
-        self._begin_block(high)
+        # the count in force first: no switch to pay for, and a block at the other that collapses is cut at once
+        self._begin_block(low if self.count == low else high)
 
     def _begin_block(self, count: int) -> None:
+        self._fewer = count < self.count
         if count != self.count:
             self.count = count
             self.apply(count)
@@ -190,22 +205,38 @@ class AdaptiveThreads:
         self._first = True
 
     def _probe_step(self, seconds: float) -> None:
-        if self._first:  # the step right after a switch pays for waking (or parking) threads: not counted
+        settling = self._fewer and self.clock() - self._block_start < self.SETTLE_SECONDS
+        if self._first or settling:
+            # the steps right after a switch are not counted: the first wakes or parks threads, and a thread let go
+            # spins on for a while (OpenBLAS's idle workers wait about 0.1 s before they sleep), slowing one fewer
+            # while another job holds a core
             self._first = False
-        else:
-            self._block.append(seconds)
-        long_enough = self.clock() - self._block_start >= self.BLOCK_SECONDS
-        if len(self._block) >= self.block_steps or (len(self._block) >= self.MIN_BLOCK_STEPS - 1 and long_enough):
+            return
+        if not self._block:
+            self._measure_start = self.clock()
+        self._block.append(seconds)
+        high, low = self._pair
+        other = self._samples[low if self.count == high else high]
+        enough = len(self._block) >= self.MIN_BLOCK_STEPS
+        if enough and other and statistics.fmean(self._block) > self.cut * statistics.fmean(other):
+            self._samples[self.count] += self._block
+            return self._decide(high, low)  # far slower already: no need to pay for the rest
+        long_enough = self.clock() - self._measure_start >= self.BLOCK_SECONDS
+        if len(self._block) >= self.block_steps or (enough and long_enough):
             self._samples[self.count] += self._block
             self._blocks += 1
-            high, low = self._pair
-            if self._blocks < 2 * self.rounds:
+            if self._blocks < 2 * self.rounds and not (self._blocks % 2 == 0 and self._clear(high, low)):
                 self._begin_block(low if self.count == high else high)
             else:
                 self._decide(high, low)
 
+    def _clear(self, high: int, low: int) -> bool:
+        """After a round at both counts: one is so much faster (``EARLY``) that more rounds would not change it."""
+        t_high, t_low = (statistics.fmean(self._samples[c]) for c in (high, low))
+        return max(t_high, t_low) > (1 + self.EARLY) * min(t_high, t_low)
+
     def _decide(self, high: int, low: int) -> None:
-        t_high, t_low = (statistics.median(self._samples[c]) for c in (high, low))
+        t_high, t_low = (statistics.fmean(self._samples[c]) for c in (high, low))
         self.measured[high], self.measured[low] = t_high, t_low
         fewer_wins = t_low <= t_high  # a tie goes to fewer threads: as fast, and gentler to the rest of the machine
         if self._direction == "down":
@@ -222,8 +253,13 @@ class AdaptiveThreads:
         if count != self.count:
             self.count = count
             self.apply(count)
+        # the same choice again: look less often (each look pays for some steps at the worse count)
+        same = bool(self.choices) and self.choices[-1] == count
+        self.recheck = min(self.recheck * 2, 8 * self._base_recheck) if same else self._base_recheck
         self.choices.append(count)
-        self._reference = self.measured.get(count, math.nan)
+        # the first watch window sets the reference: the comparison's steps were interleaved with the other count's
+        # (and the first ones warm the caches), so their mean is no level to drift from
+        self._reference = math.nan
         self._window = []
         self._settled_at = self._window_start = self.clock()
 
@@ -233,11 +269,11 @@ class AdaptiveThreads:
         now = self.clock()
         if now - self._window_start < self.WINDOW_SECONDS or len(self._window) < self.MIN_BLOCK_STEPS:
             return
-        median = statistics.median(self._window)
+        mean = statistics.fmean(self._window)
         self._window, self._window_start = [], now
         if math.isnan(self._reference):
-            self._reference = median
-        drifted = not (self._reference / (1 + self.drift) <= median <= self._reference * (1 + self.drift))
+            self._reference = mean
+        drifted = not (self._reference / (1 + self.drift) <= mean <= self._reference * (1 + self.drift))
         if drifted or now - self._settled_at >= self.recheck:
             self.look_again()
 
@@ -257,6 +293,10 @@ class ThreadPolicy:
     """
 
     def __init__(self, setting=AUTO, cpus: int | None = None, clock=time.perf_counter):
+        # the products' last bits depend on the count, and auto's choice on the machine's load: DNN_THREADS=N fixes
+        # it for every run of the process (CI does), so that two runs, or a run and its resume, are bit-identical
+        if setting == AUTO and forced() is not None:
+            setting = forced()
         self.setting = setting
         self.cpus = usable_cpus() if cpus is None else cpus
         self.clock = clock
@@ -292,9 +332,23 @@ class ThreadPolicy:
             self.adaptive.observe(seconds)
 
 
+def forced() -> int | None:
+    """The count ``DNN_THREADS`` sets for ``auto`` in this process (and its children), or None."""
+    text = os.environ.get("DNN_THREADS", "").strip()
+    if not text:
+        return None
+    if not text.isdigit() or int(text) < 1:
+        from dnncli.errors import DnnError
+
+        raise DnnError(f"DNN_THREADS must be a positive number of threads. Received: {text!r}")
+    return int(text)
+
+
 @contextlib.contextmanager
 def limited(setting=AUTO):
     """BLAS threads for work that is not a training loop (gradient checks): the usable CPUs, or the count given."""
+    if setting == AUTO and forced() is not None:
+        setting = forced()
     count = usable_cpus() if setting == AUTO else int(setting)
     try:
         blas = BlasThreads()

@@ -56,8 +56,18 @@ def compare(
 def sweep(
     sweep_file: Annotated[Path | None, typer.Argument(metavar="SWEEP.yaml", help="The sweep file.")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Sweep directory (default runs/sweeps/NAME-TIME).")] = None,
-    workers: Annotated[int | None, typer.Option("--workers", min=1, help="Trials at once (default: cores).")] = None,
-    address: Annotated[str | None, typer.Option("--address", help="Join the Ray cluster at HOST:PORT.")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", min=1, help="Trials at once (default: the CPUs / resources_per_trial's cpu)."),
+    ] = None,
+    address: Annotated[
+        str | None,
+        typer.Option(
+            "--address",
+            help="Join the Ray cluster at HOST:PORT, in its authentication mode (a token from RAY_AUTH_TOKEN,"
+            " RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token).",
+        ),
+    ] = None,
     resume: Annotated[Path | None, typer.Option("--resume", help="Finish the sweep in this directory.")] = None,
     json_: JsonOption = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the final result.")] = False,

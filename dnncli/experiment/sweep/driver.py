@@ -12,10 +12,12 @@ import yaml
 
 from dnncli.errors import DnnError
 from dnncli.experiment.modeline import with_modeline
+from dnncli.experiment.sweep.cluster import join
 from dnncli.experiment.sweep.results import SweepReport, collect
 from dnncli.experiment.sweep.spec import SweepSpec, read_sweep
 from dnncli.experiment.sweep.trial import run_trial
 from dnncli.files import atomic_write_text
+from dnncli.train.threads import usable_cpus
 
 INSTALL = "pip install '.[sweep]' in a checkout of dnncli (Ray Tune and Optuna)"
 
@@ -62,16 +64,17 @@ def sweep(
             raise DnnError(f"--resume {out}: not a sweep directory (no sweep.yaml).")
         sweep_file = out / "sweep.yaml"
     spec = read_sweep(sweep_file)
-    if not resume:
-        if out.exists() and any(out.iterdir()):
-            raise DnnError(f"--out {out}: not empty; choose another directory, or --resume it.")
-        out.mkdir(parents=True, exist_ok=True)
-        # the sweep as the directory keeps it: its base config by absolute path, so --resume finds it from anywhere
-        kept = yaml.safe_dump(spec.raw | {"config": str(spec.config_path)}, sort_keys=False)
-        atomic_write_text(out / "sweep.yaml", with_modeline(kept, at=out / "sweep.yaml", sweep=True))
-    workers = workers or os.cpu_count() or 1
-    started_here = _start_ray(ray, out, workers, address)
+    if not resume and out.exists() and any(out.iterdir()):
+        raise DnnError(f"--out {out}: not empty; choose another directory, or --resume it.")
+    started_here = _start_ray(ray, out, address)  # a cluster that cannot be joined leaves no directory behind
     try:
+        if not resume:
+            out.mkdir(parents=True, exist_ok=True)
+            # the sweep as the directory keeps it: its base config by absolute path, so --resume finds it anywhere
+            kept = yaml.safe_dump(spec.raw | {"config": str(spec.config_path)}, sort_keys=False)
+            atomic_write_text(out / "sweep.yaml", with_modeline(kept, at=out / "sweep.yaml", sweep=True))
+        # as many trials at once as the cluster has CPUs for; each runs as many BLAS threads as its CPUs (trial.py)
+        workers = workers or max(1, int(ray_cpus() // spec.cpus_per_trial))
         tuner = _tuner(spec, tune, out, workers, view, resume)
         # Tune prints trial summaries of its own (on a restore, whatever verbose says): ours replace them
         with contextlib.redirect_stdout(io.StringIO()):
@@ -82,8 +85,9 @@ def sweep(
     return collect(spec, out, grid_results)
 
 
-def _start_ray(ray, out: Path, workers: int, address: str | None) -> bool:
-    """Join ``address``, or start Ray on this machine with ``workers`` CPUs; quiet, its files under ``out``."""
+def _start_ray(ray, out: Path, address: str | None) -> bool:
+    """Join ``address``, or start Ray on this machine with the CPUs this process may use; quiet, its files under
+    ``out``."""
     import logging
 
     if ray.is_initialized():
@@ -93,7 +97,7 @@ def _start_ray(ray, out: Path, workers: int, address: str | None) -> bool:
     os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
     kwargs = {"log_to_driver": False, "logging_level": logging.ERROR, "include_dashboard": False}
     if address is not None:
-        ray.init(address=address, **kwargs)
+        join(ray, address, **kwargs)  # in the head's authentication mode; a failure is one line
     else:
         # sockets live in the temporary dir, whose path must stay short: under DIR if it is short, else /tmp
         temp = out / ".ray"
@@ -101,14 +105,19 @@ def _start_ray(ray, out: Path, workers: int, address: str | None) -> bool:
             import tempfile
 
             temp = Path(tempfile.mkdtemp(prefix="dnn-ray-"))
-        ray.init(num_cpus=os.cpu_count() or workers, _temp_dir=str(temp), **kwargs)
+        ray.init(num_cpus=usable_cpus(), _temp_dir=str(temp), **kwargs)
     return True
 
 
 def _tuner(spec: SweepSpec, tune, out: Path, workers: int, view, resume: bool):
     from ray.tune.schedulers import ASHAScheduler
 
-    cpus = max(1, int(ray_cpus() // workers))  # never more threads than cores: workers x cpus <= cores
+    cpus = spec.cpus_per_trial
+    if cpus > ray_cpus():
+        raise DnnError(
+            f"{spec.path}: resources_per_trial asks {cpus} CPUs a trial, and the cluster has {ray_cpus():g}; ask"
+            " fewer (no trial could start)."
+        )
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, sweep_file=str(out / "sweep.yaml"), out=str(out)), {"cpu": cpus}
     )

@@ -14,6 +14,7 @@ def sweep_schema() -> dict:
     them, read as for a config's sections; what a parameter's values do to the base config is checked by dnn."""
     checks, defaults = read_checks(SweepSpec.__init__, SWEEP_KEYS)
     stopping, stopping_defaults = read_checks(SweepSpec._early_stopping, ("grace_epochs", "reduction_factor"))
+    resources, resources_defaults = read_checks(SweepSpec._resources, ("cpu",))
     docs = parameter_docs(SweepSpec)
     value = {"description": "A YAML value, as --set takes it."}
     parameter = {
@@ -48,6 +49,12 @@ def sweep_schema() -> dict:
                 **{k: {**v, "default": stopping_defaults.get(k)} for k, v in stopping.items()},
             },
             "additionalProperties": False,
+        },
+        "resources_per_trial": {
+            "type": "object",
+            "properties": {k: {**v, "default": resources_defaults.get(k)} for k, v in resources.items()},
+            "additionalProperties": False,
+            "default": {"cpu": resources_defaults.get("cpu")},
         },
     }
     defaults.setdefault("metric", "val_loss")

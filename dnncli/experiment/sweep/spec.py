@@ -22,6 +22,7 @@ SWEEP_KEYS = (
     "seed",
     "parameters",
     "early_stopping",
+    "resources_per_trial",
     "expect",
 )
 
@@ -49,6 +50,8 @@ class SweepSpec:
         Dotted config keys (as --set takes them) to {values: [...]} or {min, max, log}.
     early_stopping : mapping or None
         ASHA: {method: asha, grace_epochs, reduction_factor}; stops trials that lag.
+    resources_per_trial : mapping, default={"cpu": 1}
+        What Ray gives each trial: {cpu: N}, N CPUs, and the trial runs N BLAS threads.
     expect : list or None
         Comparisons of trials by their parameters, judged when the sweep ends: each entry's keys are those of
         ``dnncli.experiment.expect.compare.Comparison`` (measure, lower or higher, than, claim).
@@ -76,6 +79,7 @@ class SweepSpec:
         self.seed = check_int(raw.get("seed", 0), "seed", minimum=0, maximum=2**32 - 1)
         self.parameters = self._parameters(raw["parameters"])
         self.early_stopping = self._early_stopping(raw.get("early_stopping"))
+        self.cpus_per_trial = self._resources(raw.get("resources_per_trial"))
         self._check_metric()
         self._check_overrides()
         self.expect = self._expect(raw.get("expect"), lines or {})
@@ -128,6 +132,17 @@ class SweepSpec:
             "grace_epochs": check_int(spec.get("grace_epochs", 1), "early_stopping.grace_epochs"),
             "reduction_factor": check_int(spec.get("reduction_factor", 3), "early_stopping.reduction_factor", 2),
         }
+
+    def _resources(self, spec) -> int:
+        """The CPUs of ``resources_per_trial`` (Ray's own word for it): 1 unless given."""
+        if spec is None:
+            return 1
+        if not isinstance(spec, dict) or set(spec) - {"cpu"}:
+            raise DnnError(
+                f"{self.path}: resources_per_trial must be {{cpu: N}}, the CPUs Ray gives each trial (its BLAS"
+                f" threads). Received: {spec!r}"
+            )
+        return check_int(spec.get("cpu", 1), "resources_per_trial.cpu")
 
     def _check_metric(self) -> None:
         self.base.check_logged(self.metric, f"{self.path}: metric", self.config_path.name)

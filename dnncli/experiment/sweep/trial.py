@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from dnncli.experiment.runfiles import read_history
 from dnncli.experiment.sweep.spec import read_sweep
 from dnncli.files import atomic_write_text
 from dnncli.strict_json import dumps
+from dnncli.train.threads import blas_threads_now
 
 
 def run_trial(space: dict, sweep_file: str, out: str) -> None:
@@ -28,13 +28,17 @@ def run_trial(space: dict, sweep_file: str, out: str) -> None:
     params = {k: v for k, v in space.items() if k != "repeat"}
     run_dir = Path(out) / "trials" / trial_id
     record = {"id": trial_id, "params": params, "repeat": repeat, "seed": spec.base["seed"] + repeat}
-    # each trial's share of the cores: Ray sets OMP_NUM_THREADS to its CPUs, which OpenBLAS follows
-    record["blas_threads"] = os.environ.get("OPENBLAS_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS")
+    # exactly the CPUs Ray gives the trial, as BLAS threads: trials side by side never wait for each other's cores
+    cpus = trial_cpus()
+    record["cpus"] = cpus
     record["run_dir"] = str(run_dir)
     started = time.perf_counter()
+    record["started_at"] = time.time()  # when, on the clock of the trial's machine (bench/sweep_speedup.py's phases)
 
     class ToTune(Reporter):
         def epoch_end(self, row, layers):
+            if "blas_threads" not in record:  # the count in force while training, as the trial's record says
+                record["blas_threads"] = blas_threads_now()
             value = row.get(spec.metric, math.nan)
             tune.report({spec.metric: value if math.isfinite(value) else _worst(spec.mode), "epoch": row["epoch"]})
 
@@ -49,9 +53,9 @@ def run_trial(space: dict, sweep_file: str, out: str) -> None:
             status, message, history = "completed", "", read_history(run_dir)
         else:
             if (run_dir / "checkpoint.npz").exists():  # a sweep resumed after its driver died: continue the run
-                run = TrainingRun.open(run_dir, reporter=ToTune())
+                run = TrainingRun.open(run_dir, reporter=ToTune(), threads=cpus)
             else:
-                run = TrainingRun.create(config, out=run_dir, reporter=ToTune())
+                run = TrainingRun.create(config, out=run_dir, reporter=ToTune(), threads=cpus)
             result = run.train()
             status = {"completed": "completed", "early_stopped": "completed"}.get(result.status, "failed")
             message, history = result.message, result.history
@@ -71,6 +75,17 @@ def run_trial(space: dict, sweep_file: str, out: str) -> None:
     atomic_write_text(run_dir / "trial.json", dumps(record))
     if record["status"] == "failed" and not record.get("epochs"):
         tune.report({spec.metric: _worst(spec.mode), "epoch": 0})  # Tune wants the metric once from every trial
+
+
+def trial_cpus() -> int:
+    """The CPUs Ray gave this trial (``resources_per_trial``), at least 1."""
+    import ray
+
+    try:
+        cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
+    except Exception:  # outside a Ray worker (a trial run by hand): one CPU, as a trial gets by default
+        cpus = 1.0
+    return max(1, int(cpus))
 
 
 def as_float(value) -> float:

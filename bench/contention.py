@@ -27,7 +27,6 @@ import statistics
 import subprocess
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -78,45 +77,21 @@ def train_dnn(x, y, epochs: int, threads: str) -> tuple[float, str]:
 
 
 def train_sklearn(x, y, epochs: int) -> tuple[float, str]:
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.neural_network import MLPClassifier
-
-    clf = MLPClassifier(
-        hidden_layer_sizes=(300, 100),
-        solver="adam",
-        batch_size=BATCH,
-        max_iter=epochs,
-        shuffle=True,
-        random_state=0,
-        tol=0.0,
-        n_iter_no_change=10**6,
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        start = time.perf_counter()
-        clf.fit(x, y)
-        return time.perf_counter() - start, "its defaults"
+    return _peers().sklearn_runner()(x, y, BATCH, epochs), "its defaults"  # the peer bench/peers.py measures
 
 
 def train_torch(x, y, epochs: int) -> tuple[float, str]:
     import torch
 
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(
-        torch.nn.Linear(784, 300), torch.nn.ReLU(), torch.nn.Linear(300, 100), torch.nn.ReLU(), torch.nn.Linear(100, 10)
-    )
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    loss_fn = torch.nn.CrossEntropyLoss()
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    start = time.perf_counter()
-    for _ in range(epochs):
-        perm = torch.randperm(len(xt))
-        for s in range(0, len(xt), BATCH):
-            idx = perm[s : s + BATCH]
-            opt.zero_grad(set_to_none=True)
-            loss_fn(model(xt[idx]), yt[idx]).backward()
-            opt.step()
-    return time.perf_counter() - start, f"{torch.get_num_threads()} threads"
+    return _peers().torch_runner(False)(x, y, BATCH, epochs), f"{torch.get_num_threads()} threads"
+
+
+def _peers():
+    """bench/peers.py, whose scikit-learn and PyTorch networks this benchmark times too (one definition of each)."""
+    spec = importlib.util.spec_from_file_location("peers", Path(__file__).with_name("peers.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def worker(tool: str, epochs: int, dnn_threads: str) -> None:

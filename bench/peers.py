@@ -3,14 +3,15 @@
 784 inputs, dense 300 relu, dense 100 relu, dense 10 softmax; Adam; float32. Each peer trains
 one epoch per round, interleaved and rotated (A B C, B C A, ...) in this one process, from a fresh
 model each time, after one untimed warm-up epoch. Prints samples/s per round, the medians and the
-ratios of dnncli to each peer. Peers that are not installed are skipped
+ratios of dnncli to each peer. dnncli chooses its BLAS threads as `dnn train` does (training.threads: auto;
+--threads N fixes them); the peers run with their own defaults. Peers that are not installed are skipped
 (`pip install '.[bench]'`; PyTorch: `pip install torch==2.13.0`).
 
 Modes: minibatch (batch 128, 60,000 samples), stochastic (batch 1, 5,000 samples),
 full (the whole 60,000 samples per update; 3 updates per round), bn (batch 128 with batch
 normalization after each hidden layer; dnncli and PyTorch only).
 
-    python bench/peers.py [--modes minibatch,stochastic,full,bn] [--rounds 3]
+    python bench/peers.py [--modes minibatch,stochastic,full,bn] [--rounds 3] [--threads auto|N]
 
 Uses $DNN_DATASETS/fashion-mnist when set, else random data of the same shapes.
 """
@@ -28,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 import dnncli
+from dnncli.train.threads import ThreadPolicy
 from dnncli.train.trainer import Trainer
 
 MODES = {
@@ -49,7 +51,7 @@ def load(n):
     return rng.random((n, 784), dtype=np.float32), rng.integers(0, 10, n)
 
 
-def dnncli_runner(bn: bool):
+def dnncli_runner(bn: bool, threads="auto"):
     layers = []
     for units in (300, 100):
         layers.append({"type": "dense", "units": units, "activation": "relu"})
@@ -61,6 +63,8 @@ def dnncli_runner(bn: bool):
     def run(x, y, batch, epochs):
         model = dnncli.build_model(spec, seed=0)
         trainer = Trainer(model, "sparse_categorical_crossentropy", "adam", batch, True, 0)
+        # the thread count as dnn train chooses it (training.threads: auto, or --threads N)
+        trainer.threads = ThreadPolicy(threads)
         xs, ys = trainer.prepare(x, y)
         start = time.perf_counter()
         trainer.fit(xs, ys, epochs=epochs, prepared=True)
@@ -126,6 +130,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--modes", default="minibatch,stochastic,full,bn")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--threads", default="auto", help="dnncli's BLAS threads, as training.threads: auto (default) or a count"
+    )
     args = parser.parse_args()
     x_all, y_all = load(60000)
     have_torch = importlib.util.find_spec("torch") is not None
@@ -137,7 +144,7 @@ def main():
     for mode in args.modes.split(","):
         spec = MODES[mode]
         bn = mode == "bn"
-        peers = {"dnncli": dnncli_runner(bn)}
+        peers = {"dnncli": dnncli_runner(bn, args.threads if args.threads == "auto" else int(args.threads))}
         if have_sklearn and not bn:
             peers["scikit-learn"] = sklearn_runner()
         if have_torch:

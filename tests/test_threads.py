@@ -188,6 +188,27 @@ def test_train_uses_the_count_given_by_threads_or_the_config(tmp_path, monkeypat
     assert config_mod.load(tmp_path / "run" / "config.yaml")["training"]["threads"] == 1
 
 
+def test_threads_auto_on_the_command_line_overrides_a_configs_count(tmp_path, monkeypatch):
+    counts = Counts(monkeypatch)
+    monkeypatch.setattr(threads, "usable_cpus", lambda *a, **k: 2)
+    monkeypatch.delenv("DNN_THREADS", raising=False)
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(TINY | {"training": TINY["training"] | {"threads": 1}}))
+    args = ["train", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "run"), "--threads", "auto", "-q"]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert counts.set[0] == 2  # auto starts at the usable CPUs, where the config said 1
+    assert config_mod.load(tmp_path / "run" / "config.yaml")["training"]["threads"] == "auto"
+
+
+@pytest.mark.parametrize("bad", ["0", "-1", "two", "1.5"])
+def test_a_threads_option_that_is_not_auto_or_a_count_is_one_line(tmp_path, bad):
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(TINY))
+    r = CliRunner().invoke(app, ["train", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "run"), f"--threads={bad}"])
+    assert r.exit_code == 2
+    assert f"auto or a number of threads >= 1. Received: {bad!r}" in r.output
+    assert not (tmp_path / "run").exists()
+
+
 def test_auto_starts_at_the_usable_cpus_and_compares_one_fewer(tmp_path, monkeypatch):
     counts = Counts(monkeypatch)
     monkeypatch.setattr(threads, "usable_cpus", lambda *a, **k: 2)

@@ -27,14 +27,25 @@ SetOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+
+
+def _threads(value: str | None) -> str | int | None:
+    """``--threads``: ``auto`` or a count of threads >= 1."""
+    if value is None or value == "auto":
+        return value
+    if not value.isdigit() or int(value) < 1:
+        raise typer.BadParameter(f"auto or a number of threads >= 1. Received: {value!r}")
+    return int(value)
+
+
 ThreadsOption = Annotated[
-    int | None,
+    str | None,
     typer.Option(
         "--threads",
-        min=1,
-        metavar="N",
-        help="BLAS threads for the matrix products (training.threads); default auto: chosen while training, at most"
-        " the CPUs this process may use.",
+        metavar="auto|N",
+        callback=_threads,
+        help="BLAS threads for the matrix products (training.threads): auto chooses while training, at most the"
+        " CPUs this process may use; N fixes them. Default: the config's (auto where it says nothing).",
     ),
 ]
 FailOnOption = Annotated[
@@ -58,8 +69,8 @@ FailOnAnyOption = Annotated[
 ]
 
 
-def threads_set(threads: int | None) -> list[str]:
-    """``--threads N`` as the ``--set`` override it stands for."""
+def threads_set(threads: str | int | None) -> list[str]:
+    """``--threads auto|N`` as the ``--set`` override it stands for."""
     return [] if threads is None else [f"training.threads={threads}"]
 
 

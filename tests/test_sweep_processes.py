@@ -157,3 +157,44 @@ def test_nothing_listening_is_one_line_and_exit_2(tmp_path):
     lines = r.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: --address {address}: nothing is listening there")
     assert "ray start --head --port" in lines[0]
+
+
+def test_a_head_of_another_ray_version_is_one_line_and_exit_2(tmp_path):
+    """Against a real head of another Ray: set DNN_OTHER_RAY to that Ray's ``ray`` command (a second virtual
+    environment: ``python -m venv V && V/bin/pip install ray==2.40.0``, then DNN_OTHER_RAY=V/bin/ray); skipped
+    without it, as CI has one Ray."""
+    import ray
+    from typer.testing import CliRunner
+
+    from dnncli.cli import app
+
+    other = os.environ.get("DNN_OTHER_RAY")
+    if not other:
+        pytest.skip("DNN_OTHER_RAY (the ray command of another Ray version) is not set")
+    version = subprocess.run([other, "--version"], capture_output=True, text=True, check=True).stdout.split()[-1]
+    if version == ray.__version__:
+        pytest.skip(f"DNN_OTHER_RAY is this Ray ({version})")
+    port, temp = _free_port(), tempfile.mkdtemp(prefix="dnnray")
+    log = tmp_path / "head.log"
+    start = [other, "start", "--head", "--port", str(port), "--num-cpus", "1", "--node-ip-address", "127.0.0.1"]
+    start += ["--include-dashboard", "false", "--temp-dir", temp, "--block"]
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            start, env=_user_env(tmp_path), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        deadline = time.time() + 90
+        while "Ray runtime started" not in log.read_text() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.1)
+        assert "Ray runtime started" in log.read_text(), log.read_text()[-2000:]
+        address = f"127.0.0.1:{port}"
+        path = make(tmp_path, {"parameters": {"optimizer.learning_rate": {"values": [0.003]}}})
+        r = CliRunner().invoke(app, ["sweep", str(path), "--out", str(tmp_path / "out"), "--address", address])
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert r.exit_code == 2
+    lines = r.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: --address {address}: the head runs Ray {version}")
+    assert f"pip install 'ray[tune]=={version}'" in lines[0]
+    assert not (tmp_path / "out").exists()

@@ -314,9 +314,11 @@ def test_synthetic_n_samples_beyond_memory_is_refused_before_generating(tmp_path
 
 # 5. dnn data fetch -----------------------------------------------------------------------------------------------
 class Endless(http.server.BaseHTTPRequestHandler):
-    """Streams zeros and never ends (no Content-Length), or announces a Content-Length of ``announce``."""
+    """Streams zeros and never ends (no Content-Length), or announces a Content-Length of ``announce``; with
+    ``trickle``, one byte every ``trickle`` seconds (each well within any socket timeout)."""
 
     announce: int | None = None
+    trickle: float | None = None
 
     def log_message(self, *args):
         pass
@@ -328,7 +330,12 @@ class Endless(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         try:
             while True:
-                self.wfile.write(bytes(1 << 16))
+                if self.trickle is not None:
+                    time.sleep(self.trickle)
+                    self.wfile.write(b"\0")
+                    self.wfile.flush()
+                else:
+                    self.wfile.write(bytes(1 << 16))
         except OSError:  # the client hung up: what it should do
             pass
 
@@ -337,8 +344,8 @@ class Endless(http.server.BaseHTTPRequestHandler):
 def endless(monkeypatch):
     servers = []
 
-    def start(announce=None):
-        handler = type("H", (Endless,), {"announce": announce})
+    def start(announce=None, trickle=None):
+        handler = type("H", (Endless,), {"announce": announce, "trickle": trickle})
         httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
         httpd.daemon_threads = True
         threading.Thread(target=httpd.serve_forever, daemon=True).start()
@@ -368,6 +375,19 @@ def test_fetch_refuses_an_announced_size_past_the_bound(tmp_path, endless):
     with pytest.raises(DnnError, match=r"announces 1000000000000 bytes; this file is at most \d+"):
         fetch_mod.fetch("tiny", tmp_path / "out", timeout=5)
     assert not list((tmp_path / "out").iterdir())
+
+
+def test_fetch_stops_a_server_that_trickles_under_its_timeout_and_keeps_what_came(tmp_path, endless):
+    endless(announce=100_000, trickle=0.02)  # a byte every 20 ms: never 1 s without one, and 50 bytes/s
+    start = time.monotonic()
+    with pytest.raises(
+        DnnError, match=r"cannot download a\.gz: .*the server sent \d+ bytes in 1 s \(under 1 KiB/s\)"
+    ) as err:
+        fetch_mod.fetch("tiny", tmp_path / "out", timeout=1)
+    assert time.monotonic() - start < 10
+    assert "\n" not in str(err.value) and str(err.value).endswith("Run the command again to resume.")
+    part = tmp_path / "out" / "a.gz.part"
+    assert part.exists() and 0 < part.stat().st_size < 1000  # kept: the next run resumes from it
 
 
 def test_the_published_sizes_bound_the_real_datasets():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -50,6 +51,9 @@ DATASETS = {
 }
 CHUNK = 1 << 16
 UNKNOWN_SIZE_BOUND = 1 << 30  # a file whose published size is not listed is cut off here
+# a server that sends less than this, over each window of the timeout's length, has stalled (as curl's
+# --speed-limit): a socket timeout alone never fires on one that trickles a byte a little faster than it
+MIN_BYTES_PER_SECOND = 1024
 
 
 def size_bound(size: int | None) -> int:
@@ -59,6 +63,10 @@ def size_bound(size: int | None) -> int:
 
 class TooLarge(Exception):
     """A server sent, or announced, more than the file's bound: the download is deleted, not resumed."""
+
+
+class Stalled(Exception):
+    """A server sent too little for too long: what arrived is kept, and the next run resumes from it."""
 
 
 Progress = Callable[[str, int, int | None], None]
@@ -77,7 +85,9 @@ def digest(path: Path, algorithm: str) -> str:
     return h.hexdigest()
 
 
-def _download(url: str, part: Path, name: str, progress: Progress | None, timeout: float, bound: int) -> None:
+def _download(
+    url: str, part: Path, name: str, progress: Progress | None, timeout: float, bound: int, clock=time.monotonic
+) -> None:
     offset = part.stat().st_size if part.exists() else 0
     if offset > bound:
         raise TooLarge(f"{url}: the partial download holds {offset} bytes; this file is at most {bound}")
@@ -97,18 +107,30 @@ def _download(url: str, part: Path, name: str, progress: Progress | None, timeou
             raise TooLarge(f"{url}: the server announces {total} bytes; this file is at most {bound}")
         with open(part, "ab" if offset else "wb") as f:
             done = offset
-            while True:
-                block = response.read(min(CHUNK, bound + 1 - done))
-                if not block:
-                    break
-                f.write(block)
-                done += len(block)
-                if done > bound:  # a server that sends more than it said, or never stops
-                    raise TooLarge(f"{url}: the server sent more than {bound} bytes, the most this file can be")
-                if progress:
-                    progress(name, done, total)
-            f.flush()
-            os.fsync(f.fileno())
+            window_start, window_bytes = clock(), done
+            try:
+                while True:
+                    # read1: what the socket has, so that the clock is looked at between the server's sends
+                    block = response.read1(min(CHUNK, bound + 1 - done))
+                    if not block:
+                        break
+                    f.write(block)
+                    done += len(block)
+                    if done > bound:  # a server that sends more than it said, or never stops
+                        raise TooLarge(f"{url}: the server sent more than {bound} bytes, the most this file can be")
+                    if progress:
+                        progress(name, done, total)
+                    now = clock()
+                    if now - window_start >= timeout:
+                        if done - window_bytes < MIN_BYTES_PER_SECOND * (now - window_start):
+                            raise Stalled(
+                                f"{url}: the server sent {done - window_bytes} bytes in {now - window_start:.0f} s"
+                                f" (under {MIN_BYTES_PER_SECOND // 1024} KiB/s); {done} bytes are kept"
+                            )
+                        window_start, window_bytes = now, done
+            finally:
+                f.flush()
+                os.fsync(f.fileno())
     if total is not None and done < total:
         raise DnnError(f"{url}: the connection closed after {done} of {total} bytes; run the command again to resume.")
 
@@ -133,7 +155,8 @@ def fetch(
     progress : callable or None, default=None
         Called as ``progress(file, bytes_done, bytes_total_or_None)``.
     timeout : float, default=60.0
-        Seconds to wait for a server.
+        Seconds to wait for a server; also the window over which a download slower than 1 KiB/s counts as
+        stalled (stopped, kept, and resumed by the next run).
     """
     if name not in DATASETS:
         raise DnnError(f"unknown dataset {name!r}.{suggest(name, DATASETS)} Known: {', '.join(DATASETS)}.")
@@ -164,6 +187,8 @@ def fetch(
                 part.unlink(missing_ok=True)  # nothing of it is kept, nor resumed
                 errors.append(f"{err}; the download was deleted")
                 too_large += 1
+            except Stalled as err:
+                errors.append(str(err))
             except (urllib.error.URLError, OSError, ValueError) as err:
                 errors.append(f"{url}: {getattr(err, 'reason', err)}")
         else:

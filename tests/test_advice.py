@@ -238,3 +238,38 @@ def test_a_cure_ends_clearly_lower_not_at_chance():
     base = {"advice": "1", "set": [], "cleared": [{"layer": "dense", "flag": "stalled"}], "remaining": [], "new": []}
     assert not cure.Outcome(**base, loss_before=0.6932, loss_after=0.6931).cured
     assert cure.Outcome(**base, loss_before=0.6932, loss_after=0.60).cured
+
+
+def test_items_that_can_go_together_are_combined_past_one_that_cannot():
+    # batch normalization's new layer list sets what every other item sets: it is passed over, not the combination
+    def outcome(label, sets):
+        return cure.Outcome(label, sets, cleared=[{"layer": "dense", "flag": "saturated"}])
+
+    zero, bn, relu = (
+        outcome("1", ["model.layers.*.bias_initializer=zeros"]),
+        outcome("3", ["model.layers=[{type: dense, units: 4}, {type: batch_normalization}]"]),
+        outcome("2", ["model.layers.*.activation=relu", "model.layers.0.kernel_initializer=he_normal"]),
+    )
+    assert [o.advice for o in cure._compatible([zero, bn, relu], 2)] == ["1", "2"]
+    assert [o.advice for o in cure._compatible([bn, zero, relu], 2)] == ["3"]  # nothing goes with it: no pair
+    assert cure._compatible([zero, relu], 3) == [zero, relu]
+
+
+def test_flags_cleared_at_the_price_of_a_clearly_higher_loss_do_not_help():
+    cleared = [{"layer": "dense", "flag": "saturated"}]
+    assert cure.Outcome("1", [], cleared=cleared, loss_before=0.70, loss_after=0.72).helps
+    worse = cure.Outcome("1", [], cleared=cleared, loss_before=0.70, loss_after=0.75)
+    assert not worse.helps and worse.to_dict()["helps"] is False
+
+
+def test_a_sigmoid_stack_biased_to_saturation_is_cured_by_zero_biases_with_relu():
+    # the red team's p11: zero biases alone stall the first layer, relu with He alone kills units; together, a cure
+    path = Path(__file__).parents[1] / "bench" / "diagnosis" / "redteam" / "p11_sigmoid_bias_plus6.yaml"
+    config = load(path)
+    report = inspect_config(config)
+    tried = cure.try_advice(config, report, report.advice)
+    best = cure.recommended(tried)
+    assert best["cured"] and best["advice"] == "1+2" and best["rank"] == 1
+    assert "model.layers.*.bias_initializer=zeros" in best["set"] and "model.layers.*.activation=relu" in best["set"]
+    single = {t["advice"]: t for t in tried}
+    assert not single["1"]["cured"] and not single["2"]["cured"]

@@ -67,8 +67,15 @@ class Outcome:
         return not (self.error or self.remaining or self.new or self.nonfinite) and self.lower
 
     @property
+    def higher(self) -> bool:
+        """The loss ends clearly higher (the mirror of ``lower``): flags cleared at that price are no help."""
+        before = math.inf if self.loss_before is None else self.loss_before
+        after = math.inf if self.loss_after is None or self.nonfinite else self.loss_after
+        return LOWER * after > before
+
+    @property
     def helps(self) -> bool:
-        return not (self.error or self.nonfinite) and (bool(self.cleared) or self.lower) and not self.new
+        return not (self.error or self.nonfinite or self.new or self.higher) and (bool(self.cleared) or self.lower)
 
     def key(self) -> tuple:
         """Larger is better: a cure (the simplest first), then the flags cleared net of new ones, fewer new, a
@@ -89,6 +96,7 @@ class Outcome:
             "rank": self.rank,
             "recommended": self.recommended,
             "cured": self.cured,
+            "helps": self.cured or self.helps,
         }
         if self.error:
             return out | {"error": self.error}
@@ -132,6 +140,18 @@ def _clash(items: list[Outcome]) -> bool:
     return any(i != j and (a == b or b.startswith(a + ".")) for i, a in keys for j, b in keys)
 
 
+def _compatible(good: list[Outcome], n: int) -> list[Outcome]:
+    """The best ``n`` items, in order, that can be applied together: one that sets a place a better one sets is
+    passed over for the next (batch normalization's new layer list, between a zero bias and relu with He)."""
+    chosen: list[Outcome] = []
+    for o in good:
+        if len(chosen) == n:
+            break
+        if not _clash([*chosen, o]):
+            chosen.append(o)
+    return chosen
+
+
 def try_advice(config, baseline: InspectionReport, advice: list[dict], steps=None, every=None) -> list[dict]:
     """Try each advice item, then the best ones together, on ``baseline``'s steps; return the outcomes ranked."""
     singles = [_outcome(config, str(k), a["set"], baseline, steps, every) for k, a in enumerate(advice, start=1)]
@@ -140,11 +160,13 @@ def try_advice(config, baseline: InspectionReport, advice: list[dict], steps=Non
     # sigmoid stack, then a rate that moves it; relu on raw inputs goes non-finite, on scaled ones it learns)
     good = sorted((o for o in singles if o.cleared and not o.error), key=Outcome.key, reverse=True)
     if good and not any(o.cured for o in singles):
+        tried = set()
         for n in COMBINE:
-            chosen = good[:n]
-            if len(chosen) < n or _clash(chosen):
-                continue  # too few, or two items set one place
+            chosen = _compatible(good, n)
             label = "+".join(sorted((o.advice for o in chosen), key=int))
+            if len(chosen) < n or label in tried:
+                continue  # too few items that can go together
+            tried.add(label)
             outcomes.append(_outcome(config, label, [s for o in chosen for s in o.set], baseline, steps, every))
     outcomes.sort(key=Outcome.key, reverse=True)
     for rank, o in enumerate(outcomes, start=1):

@@ -123,12 +123,11 @@ def try_advice_rows(tried: list[dict], order: list[str] | None = None) -> tuple[
 
 
 def _outcome(t: dict) -> str:
-    """``cure``: every flag cleared, none new, finite, the loss lower; ``helps``: some of that; else ``no``."""
+    """``cure``: every flag cleared, none new, finite, the loss lower; ``helps``: a flag cleared or the loss lower,
+    none new, finite, the loss not clearly higher; else ``no``."""
     if t.get("cured"):
         return "cure"
-    if t["nonfinite"] or t["new"]:
-        return "no"
-    return "helps" if t["cleared"] else "no"
+    return "helps" if t.get("helps") else "no"
 
 
 def tried_title(report: InspectionReport) -> str:

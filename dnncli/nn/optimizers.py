@@ -17,6 +17,7 @@ import numpy as np
 
 from dnncli.errors import DnnError, check_bool, check_float
 from dnncli.nn import schedules
+from dnncli.nn.clipping import Clipping
 from dnncli.registry import Registry
 
 
@@ -52,20 +53,9 @@ class Optimizer:
             )
         else:
             self._learning_rate = schedules.get(learning_rate, "learning_rate")
-        self.clipnorm = None if clipnorm is None else check_float(clipnorm, f"{n}.clipnorm", 0.0, low_open=True)
-        self.clipvalue = None if clipvalue is None else check_float(clipvalue, f"{n}.clipvalue", 0.0, low_open=True)
-        self.global_clipnorm = (
-            None
-            if global_clipnorm is None
-            else check_float(global_clipnorm, f"{n}.global_clipnorm", 0.0, low_open=True)
-        )
-        chosen = [k for k in ("clipnorm", "clipvalue", "global_clipnorm") if getattr(self, k) is not None]
-        if len(chosen) > 1:
-            raise DnnError(
-                f"{n}: only one of clipnorm, clipvalue and global_clipnorm can be set."
-                f" Received: {', '.join(f'{k}={getattr(self, k)}' for k in chosen)}",
-                (chosen[1],),
-            )
+        self.clipping = Clipping(n, clipnorm, clipvalue, global_clipnorm)
+        self.clipnorm, self.clipvalue = self.clipping.clipnorm, self.clipping.clipvalue
+        self.global_clipnorm = self.clipping.global_clipnorm
         self.weight_decay = None if weight_decay is None else check_float(weight_decay, f"{n}.weight_decay", 0.0)
         self.iterations = 0
         self.slots: list[dict[str, np.ndarray]] | None = None
@@ -120,24 +110,8 @@ class Optimizer:
         raise NotImplementedError
 
     def clip(self, grads) -> None:
-        """Clip ``grads`` in place by the configured rule."""
-        if self.clipnorm is not None:
-            for g in grads:
-                norm = math.sqrt(float(np.vdot(g, g)))
-                if norm > self.clipnorm:
-                    g *= self.clipnorm / norm
-        elif self.global_clipnorm is not None:
-            norm = math.sqrt(sum(float(np.vdot(g, g)) for g in grads))
-            if not math.isfinite(norm):
-                scale = math.nan  # as Keras: a non-finite norm poisons the step, so it is noticed
-            else:
-                scale = self.global_clipnorm / max(norm, self.global_clipnorm)
-            if scale != 1.0:
-                for g in grads:
-                    g *= scale
-        elif self.clipvalue is not None:
-            for g in grads:
-                np.clip(g, -self.clipvalue, self.clipvalue, out=g)
+        """Clip ``grads`` in place by the configured rule (``clipping.Clipping``)."""
+        self.clipping(grads)
 
     # state -------------------------------------------------------------------
     def get_state(self) -> dict[str, np.ndarray]:

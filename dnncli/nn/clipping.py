@@ -12,22 +12,25 @@ from dnncli.errors import DnnError, check_float
 KINDS = ("clipnorm", "clipvalue", "global_clipnorm")
 
 
-class Clipping:
-    """The clipping rule of one optimizer (named ``owner`` in errors); no rule when all three are None."""
+def check_clip(value, key: str) -> float | None:
+    """One clipping value: None (not set) or a number > 0."""
+    return None if value is None else check_float(value, key, 0.0, low_open=True)
 
-    def __init__(self, owner: str, clipnorm=None, clipvalue=None, global_clipnorm=None):
-        given = {"clipnorm": clipnorm, "clipvalue": clipvalue, "global_clipnorm": global_clipnorm}
-        self.values = {
-            k: None if v is None else check_float(v, f"{owner}.{k}", 0.0, low_open=True) for k, v in given.items()
-        }
-        chosen = [k for k in KINDS if self.values[k] is not None]
+
+class Clipping:
+    """The clipping rule of one optimizer (named ``owner`` in errors): at most one of the three set, each checked by
+    ``check_clip``; no rule when all three are None."""
+
+    def __init__(self, clipnorm=None, clipvalue=None, global_clipnorm=None, owner: str = "optimizer"):
+        values = {"clipnorm": clipnorm, "clipvalue": clipvalue, "global_clipnorm": global_clipnorm}
+        chosen = [k for k in KINDS if values[k] is not None]
         if len(chosen) > 1:
             raise DnnError(
                 f"{owner}: only one of clipnorm, clipvalue and global_clipnorm can be set."
-                f" Received: {', '.join(f'{k}={self.values[k]}' for k in chosen)}",
+                f" Received: {', '.join(f'{k}={values[k]}' for k in chosen)}",
                 (chosen[1],),
             )
-        self.clipnorm, self.clipvalue, self.global_clipnorm = (self.values[k] for k in KINDS)
+        self.clipnorm, self.clipvalue, self.global_clipnorm = clipnorm, clipvalue, global_clipnorm
 
     def __call__(self, grads) -> None:
         """Clip ``grads`` (a list of arrays) in place."""

@@ -17,7 +17,7 @@ import numpy as np
 
 from dnncli.errors import DnnError, check_bool, check_float
 from dnncli.nn import schedules
-from dnncli.nn.clipping import Clipping
+from dnncli.nn.clipping import Clipping, check_clip
 from dnncli.registry import Registry
 
 
@@ -53,7 +53,12 @@ class Optimizer:
             )
         else:
             self._learning_rate = schedules.get(learning_rate, "learning_rate")
-        self.clipping = Clipping(n, clipnorm, clipvalue, global_clipnorm)
+        self.clipping = Clipping(
+            check_clip(clipnorm, f"{n}.clipnorm"),
+            check_clip(clipvalue, f"{n}.clipvalue"),
+            check_clip(global_clipnorm, f"{n}.global_clipnorm"),
+            owner=n,
+        )
         self.clipnorm, self.clipvalue = self.clipping.clipnorm, self.clipping.clipvalue
         self.global_clipnorm = self.clipping.global_clipnorm
         self.weight_decay = None if weight_decay is None else check_float(weight_decay, f"{n}.weight_decay", 0.0)

@@ -22,7 +22,7 @@ from dnncli import files
 from dnncli.cli import app
 from dnncli.errors import DnnError
 from dnncli.experiment import rundir, runfiles
-from dnncli.experiment.runfiles import RUN_FILES, START_FILES, dir_state
+from dnncli.experiment.runfiles import LOCK_TEXT, RUN_FILES, START_FILES, dir_state
 
 SPEC = {
     "name": "hostile",
@@ -141,6 +141,16 @@ def test_force_trains_beside_other_files_but_never_over_a_file_of_a_runs_names(t
     assert tree(tmp_path, skip=user) == before
     refused(run("train", path, "--out", user, "--force", "--quiet"), "holds a run already", f"--resume {user}")
     assert tree(user) == after
+
+
+def test_a_run_refused_as_out_keeps_its_lock_file_as_it_was(tmp_path, finished):
+    # the lock is taken to learn whether a run trains there, and written only once the directory is taken
+    done = copy(finished, tmp_path / "done")
+    (done / ".lock").write_text(f"{LOCK_TEXT}1 on elsewhere (since 2026-01-01 00:00:00)\n")
+    before = tree(done)
+    for extra in ([], ["--force"]):
+        refused(run("train", config(tmp_path), "--out", done, "--quiet", *extra), "holds a run already")
+        assert tree(done) == before
 
 
 def test_force_is_explained_and_needs_out_or_resume(tmp_path):

@@ -70,8 +70,11 @@ class RunLock:
         self.path = Path(directory) / ".lock"
         self.file = None
 
-    def acquire(self, what: str) -> RunLock:
-        existed = os.path.lexists(self.path)
+    def acquire(self, what: str, claim: bool = True) -> RunLock:
+        """Take the lock, or refuse in one line naming its holder; ``claim``: write this process into it now (else
+        ``claim()`` does, once the caller has looked, holding it, at what the directory holds: a refusal then leaves
+        the lock file as it was)."""
+        self._existed = os.path.lexists(self.path)
         try:
             f = open(self.path, "a+")  # noqa: SIM115 (held open: the lock lives as long as the file)
         except OSError as err:
@@ -85,19 +88,27 @@ class RunLock:
             raise DnnError(
                 f"{what} {self.path.parent}: in use by {holder}; wait for it to end, or stop it first."
             ) from None
+        self.file = f
+        f.seek(0)
+        if claim or not f.read(len(LOCK_TEXT)).startswith(LOCK_TEXT):  # naming no run (just made): claimed at once
+            self.claim()
+        return self
+
+    def claim(self) -> None:
+        """Write this process into the held lock: whose it is, since when."""
+        f = self.file
         try:
             f.seek(0)
             f.truncate()
             f.write(f"{LOCK_TEXT}{os.getpid()} on {socket.gethostname()} (since {datetime.now():%Y-%m-%d %H:%M:%S})\n")
             f.flush()
         except OSError as err:  # a full disk: no lock left behind that names nobody
-            if not existed:
+            if not self._existed:
                 with contextlib.suppress(OSError):
                     os.unlink(self.path)
+            self.file = None
             f.close()
             raise storage_error(err, self.path) from None
-        self.file = f
-        return self
 
     @contextlib.contextmanager
     def released_on_error(self):
@@ -128,10 +139,11 @@ def new_run_dir(name: str, out: str | None, runs_root: str = "runs", force: bool
         path = Path(out)
         runfiles.check_out_dir(path, force, locked=False)  # before anything is made or written
         made = runfiles.make_directory(path, "--out")
-        lock = _lock(path, made)
+        lock = _lock(path, made, claim=False)
         with lock.released_on_error():
             if runfiles.check_out_dir(path, force) == "unfinished":  # again, holding the lock
                 runfiles.clear_unfinished(path)
+            lock.claim()  # only now: a directory refused keeps its lock file as it was
         return path, lock
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     root = Path(runs_root)
@@ -148,10 +160,10 @@ def new_run_dir(name: str, out: str | None, runs_root: str = "runs", force: bool
     raise DnnError(f"{root}: cannot find a free run directory name for {name}-{stamp}.")
 
 
-def _lock(path: Path, made: list[Path]) -> RunLock:
+def _lock(path: Path, made: list[Path], claim: bool = True) -> RunLock:
     """Lock a new run's directory; if that fails, remove the directories just made for it."""
     try:
-        return RunLock(path).acquire("--out")
+        return RunLock(path).acquire("--out", claim)
     except BaseException:
         runfiles.unmake(made)
         raise

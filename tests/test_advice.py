@@ -251,8 +251,11 @@ def test_items_that_can_go_together_are_combined_past_one_that_cannot():
         outcome("2", ["model.layers.*.activation=relu", "model.layers.0.kernel_initializer=he_normal"]),
     )
     assert [o.advice for o in cure._compatible([zero, bn, relu], 2)] == ["1", "2"]
-    assert [o.advice for o in cure._compatible([bn, zero, relu], 2)] == ["3"]  # nothing goes with it: no pair
-    assert cure._compatible([zero, relu], 3) == [zero, relu]
+    assert [o.advice for o in cure._compatible([bn, zero, relu], 2)] == ["1", "2"]  # nothing goes with it: passed
+    assert cure._compatible([zero, bn, relu], 3) == [] and cure._compatible([zero, relu], 3) == []
+    # a key of every layer and the same key of one layer set one place
+    one = outcome("4", ["model.layers.0.kernel_initializer=glorot_uniform"])
+    assert cure._compatible([relu, one], 2) == [] and cure._compatible([zero, one], 2) == [zero, one]
 
 
 def test_flags_cleared_at_the_price_of_a_clearly_higher_loss_do_not_help():
@@ -260,6 +263,10 @@ def test_flags_cleared_at_the_price_of_a_clearly_higher_loss_do_not_help():
     assert cure.Outcome("1", [], cleared=cleared, loss_before=0.70, loss_after=0.72).helps
     worse = cure.Outcome("1", [], cleared=cleared, loss_before=0.70, loss_after=0.75)
     assert not worse.helps and worse.to_dict()["helps"] is False
+    # ranked below an item that helps, though it cleared more: the outcome column reads cure, helps, no
+    less = cure.Outcome("2", [], cleared=cleared[:1], loss_before=0.70, loss_after=0.60)
+    more = cure.Outcome("1", [], cleared=cleared * 3, loss_before=0.70, loss_after=0.75)
+    assert sorted([more, less], key=cure.Outcome.key, reverse=True) == [less, more]
 
 
 def test_a_sigmoid_stack_biased_to_saturation_is_cured_by_zero_biases_with_relu():

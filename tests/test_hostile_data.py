@@ -5,6 +5,7 @@ CSV rows are named by their file line (1-based, the header line counted), as ``f
 """
 
 import gzip
+import hashlib
 import http.server
 import io
 import json
@@ -388,6 +389,76 @@ def test_fetch_stops_a_server_that_trickles_under_its_timeout_and_keeps_what_cam
     assert "\n" not in str(err.value) and str(err.value).endswith("Run the command again to resume.")
     part = tmp_path / "out" / "a.gz.part"
     assert part.exists() and 0 < part.stat().st_size < 1000  # kept: the next run resumes from it
+
+
+class NoRange(http.server.BaseHTTPRequestHandler):
+    """Serves ``payload`` whole, whatever Range is asked (a 200, never a 206); the first answer is cut after
+    ``cut`` bytes (a connection lost); with ``chunked``, in chunked encoding, the cut inside a chunk."""
+
+    payload = b""
+    cut: int | None = None
+    chunked = False
+    served = 0
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        cls = type(self)
+        cut = cls.cut if cls.served == 0 else None
+        cls.served += 1
+        body = self.payload if cut is None else self.payload[:cut]
+        self.send_response(200)
+        if self.chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            size = len(self.payload) if cut is not None else len(body)
+            self.wfile.write(f"{size:x}\r\n".encode() + body + (b"" if cut is not None else b"\r\n0\r\n\r\n"))
+        else:
+            self.send_header("Content-Length", str(len(self.payload)))
+            self.end_headers()
+            self.wfile.write(body)
+        self.wfile.flush()
+        self.close_connection = True
+
+
+@pytest.fixture
+def norange(monkeypatch):
+    servers = []
+
+    def start(payload, cut=None, chunked=False):
+        handler = type("H", (NoRange,), {"payload": payload, "cut": cut, "chunked": chunked, "served": 0})
+        httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        httpd.daemon_threads = True
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        servers.append(httpd)
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/"
+        spec = {"urls": [url], "files": {"a.gz": hashlib.md5(payload).hexdigest()}, "sizes": {"a.gz": len(payload)}}
+        monkeypatch.setitem(fetch_mod.DATASETS, "tiny", spec)
+
+    yield start
+    for httpd in servers:
+        httpd.shutdown()
+
+
+def test_a_resume_the_server_ignores_reads_past_what_is_kept_and_completes(tmp_path, norange):
+    payload = bytes(range(256)) * 200
+    norange(payload, cut=20_000)
+    with pytest.raises(DnnError, match=r"connection closed after 20000 of 51200 bytes; run the command again"):
+        fetch_mod.fetch("tiny", tmp_path / "out", timeout=5)
+    assert (tmp_path / "out" / "a.gz.part").read_bytes() == payload[:20_000]
+    assert fetch_mod.fetch("tiny", tmp_path / "out", timeout=5) == [("a.gz", "downloaded")]  # a 200, not a 206
+    assert (tmp_path / "out" / "a.gz").read_bytes() == payload
+
+
+def test_a_chunk_cut_short_is_one_line_and_what_came_is_kept(tmp_path, norange):
+    payload = bytes(range(256)) * 200
+    norange(payload, cut=5_000, chunked=True)
+    with pytest.raises(DnnError, match=r"cannot download a\.gz: .*IncompleteRead.*Run the command again") as err:
+        fetch_mod.fetch("tiny", tmp_path / "out", timeout=5)
+    assert "\n" not in str(err.value)
+    assert (tmp_path / "out" / "a.gz.part").read_bytes() == payload[:5_000]
+    assert fetch_mod.fetch("tiny", tmp_path / "out", timeout=5) == [("a.gz", "downloaded")]
 
 
 def test_the_published_sizes_bound_the_real_datasets():

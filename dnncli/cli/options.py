@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from dnncli.cli.completion import complete_flags, complete_set
+from dnncli.errors import MAX_INT
 
 EXIT_USAGE = 2
 EXIT_NONFINITE = 3
@@ -33,8 +34,10 @@ def _threads(value: str | None) -> str | int | None:
     """``--threads``: ``auto`` or a count of threads >= 1."""
     if value is None or value == "auto":
         return value
-    if not value.isdigit() or int(value) < 1:
-        raise typer.BadParameter(f"auto or a number of threads >= 1. Received: {value!r}")
+    # ASCII digits only: str.isdigit() also takes '²', which int() refuses
+    if not (value.isascii() and value.isdigit()) or len(value) > 10 or not 1 <= int(value) <= MAX_INT:
+        shown = repr(value) if len(value) <= 40 else f"{value[:20]!r}... ({len(value)} characters)"
+        raise typer.BadParameter(f"auto or a number of threads from 1 to {MAX_INT:,}. Received: {shown}")
     return int(value)
 
 

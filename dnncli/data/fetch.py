@@ -8,6 +8,7 @@ matches the published checksum is renamed to its final name.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import time
 import urllib.error
@@ -99,38 +100,47 @@ def _download(
             return
         raise
     with response:
-        if offset and response.status != 206:
-            offset = 0  # the server ignored the range: start over
+        # a server that ignores the range sends the whole file again: what the .part holds of it is read past, not
+        # thrown away (the md5 at the end checks the two agree)
+        skip = offset if offset and response.status != 206 else 0
         length = response.headers.get("Content-Length")
-        total = offset + int(length) if length is not None else None
+        total = int(length) + offset - skip if length is not None else None
         if total is not None and total > bound:
             raise TooLarge(f"{url}: the server announces {total} bytes; this file is at most {bound}")
-        with open(part, "ab" if offset else "wb") as f:
+        with open(part, "ab") as f:
             done = offset
-            window_start, window_bytes = clock(), done
+            received = 0
+            window_start, window_bytes = clock(), received
             try:
                 while True:
                     # read1: what the socket has, so that the clock is looked at between the server's sends
-                    block = response.read1(min(CHUNK, bound + 1 - done))
+                    block = response.read1(CHUNK)
                     if not block:
                         break
+                    received += len(block)
+                    if skip:
+                        drop = min(skip, len(block))
+                        skip, block = skip - drop, block[drop:]
                     f.write(block)
                     done += len(block)
                     if done > bound:  # a server that sends more than it said, or never stops
                         raise TooLarge(f"{url}: the server sent more than {bound} bytes, the most this file can be")
-                    if progress:
+                    if progress and block:
                         progress(name, done, total)
                     now = clock()
                     if now - window_start >= timeout:
-                        if done - window_bytes < MIN_BYTES_PER_SECOND * (now - window_start):
+                        if received - window_bytes < MIN_BYTES_PER_SECOND * (now - window_start):
                             raise Stalled(
-                                f"{url}: the server sent {done - window_bytes} bytes in {now - window_start:.0f} s"
-                                f" (under {MIN_BYTES_PER_SECOND // 1024} KiB/s); {done} bytes are kept"
+                                f"{url}: the server sent {received - window_bytes} bytes in"
+                                f" {now - window_start:.0f} s (under {MIN_BYTES_PER_SECOND // 1024} KiB/s);"
+                                f" {done} bytes are kept"
                             )
-                        window_start, window_bytes = now, done
+                        window_start, window_bytes = now, received
             finally:
                 f.flush()
                 os.fsync(f.fileno())
+    if skip:
+        raise TooLarge(f"{url}: the server sent {received} bytes, fewer than the {offset} of the partial download")
     if total is not None and done < total:
         raise DnnError(f"{url}: the connection closed after {done} of {total} bytes; run the command again to resume.")
 
@@ -189,7 +199,7 @@ def fetch(
                 too_large += 1
             except Stalled as err:
                 errors.append(str(err))
-            except (urllib.error.URLError, OSError, ValueError) as err:
+            except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as err:
                 errors.append(f"{url}: {getattr(err, 'reason', err)}")
         else:
             again = "" if too_large == len(errors) else " Run the command again to resume."

@@ -11,6 +11,7 @@ with it applied is written as a person would write it.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,9 +86,11 @@ class Outcome:
         after = math.inf if self.loss_after is None or self.nonfinite else self.loss_after
         parts = self.advice.count("+") + 1
         if self.cured:
-            return (2, -parts, -after)
+            return (3, -parts, -after)
         net = len(self.cleared) - len(self.new)
-        return (1 if not self.nonfinite else 0, net, -len(self.new), self.lower, -after, -parts)
+        # what helps before what does not: the table's outcome column reads down in order, cure, helps, no
+        tier = 2 if self.helps else 1 if not self.nonfinite else 0
+        return (tier, net, -len(self.new), self.lower, -after, -parts)
 
     def to_dict(self) -> dict:
         out = {
@@ -135,21 +138,28 @@ def _outcome(config, label: str, sets: list[str], baseline: InspectionReport, st
 
 def _clash(items: list[Outcome]) -> bool:
     """Whether two items set one place: the same key, or one inside the other (a whole layer list replaced,
-    and a layer of the old list changed by its index)."""
-    keys = [(k, s.split("=", 1)[0]) for k, o in enumerate(items) for s in o.set]
-    return any(i != j and (a == b or b.startswith(a + ".")) for i, a in keys for j, b in keys)
+    and a layer of the old list changed by its index; a key of every layer, and the same key of one)."""
+    keys = [(k, s.split("=", 1)[0].split(".")) for k, o in enumerate(items) for s in o.set]
+    return any(i != j and _within(a, b) for i, a in keys for j, b in keys)
+
+
+def _within(a: list[str], b: list[str]) -> bool:
+    """Whether the place ``b`` is ``a`` or inside it, a ``*`` standing for any index (``model.layers.*.activation``
+    sets ``model.layers.0.activation`` too)."""
+    return len(a) <= len(b) and all(x == y or "*" in (x, y) for x, y in zip(a, b))
 
 
 def _compatible(good: list[Outcome], n: int) -> list[Outcome]:
-    """The best ``n`` items, in order, that can be applied together: one that sets a place a better one sets is
-    passed over for the next (batch normalization's new layer list, between a zero bias and relu with He)."""
-    chosen: list[Outcome] = []
-    for o in good:
-        if len(chosen) == n:
-            break
-        if not _clash([*chosen, o]):
-            chosen.append(o)
-    return chosen
+    """The first ``n`` items, in ``good``'s order, that can be applied together (batch normalization's new layer
+    list goes with no item that sets a layer's key: it is passed over for the next); [] where no ``n`` can."""
+    return next((list(c) for c in itertools.combinations(good, n) if not _clash(list(c))), [])
+
+
+def _clearing(o: Outcome) -> tuple:
+    """Larger first among the items to combine: the flags cleared net of new ones, fewer new, a lower loss (an item
+    that cleared much at the price of a new flag may be what another item completes)."""
+    after = math.inf if o.loss_after is None or o.nonfinite else o.loss_after
+    return (len(o.cleared) - len(o.new), -len(o.new), o.lower, -after)
 
 
 def try_advice(config, baseline: InspectionReport, advice: list[dict], steps=None, every=None) -> list[dict]:
@@ -158,7 +168,7 @@ def try_advice(config, baseline: InspectionReport, advice: list[dict], steps=Non
     outcomes = list(singles)
     # candidates to combine: items that cleared something (one may clear what another raised: a zero bias in a
     # sigmoid stack, then a rate that moves it; relu on raw inputs goes non-finite, on scaled ones it learns)
-    good = sorted((o for o in singles if o.cleared and not o.error), key=Outcome.key, reverse=True)
+    good = sorted((o for o in singles if o.cleared and not o.error), key=_clearing, reverse=True)
     if good and not any(o.cured for o in singles):
         tried = set()
         for n in COMBINE:

@@ -125,10 +125,11 @@ class TrainingRun:
         """Resume the run in ``run_dir``; ``threads``: its BLAS threads this time (``--threads``), else the config's."""
         run_dir = Path(run_dir)
         runfiles.check_resumable(run_dir)  # one line saying what to do where there is no checkpoint
-        lock = RunLock(run_dir).acquire("--resume")
+        lock = RunLock(run_dir).acquire("--resume", claim=False)  # written once resumed: a refusal leaves it
         with lock.released_on_error():
             runfiles.remove_leftovers(run_dir)  # the temporary files of writes a killed process left
             run = cls._open(run_dir, epochs, reporter, force, lock)
+            lock.claim()
         if threads is not None:
             run.trainer.threads = ThreadPolicy(threads)
         return run

@@ -19,6 +19,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from dnncli.errors import MAX_INT, DnnError, check_int
+
 AUTO = "auto"
 
 
@@ -297,6 +299,8 @@ class ThreadPolicy:
         # it for every run of the process (CI does), so that two runs, or a run and its resume, are bit-identical
         if setting == AUTO and forced() is not None:
             setting = forced()
+        if setting != AUTO:  # the Python API's count too: a C int, at least 1
+            setting = check_int(setting, "training.threads", 1)
         self.setting = setting
         self.cpus = usable_cpus() if cpus is None else cpus
         self.clock = clock
@@ -337,10 +341,9 @@ def forced() -> int | None:
     text = os.environ.get("DNN_THREADS", "").strip()
     if not text:
         return None
-    if not text.isdigit() or int(text) < 1:
-        from dnncli.errors import DnnError
-
-        raise DnnError(f"DNN_THREADS must be a positive number of threads. Received: {text!r}")
+    # ASCII digits only (str.isdigit() also takes '²', which int() refuses), and a count a C int holds
+    if not (text.isascii() and text.isdigit()) or len(text) > 10 or not 1 <= int(text) <= MAX_INT:
+        raise DnnError(f"DNN_THREADS must be a number of threads from 1 to {MAX_INT:,}. Received: {text!r}")
     return int(text)
 
 
@@ -349,7 +352,7 @@ def limited(setting=AUTO):
     """BLAS threads for work that is not a training loop (gradient checks): the usable CPUs, or the count given."""
     if setting == AUTO and forced() is not None:
         setting = forced()
-    count = usable_cpus() if setting == AUTO else int(setting)
+    count = usable_cpus() if setting == AUTO else check_int(setting, "threads", 1)
     try:
         blas = BlasThreads()
     except ImportError:

@@ -151,6 +151,14 @@ def test_a_run_refused_as_out_keeps_its_lock_file_as_it_was(tmp_path, finished):
     for extra in ([], ["--force"]):
         refused(run("train", config(tmp_path), "--out", done, "--quiet", *extra), "holds a run already")
         assert tree(done) == before
+    # a resume refused after the lock is taken (its config edited) likewise
+    text = (done / "config.yaml").read_text()
+    (done / "config.yaml").write_text(text.replace("learning_rate: 0.001", "learning_rate: 0.002"))
+    assert text != (done / "config.yaml").read_text()
+    before = tree(done)
+    r = run("train", "--resume", done, "--epochs", "4", "--quiet")
+    assert r.exit_code == 2 and "edited" in r.output, r.output
+    assert tree(done) == before
 
 
 def test_force_is_explained_and_needs_out_or_resume(tmp_path):

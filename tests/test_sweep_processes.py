@@ -4,6 +4,7 @@ Apart from tests/test_sweep.py: `ray stop` ends every Ray process on the machine
 test here may hold a Ray session in the test process.
 """
 
+import contextlib
 import json
 import os
 import secrets
@@ -72,11 +73,20 @@ def head(tmp_path_factory):
     home = tmp_path_factory.mktemp("head-home")
     (home / ".ray").mkdir()
     (home / ".ray" / "auth_token").write_text(secrets.token_hex(32))
+    with _running_head(str(Path(sys.executable).parent / "ray"), home, cpus=2) as (address, log):
+        assert "Token authentication is enabled" in log  # Ray's default here: tokens on
+        yield {"address": address, "home": home, "token": (home / ".ray" / "auth_token").read_text()}
+
+
+@contextlib.contextmanager
+def _running_head(ray_command: str, home: Path, cpus: int):
+    """A head started by ``ray_command`` as a user does (``--block``: the head is the group of the process started
+    here, ended by SIGKILL at the end, never `ray stop`); yields its address and its log once it runs."""
     port, temp = _free_port(), tempfile.mkdtemp(prefix="dnnray")  # short: Ray keeps unix sockets there
     log = home / "head.log"
-    start = [str(Path(sys.executable).parent / "ray"), "start", "--head", "--port", str(port), "--num-cpus", "2"]
+    start = [ray_command, "start", "--head", "--port", str(port), "--num-cpus", str(cpus)]
     start += ["--node-ip-address", "127.0.0.1", "--include-dashboard", "false", "--temp-dir", temp, "--block"]
-    with log.open("w") as out:  # --block: the head is this process's group, ended below (never `ray stop`)
+    with log.open("w") as out:
         proc = subprocess.Popen(
             start, env=_user_env(home), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
@@ -85,10 +95,9 @@ def head(tmp_path_factory):
         while "Ray runtime started" not in log.read_text() and proc.poll() is None and time.time() < deadline:
             time.sleep(0.1)
         assert "Ray runtime started" in log.read_text(), log.read_text()[-2000:]
-        assert "Token authentication is enabled" in log.read_text()  # Ray's default here: tokens on
-        yield {"address": f"127.0.0.1:{port}", "home": home, "token": (home / ".ray" / "auth_token").read_text()}
+        yield f"127.0.0.1:{port}", log.read_text()
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # the head's processes: the group this fixture started
+        os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
 
 
@@ -174,25 +183,9 @@ def test_a_head_of_another_ray_version_is_one_line_and_exit_2(tmp_path):
     version = subprocess.run([other, "--version"], capture_output=True, text=True, check=True).stdout.split()[-1]
     if version == ray.__version__:
         pytest.skip(f"DNN_OTHER_RAY is this Ray ({version})")
-    port, temp = _free_port(), tempfile.mkdtemp(prefix="dnnray")
-    log = tmp_path / "head.log"
-    start = [other, "start", "--head", "--port", str(port), "--num-cpus", "1", "--node-ip-address", "127.0.0.1"]
-    start += ["--include-dashboard", "false", "--temp-dir", temp, "--block"]
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            start, env=_user_env(tmp_path), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    try:
-        deadline = time.time() + 90
-        while "Ray runtime started" not in log.read_text() and proc.poll() is None and time.time() < deadline:
-            time.sleep(0.1)
-        assert "Ray runtime started" in log.read_text(), log.read_text()[-2000:]
-        address = f"127.0.0.1:{port}"
+    with _running_head(other, tmp_path, cpus=1) as (address, _):
         path = make(tmp_path, {"parameters": {"optimizer.learning_rate": {"values": [0.003]}}})
         r = CliRunner().invoke(app, ["sweep", str(path), "--out", str(tmp_path / "out"), "--address", address])
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
     assert r.exit_code == 2
     lines = r.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: --address {address}: the head runs Ray {version}")

@@ -461,6 +461,47 @@ def test_a_chunk_cut_short_is_one_line_and_what_came_is_kept(tmp_path, norange):
     assert fetch_mod.fetch("tiny", tmp_path / "out", timeout=5) == [("a.gz", "downloaded")]
 
 
+class Slowloris(http.server.BaseHTTPRequestHandler):
+    """Trickles, a byte every 20 ms and never done: the status line and headers (``where="headers"``), or, after
+    the headers, a chunk's size line (``where="chunk-size"``)."""
+
+    where = "headers"
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        try:
+            if self.where == "chunk-size":
+                self.wfile.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1;")
+            else:
+                self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+            while True:
+                self.wfile.write(b"X-Slow: x\r\n"[:1] if self.where == "headers" else b"x")
+                self.wfile.flush()
+                time.sleep(0.02)
+        except OSError:
+            pass
+
+
+@pytest.mark.parametrize("where", ["headers", "chunk-size"])
+def test_fetch_stops_a_server_that_trickles_its_headers_or_a_chunk_line(tmp_path, monkeypatch, where):
+    # no read of the file returns while these trickle: a watchdog over the connection stops them
+    handler = type("H", (Slowloris,), {"where": where})
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}/"
+    monkeypatch.setitem(fetch_mod.DATASETS, "tiny", {"urls": [url], "files": {"a.gz": "0" * 32}, "sizes": {}})
+    start = time.monotonic()
+    try:
+        with pytest.raises(DnnError, match=r"cannot download a\.gz: .*the server sent \d+ bytes in 1 s \(under 1 KiB"):
+            fetch_mod.fetch("tiny", tmp_path / "out", timeout=1)
+    finally:
+        httpd.shutdown()
+    assert time.monotonic() - start < 5
+
+
 def test_the_published_sizes_bound_the_real_datasets():
     for spec in fetch_mod.DATASETS.values():
         assert set(spec["sizes"]) == set(spec["files"])

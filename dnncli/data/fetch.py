@@ -10,12 +10,12 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+from dnncli.data.watched import Watchdog
 from dnncli.errors import DnnError, suggest
 
 DATASETS = {
@@ -54,7 +54,7 @@ CHUNK = 1 << 16
 UNKNOWN_SIZE_BOUND = 1 << 30  # a file whose published size is not listed is cut off here
 # a server that sends less than this, over each window of the timeout's length, has stalled (as curl's
 # --speed-limit): a socket timeout alone never fires on one that trickles a byte a little faster than it
-MIN_BYTES_PER_SECOND = 1024
+MIN_BYTES_PER_SECOND = 1024  # (data.watched.Watchdog enforces it)
 
 
 def size_bound(size: int | None) -> int:
@@ -86,18 +86,37 @@ def digest(path: Path, algorithm: str) -> str:
     return h.hexdigest()
 
 
-def _download(
-    url: str, part: Path, name: str, progress: Progress | None, timeout: float, bound: int, clock=time.monotonic
-) -> None:
+def _download(url: str, part: Path, name: str, progress: Progress | None, timeout: float, bound: int) -> None:
     offset = part.stat().st_size if part.exists() else 0
     if offset > bound:
         raise TooLarge(f"{url}: the partial download holds {offset} bytes; this file is at most {bound}")
     request = urllib.request.Request(url, headers={"Range": f"bytes={offset}-"} if offset else {})
+    with Watchdog(timeout, MIN_BYTES_PER_SECOND) as watch:
+        try:
+            done, total = _receive(watch, request, url, part, offset, name, progress, timeout, bound)
+        except (OSError, http.client.HTTPException) as err:
+            if watch.stalled is None:
+                raise
+            done, total, cause = None, None, err
+        else:
+            cause = None
+        if watch.stalled is not None:  # the watchdog shut the socket: say so, not what the read then saw
+            kept = part.stat().st_size if part.exists() else 0
+            raise Stalled(
+                f"{url}: the server sent {watch.stalled} bytes in {timeout:.0f} s (under"
+                f" {MIN_BYTES_PER_SECOND // 1024} KiB/s); {kept} bytes are kept"
+            ) from cause
+    if total is not None and done < total:
+        raise DnnError(f"{url}: the connection closed after {done} of {total} bytes; run the command again to resume.")
+
+
+def _receive(watch, request, url, part, offset, name, progress, timeout, bound) -> tuple[int, int | None]:
+    """The response to ``request`` appended to ``part``: (bytes of the file now held, its size if announced)."""
     try:
-        response = urllib.request.urlopen(request, timeout=timeout)
+        response = watch.opener().open(request, timeout=timeout)
     except urllib.error.HTTPError as err:
         if err.code == 416 and offset:  # the .part is complete already (or longer than the file)
-            return
+            return offset, None
         raise
     with response:
         # a server that ignores the range sends the whole file again: what the .part holds of it is read past, not
@@ -109,15 +128,12 @@ def _download(
             raise TooLarge(f"{url}: the server announces {total} bytes; this file is at most {bound}")
         with open(part, "ab") as f:
             done = offset
-            received = 0
-            window_start, window_bytes = clock(), received
             try:
                 while True:
-                    # read1: what the socket has, so that the clock is looked at between the server's sends
-                    block = response.read1(CHUNK)
+                    block = response.read1(CHUNK)  # what the socket has: the count moves as the server sends
                     if not block:
                         break
-                    received += len(block)
+                    watch.received += len(block)
                     if skip:
                         drop = min(skip, len(block))
                         skip, block = skip - drop, block[drop:]
@@ -127,22 +143,12 @@ def _download(
                         raise TooLarge(f"{url}: the server sent more than {bound} bytes, the most this file can be")
                     if progress and block:
                         progress(name, done, total)
-                    now = clock()
-                    if now - window_start >= timeout:
-                        if received - window_bytes < MIN_BYTES_PER_SECOND * (now - window_start):
-                            raise Stalled(
-                                f"{url}: the server sent {received - window_bytes} bytes in"
-                                f" {now - window_start:.0f} s (under {MIN_BYTES_PER_SECOND // 1024} KiB/s);"
-                                f" {done} bytes are kept"
-                            )
-                        window_start, window_bytes = now, received
             finally:
                 f.flush()
                 os.fsync(f.fileno())
-    if skip:
-        raise TooLarge(f"{url}: the server sent {received} bytes, fewer than the {offset} of the partial download")
-    if total is not None and done < total:
-        raise DnnError(f"{url}: the connection closed after {done} of {total} bytes; run the command again to resume.")
+    if skip and watch.stalled is None:
+        raise TooLarge(f"{url}: the server sent {watch.received} bytes, fewer than the partial download's {offset}")
+    return done, total
 
 
 def fetch(

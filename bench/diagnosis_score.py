@@ -9,7 +9,8 @@ cause and the fix. The score:
   layer-epochs among all layer-epochs;
 - recall: for each pathology, the share of its expected (layer, flag) pairs the diagnosis raises; and the
   forbidden flags it raised;
-- contradictions: records at which one layer holds opposite verdicts (vanishing with exploding, collapsed with
+- contradictions: records at which one layer holds opposite verdicts, or a report whose spans of them overlap
+  (vanishing with exploding, collapsed with
   exploding), over every run;
 - cure: each advice item applied as ``--try-advice`` applies it (same seed, same steps): it cures when the
   pathology's flags clear, no new flag is raised, nothing is non-finite and the loss ends lower. Top-1 and top-3,
@@ -222,7 +223,7 @@ def score_pathology(entry: Entry, verbose: bool = False) -> dict:
         "missed": sorted(f"{layer}: {flag}" for layer, flag in expected - raised),
         "forbidden": forbidden,
         "unexpected": unexpected,
-        "contradictions": len(log.contradictions),
+        "contradictions": len(log.contradictions) + _overlapping_spans(report),
         "cause_first": bool(advice) and any(_changes(s, entry.cause_key) for s in advice[0]["set"]),
         "first_advice": advice[0]["set"][:2] if advice else [],
         "static_top1": bool(static[:1] and static[0]),
@@ -232,6 +233,19 @@ def score_pathology(entry: Entry, verbose: bool = False) -> dict:
         "advice": outcomes,
         "flags": sorted(f"{layer}: {flag}" for layer, flag in raised),
     }
+
+
+def _overlapping_spans(report) -> int:
+    """Opposite verdicts of one layer whose spans, as the report states them, overlap (each a single stretch): the
+    tracker holds one at a record, but an onset backdated into the other's records would still read as both."""
+    count = 0
+    for layer in report.layers:
+        single = {f.flag: f for f in layer.flag_info if f.episodes == 1}
+        for a, b in OPPOSITE:
+            if a in single and b in single:
+                fa, fb = single[a], single[b]
+                count += not (fa.last_step < fb.onset_step or fb.last_step < fa.onset_step)
+    return count
 
 
 def _changes(override: str, key: str) -> bool:

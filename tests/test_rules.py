@@ -73,6 +73,33 @@ def test_one_verdict_on_the_size_per_layer_and_record():
     assert seen > 0
 
 
+def test_the_spans_of_two_size_verdicts_never_overlap_in_the_report():
+    # exploding held by the median while the raw norm already fell: vanishing's onset is not backdated into it
+    rng = np.random.default_rng(2)
+    spans = 0
+    for _ in range(30):
+        norms = np.exp(rng.normal(0, 9, (40, 3)))
+        tracker = FlagTracker(LAYERS, CFG, math.log(3))
+        for k, row in enumerate(norms):
+            tracker.update(
+                [{"step": k + 1, "epoch": 1, "layer_index": i, "grad_norm": float(g)} for i, g in enumerate(row)], 1.0
+            )
+        for w in LAYERS:
+            size = [f for f in tracker.flags(w.index) if f.name in ("vanishing", "exploding", "collapsed")]
+            for a in size:
+                for b in size:
+                    if a is not b and a.episodes == b.episodes == 1:
+                        spans += 1
+                        assert a.last_step < b.onset_step or b.last_step < a.onset_step, (a, b)
+    assert spans > 0
+    # the red team's case: two records past the norm, then far below the floor
+    tracker = feed(
+        FlagTracker(LAYERS, CFG, math.log(3)), [[2e3, 2e3, 1.0], [1e-7, 1e-7, 1.0]] + [[1e-8, 1e-8, 1.0]] * 6
+    )
+    flags = {f.name: f for f in tracker.flags(0)}
+    assert flags["exploding"].last_step < flags["vanishing"].onset_step
+
+
 def test_a_flag_at_initialization_that_clears_is_transient():
     norms = [[1e-9, 1e-9, 0.3]] * 3 + [[0.2, 0.2, 0.3]] * 30
     tracker = feed(FlagTracker(LAYERS, CFG, math.log(3)), norms, [1.0] * 33)

@@ -81,3 +81,50 @@ class FlagState:
         else:
             span = f"from {onset} to {last}{stretches} {held}, then cleared"
         return f"{self.detail} {span}"
+
+
+SIZE_VERDICTS = ("vanishing", "exploding", "collapsed")  # one of them, at most, per layer and record
+
+
+def after_other_size(win, name: str, step: int, epoch: int) -> tuple[int, int]:
+    """An onset moved past the records another verdict on the gradient's size held: the smoothing window's
+    first low record may be one a median still judged exploding, and a layer is never both at one record."""
+    last = max((s.last_step for n, s in win.flags.items() if n != name and n in SIZE_VERDICTS), default=None)
+    if last is None or step > last:
+        return step, epoch
+    later = [(st, ep) for st, ep, _ in win.grad if st > last]
+    return later[0] if later else win.grad[-1][:2]
+
+
+def first_onset(values, condition) -> tuple[int, int]:
+    """The first record of the window on the flagged side of the threshold."""
+    for step, epoch, v in values:
+        if condition(v):
+            return step, epoch
+    step, epoch, _ = values[-1]
+    return step, epoch
+
+
+def hold(
+    win, name, step, epoch, onset_step, onset_epoch, measure, higher_is_worse, detail, backdated=0, record=0
+) -> None:
+    state = win.flags.get(name)
+    if state is None:
+        onset_record = max(1, record - backdated)
+        state = win.flags[name] = FlagState(name, onset_step, onset_epoch, step, epoch, onset_record=onset_record)
+    state.last_record = record
+    state.transient = False
+    if not state.active:
+        state.active = True
+        state.episodes += 1
+        state.records += backdated
+    state.records += 1
+    state.last_step, state.last_epoch = step, epoch
+    worse = (
+        math.isnan(state.peak)
+        or higher_is_worse is None
+        or (measure > state.peak if higher_is_worse else measure < state.peak)
+    )
+    if worse:
+        state.peak, state.detail = measure, detail
+    win.epoch_flags.add(name)

@@ -68,6 +68,9 @@ from dnncli.diagnostics.flags import (
     SATURATING,
     FlagState,
     WatchedLayer,
+    after_other_size,
+    first_onset,
+    hold,
     layer_span,
 )
 from dnncli.diagnostics.progress import LossProgress
@@ -211,21 +214,22 @@ class FlagTracker:
             win.peak = max(win.peak, median)
         because = f" ({units})" if units else ""
         if win.zero_run >= cfg["collapse_records"]:
-            s, e = win.zero_start
+            s, e = after_other_size(win, "collapsed", *win.zero_start)
             zero = "0" if g == 0 else f"under the floor {floor:.0e}"
             held["collapsed"] = (s, e, -win.zero_run, False, f"gradient {zero}{because}")
         # a median of exactly 0 after a live start is a collapse under way, not a vanishing gradient
         elif math.isfinite(median) and not (median == 0 and win.seen_above):
             verdict = self._magnitude(w, win, median, reference, because)
             if verdict is not None:
-                held[verdict[0]] = verdict[1:]
+                name, onset_step, onset_epoch, *rest = verdict
+                held[name] = (*after_other_size(win, name, onset_step, onset_epoch), *rest)
         if math.isfinite(g) and g > 0:
             win.logs.append(math.log10(g))
         if not held and len(win.upd) == self.smooth and self._calm:  # a full window: never one step's say
             pace = _median([v for _, _, v in win.upd])
             limit = cfg["stalled_ratio"]
             if pace < limit and not self.progress.learned and not self.progress.learning():
-                onset = self._onset(win.upd, lambda v: v < limit)
+                onset = first_onset(win.upd, lambda v: v < limit)
                 detail = f"updates {pace:.2g} of the weights per step < {limit:.0e} (about 1e-3 is usual)"
                 held["stalled"] = (*onset, pace, False, detail)
 
@@ -235,8 +239,11 @@ class FlagTracker:
                 self._settle(state)
         for name, (s, e, measure, higher_is_worse, detail) in held.items():
             # a collapse is confirmed after collapse_records records at 0: they all count, from its onset
-            backdated = win.zero_run - 1 if name == "collapsed" else 0
-            self._hold(win, name, step, epoch, s, e, measure, higher_is_worse, detail, backdated, self.total)
+            backdated = 0
+            if name == "collapsed":  # from its onset: the first record at 0, or the first after another verdict
+                moved = (s, e) != win.zero_start
+                backdated = sum(1 for st, _, _ in win.grad if st >= s) - 1 if moved else win.zero_run - 1
+            hold(win, name, step, epoch, s, e, measure, higher_is_worse, detail, backdated, self.total)
 
     def _magnitude(self, w: WatchedLayer, win, median: float, reference: float, because: str):
         """The one verdict on the gradient's size at this record: (name, onset..., detail), or None."""
@@ -244,20 +251,20 @@ class FlagTracker:
         floor, top = cfg["vanishing_floor"], cfg["exploding_norm"]
         smoothed = "one record" if len(win.grad) == 1 else f"median of the last {len(win.grad)} records"
         if median > top:
-            onset = self._onset(win.grad, lambda v: v > top)
+            onset = first_onset(win.grad, lambda v: v > top)
             return ("exploding", *onset, median, True, f"gradient norm {median:.3g} > {top:.0e} ({smoothed})")
         spike = max(v for _, _, v in win.grad)
         if spike > top**2:  # a record this far past the norm is an explosion whatever the records around it say
-            onset = self._onset(win.grad, lambda v: v > top**2)
+            onset = first_onset(win.grad, lambda v: v > top**2)
             return ("exploding", *onset, spike, True, f"gradient norm {spike:.3g} > {top**2:.0e} at one record")
         if median < floor and not win.seen_above:
-            onset = self._onset(win.grad, lambda v: v < floor)
+            onset = first_onset(win.grad, lambda v: v < floor)
             return ("vanishing", *onset, median, False, f"gradient norm {median:.3g} < floor {floor:.0e}{because}")
         if not w.output and math.isfinite(reference) and reference > floor:
             ratio = median / reference
             if ratio < cfg["vanishing_ratio"]:
                 limit = cfg["vanishing_ratio"] * reference
-                onset = self._onset(win.grad, lambda v: v < limit)
+                onset = first_onset(win.grad, lambda v: v < limit)
                 detail = f"gradient norm {median:.3g}, {ratio:.2g} x the last layer's ({reference:.3g}){because}"
                 return ("vanishing", *onset, median, False, detail)
         grown = self._growth(win)
@@ -265,7 +272,7 @@ class FlagTracker:
         if grown is not None and win.grow_run >= self.smooth:
             base, now = grown
             limit = cfg["exploding_growth"] * base
-            onset = self._onset(win.grad, lambda v: v >= limit)
+            onset = first_onset(win.grad, lambda v: v >= limit)
             n = len(win.logs)
             detail = (
                 f"gradient norm grew {now / base:.3g}x while the loss did not fall: median {base:.3g} over records"
@@ -298,14 +305,14 @@ class FlagTracker:
             dead = _median([v for _, _, v in win.dead])
             limit = cfg["dead_fraction"]
             if dead > limit and self.idle_units_matter(dead):
-                onset = self._onset(win.dead, lambda v: v > limit)
+                onset = first_onset(win.dead, lambda v: v > limit)
                 held["dead"] = (*onset, dead, True, f"{dead:.0%} of the units output 0 for every sample")
                 return "its units are dead"
         if w.activation in SATURATING and not w.output and win.sat:
             sat = _median([v for _, _, v in win.sat])
             limit = cfg["saturated_fraction"]
             if sat > limit and self.idle_units_matter(sat):
-                onset = self._onset(win.sat, lambda v: v > limit)
+                onset = first_onset(win.sat, lambda v: v > limit)
                 held["saturated"] = (*onset, sat, True, f"{sat:.0%} of the outputs within 1% of a bound")
                 return "its units are saturated"
         return ""
@@ -319,40 +326,6 @@ class FlagTracker:
             and state.name != "nonfinite"
         )
 
-    @staticmethod
-    def _onset(values: deque, condition) -> tuple[int, int]:
-        """The first record of the window on the flagged side of the threshold."""
-        for step, epoch, v in values:
-            if condition(v):
-                return step, epoch
-        step, epoch, _ = values[-1]
-        return step, epoch
-
-    @staticmethod
-    def _hold(
-        win, name, step, epoch, onset_step, onset_epoch, measure, higher_is_worse, detail, backdated=0, record=0
-    ) -> None:
-        state = win.flags.get(name)
-        if state is None:
-            onset_record = max(1, record - backdated)
-            state = win.flags[name] = FlagState(name, onset_step, onset_epoch, step, epoch, onset_record=onset_record)
-        state.last_record = record
-        state.transient = False
-        if not state.active:
-            state.active = True
-            state.episodes += 1
-            state.records += backdated
-        state.records += 1
-        state.last_step, state.last_epoch = step, epoch
-        worse = (
-            math.isnan(state.peak)
-            or higher_is_worse is None
-            or (measure > state.peak if higher_is_worse else measure < state.peak)
-        )
-        if worse:
-            state.peak, state.detail = measure, detail
-        win.epoch_flags.add(name)
-
     def nonfinite(self, layer_index: int | None, stage: str, step: int, epoch: int, skipped: bool) -> None:
         """A batch whose loss, gradients or statistics were not finite: stopped at, or skipped."""
         target = self._owner(layer_index)
@@ -364,7 +337,7 @@ class FlagTracker:
         )
         if target is not None:
             win = self.windows[target.index]
-            self._hold(win, "nonfinite", step, epoch, step, epoch, 1.0, None, detail)
+            hold(win, "nonfinite", step, epoch, step, epoch, 1.0, None, detail)
             if skipped:
                 win.flags["nonfinite"].active = False
 

@@ -13,7 +13,8 @@ cause and the fix. The score:
   (vanishing with exploding, collapsed with
   exploding), over every run;
 - cure: each advice item applied as ``--try-advice`` applies it (same seed, same steps): it cures when the
-  pathology's flags clear, no new flag is raised, nothing is non-finite and the loss ends lower. Top-1 and top-3,
+  pathology's flags clear, no new flag is raised, nothing is non-finite and the loss ends lower (and, where an
+  uninformed model's loss is known, below it). Top-1 and top-3,
   in the order ``inspect-gradients`` prints the advice before trying (static) and in the order ``--try-advice``
   ranks it (tried, its recommendation first).
 
@@ -189,6 +190,11 @@ def cures(entry: Entry, before, after) -> tuple[bool, str]:
         why.append("non-finite")
     if not _final_loss(after) < 0.95 * _final_loss(before):  # as --try-advice judges: clearly lower
         why.append(f"loss {_final_loss(before):.4g} -> {_final_loss(after):.4g}")
+    elif math.isfinite(_final_loss(before)) and getattr(after.loss, "knows_nothing", False):
+        # still above an uninformed model's: cured only if at least halfway there from the network's own
+        was, now, chance = before.loss.final_data, after.loss.final_data, after.loss.uninformed
+        if was is not None and was - now < 0.5 * (was - chance):
+            why.append(f"data loss {was:.4g} -> {now:.4g}, not halfway to an uninformed model's {chance:.4g}")
     return not why, "; ".join(why)
 
 

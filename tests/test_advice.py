@@ -280,3 +280,49 @@ def test_a_sigmoid_stack_biased_to_saturation_is_cured_by_zero_biases_with_relu(
     assert "model.layers.*.bias_initializer=zeros" in best["set"] and "model.layers.*.activation=relu" in best["set"]
     single = {t["advice"]: t for t in tried}
     assert not single["1"]["cured"] and not single["2"]["cured"]
+
+
+def test_batch_normalization_advised_for_a_short_run_settles_its_moving_statistics():
+    from dnncli.diagnostics.remedies import _settling_momentum
+
+    assert _settling_momentum(None) == (0.99, "") and _settling_momentum(5000) == (0.99, "")
+    momentum, why = _settling_momentum(125)
+    assert momentum == 0.95 and "would still hold 28% of their initial values after this run's 125 steps" in why
+    assert _settling_momentum(25)[0] == 0.8 and _settling_momentum(3)[0] == 0.5
+
+
+def test_a_short_deep_run_gets_batch_normalization_that_settles(tmp_path):
+    # 14 softplus layers at std 0.01: vanishing; 5 epochs of 25 steps, too few for Keras's momentum 0.99
+    layers = [dense(16, "softplus", {"name": "random_normal", "stddev": 0.01}) for _ in range(14)]
+    data = {"source": "synthetic", "generator": "moons", "n_samples": 1000, "noise": 0.1, "scale": "standardize"}
+    path = write(
+        tmp_path,
+        "soft",
+        layers + [dense(1, "sigmoid", "glorot_uniform")],
+        data=data,
+        optimizer={"name": "adam"},
+        loss="binary_crossentropy",
+    )
+    spec = yaml.safe_load(path.read_text())
+    spec["model"]["input_shape"], spec["training"] = [2], {"epochs": 5, "batch_size": 32}
+    path.write_text(yaml.safe_dump(spec))
+    report = inspect_config(load(path))
+    bn = next(a for a in report.advice if "batch normalization" in a["text"])
+    assert "with momentum 0.95" in bn["text"] and "{type: batch_normalization, momentum: 0.95}" in bn["set"][0]
+
+
+def test_a_loss_still_above_an_uninformed_models_is_a_cure_only_halfway_there():
+    from dnncli.diagnostics.inspection_report import InspectionReport, LossSpan
+
+    def outcome(before, after, classes=4):
+        span = LossSpan(first=None, final=after, final_data=after, uninformed=math.log(classes))
+        report = InspectionReport.__new__(InspectionReport)
+        object.__setattr__(report, "loss", span)
+        cleared = [{"layer": "dense", "flag": "vanishing"}]
+        return cure.Outcome(
+            "1", [], cleared=cleared, loss_before=before, loss_after=after, report=report, data_before=before
+        )
+
+    assert not outcome(4.87, 4.09).cured and outcome(4.87, 4.09).helps  # lower, and still knowing nothing
+    assert outcome(0.95, 0.70, 2).cured  # on its way: most of the way to chance within the probe
+    assert outcome(2.0, 1.2).cured  # below chance

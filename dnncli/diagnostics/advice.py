@@ -117,12 +117,13 @@ class DataStats:
 
     inputs: InputStats | None = None
     targets: TargetStats | None = None
+    samples: int | None = None  # training samples (validation split off): the steps an epoch takes
 
     @classmethod
     def of(cls, scale: str, loss, x, y) -> DataStats:
         """``scale``: the config's ``data.scale``; the inputs are judged only where they go in unscaled."""
         inputs = InputStats.of(x) if scale == "none" else None
-        return cls(inputs, None if loss.classifies else TargetStats.of(y))
+        return cls(inputs, None if loss.classifies else TargetStats.of(y), len(x))
 
 
 @dataclass
@@ -156,6 +157,7 @@ class Context:
         self.watched = watched
         self.inputs = data.inputs if data is not None else None
         self.targets = data.targets if data is not None else None
+        self.samples = data.samples if data is not None else None
         self.states: dict[str, list[tuple[WatchedLayer, FlagState]]] = {}
         for w, f in raised:
             if not f.transient:  # the initial weights settling: no cause to treat
@@ -166,6 +168,14 @@ class Context:
             kernel = model.layers[w.index].params["kernel"]
             self.scale[w.index] = (float(kernel.std(dtype="float64")), kernel.shape[0], kernel.shape[1])
         self.has_bn = any(spec["type"] == "batch_normalization" for spec in self.layers)
+
+    def total_steps(self) -> int | None:
+        """The updates the config's training makes (epochs x steps an epoch), where the samples are known."""
+        if not self.samples:
+            return None
+        t = self.raw["training"]
+        batch = {"batch": self.samples, "stochastic": 1}.get(t["batching"], t["batch_size"])
+        return t["epochs"] * math.ceil(self.samples / batch)
 
     def flagged_with(self, *flags) -> list[WatchedLayer]:
         out = {w.index: w for name in flags for w, _ in self.states.get(name, [])}

@@ -140,13 +140,23 @@ class NoiseScale:
 
 @dataclass(frozen=True)
 class LossSpan:
-    """The mean batch loss over the first and the last tenth of a probe's steps (None: none was finite)."""
+    """The mean batch loss over the first and the last tenth of a probe's steps (None: none was finite); the data
+    loss (no penalty) over the last tenth, and an uninformed model's (ln C for C classes; None where unknown)."""
 
     first: float | None
     final: float | None
+    final_data: float | None = None
+    uninformed: float | None = None
 
     def to_dict(self) -> dict:
-        return {"first": self.first, "final": self.final}
+        return {"first": self.first, "final": self.final, "final_data": self.final_data, "uninformed": self.uninformed}
+
+    @property
+    def knows_nothing(self) -> bool:
+        """The data loss ends no lower than an uninformed model's: the network has learned nothing yet."""
+        if self.uninformed is None or self.final_data is None:
+            return False
+        return self.final_data >= self.uninformed
 
 
 @dataclass(frozen=True)

@@ -303,21 +303,41 @@ def batch_normalization(ctx: Context) -> list[Advice]:
     hidden = [w for w in ctx.watched if not w.output]
     if not flagged or ctx.has_bn or len(ctx.watched) < 3:
         return []
+    momentum, why = _settling_momentum(ctx.total_steps())
     layers = []
     for i, spec in enumerate(ctx.source_layers):
         layers.append(spec)
         if isinstance(spec, dict) and spec.get("type") == "dense" and i < ctx.watched[-1].index:
-            layers.append({"type": "batch_normalization"})
+            layers.append({"type": "batch_normalization", **({"momentum": momentum} if why else {})})
     text = yaml.safe_dump(layers, default_flow_style=True, sort_keys=False, width=10**6).strip()
     return [
         Advice(
             "Add batch normalization after each hidden dense layer: it rescales every layer's outputs to mean 0 and"
-            " variance 1 per batch, which keeps the signal, and the gradient, in range at any depth.",
+            f" variance 1 per batch, which keeps the signal, and the gradient, in range at any depth{why}.",
             [f"model.layers={text}"],
             ["vanishing", "exploding", "collapsed", "saturated"],
             f"batch_normalization after {ctx.names(hidden)}",
         )
     ]
+
+
+KERAS_BN_MOMENTUM = 0.99
+SETTLED = 0.01  # at most this share of the moving statistics' initial values left at the end of training
+
+
+def _settling_momentum(steps: int | None) -> tuple[float, str]:
+    """(momentum, why) for the batch normalization layers of a run of ``steps`` updates: Keras's 0.99 (no why)
+    where its moving statistics, which inference uses, settle within the run; else the largest of 0.95, 0.9, 0.8,
+    0.5 that does."""
+    if steps is None or KERAS_BN_MOMENTUM**steps <= SETTLED:
+        return KERAS_BN_MOMENTUM, ""
+    momentum = next((m for m in (0.95, 0.9, 0.8) if m**steps <= SETTLED), 0.5)
+    left = KERAS_BN_MOMENTUM**steps
+    why = (
+        f"; with momentum {momentum}: at Keras's {KERAS_BN_MOMENTUM} the moving statistics that inference uses would"
+        f" still hold {left:.0%} of their initial values after this run's {steps} steps"
+    )
+    return momentum, why
 
 
 RULES = (

@@ -26,6 +26,7 @@ from dnncli.files import atomic_write_text, check_target
 
 COMBINE = (2, 3)  # how many of the best items are tried together
 LOWER = 0.95  # a loss this fraction of the network's own, or less, is lower
+GAP = 0.5  # a network still above an uninformed model's loss must have come this share of the way to it
 
 
 def _lasting(report: InspectionReport) -> dict[tuple[str, str], int]:
@@ -55,6 +56,8 @@ class Outcome:
     error: str | None = None
     rank: int = 0
     recommended: bool = False
+    report: InspectionReport | None = field(default=None, repr=False, compare=False)  # the steps run with it
+    data_before: float | None = None  # the network's own data loss at the end of the same steps
 
     @property
     def lower(self) -> bool:
@@ -64,8 +67,19 @@ class Outcome:
         return after < LOWER * before
 
     @property
+    def informed(self) -> bool:
+        """The network learns: its data loss ends below an uninformed model's (where that is known), or got at
+        least halfway there from the network's own. 4.87 -> 4.09 with 4 classes (ln 4 = 1.39) is lower and still
+        a network that knows nothing; 0.95 -> 0.70 with 2 (ln 2 = 0.69), one on its way. From non-finite to
+        finite, a network that can now learn, within the probe or not."""
+        span = None if self.report is None else self.report.loss
+        if span is None or not span.knows_nothing or self.loss_before is None or self.data_before is None:
+            return True
+        return self.data_before - span.final_data >= GAP * (self.data_before - span.uninformed)
+
+    @property
     def cured(self) -> bool:
-        return not (self.error or self.remaining or self.new or self.nonfinite) and self.lower
+        return not (self.error or self.remaining or self.new or self.nonfinite) and self.lower and self.informed
 
     @property
     def higher(self) -> bool:
@@ -133,6 +147,8 @@ def _outcome(config, label: str, sets: list[str], baseline: InspectionReport, st
         loss_before=baseline.loss.final if math.isfinite(_final(baseline)) else None,
         loss_after=after.loss.final if math.isfinite(_final(after)) else None,
         nonfinite=after.nonfinite,
+        report=after,
+        data_before=baseline.loss.final_data,
     )
 
 

@@ -33,9 +33,11 @@ class _LossTrace(Callback):
 
     def __init__(self):
         self.losses: list[float] = []
+        self.data_losses: list[float] = []
 
     def on_batch_end(self, trainer, step, logs):
         self.losses.append(logs["loss"])
+        self.data_losses.append(logs["data_loss"])
 
 
 def _mean_of(values: list[float]) -> float | None:
@@ -124,9 +126,17 @@ def inspect_config(config, steps: int | None = None, every: int | None = None) -
     inputs = DataStats.of(config["data"].get("scale", "none"), loss, data.x_train, data.y_train)
     report = _report(monitor, config, "steps", recorded, norms, records, nonfinite, inputs)
     tenth = max(1, len(trace.losses) // 10)
+    # an uninformed model's loss, where the data loss is a mean of unweighted samples (weights rescale it)
+    uninformed = None if data.sample_weight is not None else loss.uninformed(int(np.prod(model.output_shape)))
+    span = LossSpan(
+        first=_mean_of(trace.losses[:tenth]),
+        final=_mean_of(trace.losses[-tenth:]),
+        final_data=_mean_of(trace.data_losses[-tenth:]),
+        uninformed=uninformed,
+    )
     return replace(
         report,
-        loss=LossSpan(first=_mean_of(trace.losses[:tenth]), final=_mean_of(trace.losses[-tenth:])),
+        loss=span,
         steps_run=len(trace.losses),
         steps_planned=steps,
         skipped_batches=len(trainer.skipped),

@@ -227,7 +227,8 @@ class Trainer:
                 pos.data_sum += data * len(xb)
                 pos.penalty_sum += penalty * len(xb)
             for cb in self.callbacks:
-                cb.on_batch_end(self, self.step, {"loss": data + penalty, "batch_start": start, "n": n})
+                logs = {"loss": data + penalty, "data_loss": data, "batch_start": start, "n": n}
+                cb.on_batch_end(self, self.step, logs)
             if self.stop_requested and pos.next_start < n:
                 raise Interrupted()
         if n and pos.skipped_samples == n:

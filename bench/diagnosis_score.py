@@ -188,7 +188,8 @@ def cures(entry: Entry, before, after) -> tuple[bool, str]:
         why.append("new flags: " + ", ".join(f"{layer} {flag}" for layer, flag in sorted(new)[:4]))
     if after.nonfinite is not None:
         why.append("non-finite")
-    if not _final_loss(after) < 0.95 * _final_loss(before):  # as --try-advice judges: clearly lower
+    was, now = _final_loss(before), _final_loss(after)
+    if not (now < 0.95 * was or (was <= 1e-3 and now <= 1e-3)):  # as --try-advice judges: clearly lower
         why.append(f"loss {_final_loss(before):.4g} -> {_final_loss(after):.4g}")
     elif math.isfinite(_final_loss(before)) and getattr(after.loss, "knows_nothing", False):
         # still above an uninformed model's: cured only if at least halfway there from the network's own

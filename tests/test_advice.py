@@ -326,3 +326,29 @@ def test_a_loss_still_above_an_uninformed_models_is_a_cure_only_halfway_there():
     assert not outcome(4.87, 4.09).cured and outcome(4.87, 4.09).helps  # lower, and still knowing nothing
     assert outcome(0.95, 0.70, 2).cured  # on its way: most of the way to chance within the probe
     assert outcome(2.0, 1.2).cured  # below chance
+
+
+def test_dropout_that_drops_most_units_is_named_and_tried(tmp_path):
+    # the red team's: dropout 0.95 after each of three relu layers; its gradients fade in stretches (vanishing)
+    layers = []
+    for _ in range(3):
+        layers += [dense(16, "relu"), {"type": "dropout", "rate": 0.95}]
+    blobs = {**BLOBS, "n_samples": 1500, "classes": 4, "n_features": 6, "cluster_std": 1.5, "scale": "standardize"}
+    path = write(tmp_path, "drop", layers + [dense(4, "softmax", "glorot_uniform")], data=blobs)
+    spec = yaml.safe_load(path.read_text())
+    spec["model"]["input_shape"], spec["optimizer"] = [6], {"name": "adam", "learning_rate": 0.001}
+    spec["training"], spec["seed"] = {"epochs": 10, "batch_size": 32}, 0
+    path.write_text(yaml.safe_dump(spec))
+    config = load(path)
+    report = inspect_config(config)
+    first = report.advice[0]
+    assert first["text"].startswith("dropout rates up to 0.95 (dropout, dropout_1, dropout_2): 95% of the units")
+    assert first["set"] == [f"model.layers.{i}.rate=0.2" for i in (1, 3, 5)]
+    best = cure.recommended(cure.try_advice(config, report, report.advice))
+    assert best["cured"] and best["set"] == first["set"]
+
+
+def test_a_network_already_fitting_its_batches_is_cured_by_keeping_its_loss_near_0():
+    cleared = [{"layer": "dense", "flag": "exploding"}]
+    assert cure.Outcome("1", [], cleared=cleared, loss_before=0.0, loss_after=2.4e-4).cured
+    assert not cure.Outcome("1", [], cleared=cleared, loss_before=0.0, loss_after=0.05).cured

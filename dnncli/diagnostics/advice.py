@@ -168,6 +168,7 @@ class Context:
             kernel = model.layers[w.index].params["kernel"]
             self.scale[w.index] = (float(kernel.std(dtype="float64")), kernel.shape[0], kernel.shape[1])
         self.has_bn = any(spec["type"] == "batch_normalization" for spec in self.layers)
+        self.layer_names = [layer.name for layer in model.layers]
 
     def total_steps(self) -> int | None:
         """The updates the config's training makes (epochs x steps an epoch), where the samples are known."""

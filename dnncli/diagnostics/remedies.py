@@ -17,6 +17,7 @@ from dnncli.diagnostics.advice import FAR, Advice, Context
 from dnncli.diagnostics.rules import DEAD_ACTIVATIONS, SATURATING
 from dnncli.diagnostics.stepping import (
     clipping,
+    heavy_dropout,
     heavy_penalty,
     learning_rate,
     momentum,
@@ -350,6 +351,7 @@ RULES = (
     negative_bias,
     initializer_scale,
     heavy_penalty,
+    heavy_dropout,
     weight_decay,
     saturating_stack,
     momentum,  # the rate's multiplier: a velocity of 1 / (1 - momentum) steps

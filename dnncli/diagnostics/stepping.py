@@ -13,6 +13,8 @@ USUAL_RATIO = 1e-3  # the usual |delta W| / |W| of a step (Karpathy, CS231n)
 TINY_CLIP = 1e-3  # a clip at this or below bounds every step to almost nothing
 BIG_EPSILON = 1e-3  # an adaptive optimizer's epsilon at this or above swamps the gradient's scale
 HEAVY_PENALTY = 0.1  # an l1 or l2 factor this large (10x Keras's default) outweighs the data loss
+HEAVY_DROPOUT = 0.6  # a dropout rate above the usual 0.1 to 0.5: most of the signal gone at every step
+USUAL_DROPOUT = 0.2
 HEAVY_DECAY = 0.01  # weight decay removing this share of the weights each step (decay x rate)
 
 
@@ -190,6 +192,28 @@ def heavy_penalty(ctx: Context) -> list[Advice]:
             ctx.layer_overrides(changes, "kernel_regularizer"),
             ["vanishing", "dead", "collapsed", "stalled", "saturated"],
             f"kernel_regularizer factor 1e-4 in {layers}",
+        )
+    ]
+
+
+def heavy_dropout(ctx: Context) -> list[Advice]:
+    """Dropout that drops most units: the layers after it see a few survivors, scaled up, a new handful each step."""
+    if not ctx.flagged_with("vanishing", "exploding", "dead", "collapsed", "stalled", "saturated"):
+        return []
+    heavy = {i: spec["rate"] for i, spec in enumerate(ctx.layers) if spec["type"] == "dropout"}
+    heavy = {i: rate for i, rate in heavy.items() if rate >= HEAVY_DROPOUT}
+    if not heavy:
+        return []
+    worst = max(heavy.values())
+    names = ", ".join(ctx.layer_names[i] for i in heavy)
+    return [
+        Advice(
+            f"dropout rates up to {worst:g} ({names}): {worst:.0%} of the units are dropped at every step, and each"
+            f" survivor scaled by {1 / (1 - worst):.3g}: the layers after it learn from noise. Use {USUAL_DROPOUT}"
+            " (0.1 to 0.5 is usual).",
+            [f"model.layers.{i}.rate={USUAL_DROPOUT}" for i in heavy],
+            ["vanishing", "exploding", "dead", "collapsed", "stalled", "saturated"],
+            f"dropout rate {USUAL_DROPOUT} in {names}",
         )
     ]
 

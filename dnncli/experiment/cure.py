@@ -27,6 +27,7 @@ from dnncli.files import atomic_write_text, check_target
 COMBINE = (2, 3)  # how many of the best items are tried together
 LOWER = 0.95  # a loss this fraction of the network's own, or less, is lower
 GAP = 0.5  # a network still above an uninformed model's loss must have come this share of the way to it
+FITTED = 1e-3  # a loss at or below this: the network fits its batches already
 
 
 def _lasting(report: InspectionReport) -> dict[tuple[str, str], int]:
@@ -61,10 +62,11 @@ class Outcome:
 
     @property
     def lower(self) -> bool:
-        """The loss ends clearly lower (by ``LOWER``): 0.6932 -> 0.6931 is a network still knowing nothing."""
+        """The loss ends clearly lower (by ``LOWER``): 0.6932 -> 0.6931 is a network still knowing nothing. A
+        network whose loss was already next to 0 (``FITTED``) only has to keep it there: 0 -> 2.4e-4 is no worse."""
         before = math.inf if self.loss_before is None else self.loss_before
         after = math.inf if self.loss_after is None or self.nonfinite else self.loss_after
-        return after < LOWER * before
+        return after < LOWER * before or (before <= FITTED and after <= FITTED)
 
     @property
     def informed(self) -> bool:

@@ -352,3 +352,24 @@ def test_a_network_already_fitting_its_batches_is_cured_by_keeping_its_loss_near
     cleared = [{"layer": "dense", "flag": "exploding"}]
     assert cure.Outcome("1", [], cleared=cleared, loss_before=0.0, loss_after=2.4e-4).cured
     assert not cure.Outcome("1", [], cleared=cleared, loss_before=0.0, loss_after=0.05).cured
+
+
+REDTEAM = Path(__file__).parents[1] / "bench" / "diagnosis" / "redteam"
+
+
+def test_class_weights_thousands_apart_are_named_first_and_balanced_cures():
+    config = load(REDTEAM / "r2_p07_class_weight_extreme.yaml")  # {0: 1, 1: 5000} on balanced moons
+    report = inspect_config(config)
+    first = report.advice[0]
+    assert first["text"].startswith("class_weight from 1 to 5000: the heaviest class's samples count 5,000x")
+    assert first["set"] == ["training.class_weight=balanced"]
+    best = cure.recommended(cure.try_advice(config, report, report.advice))
+    assert best["cured"] and best["set"] == first["set"]
+
+
+def test_a_stack_of_narrow_relu_layers_gets_leaky_relu_in_every_one():
+    config = load(REDTEAM / "r2_p06_narrow_deep_relu_20.yaml")  # 20 relu layers of 4 units
+    report = inspect_config(config)
+    leaky = next(a for a in report.advice if "leaky_relu" in a["text"])
+    assert "dense to dense_19 (20 layers)" in leaky["text"] and "not only those dead now" in leaky["text"]
+    assert "model.layers.*.activation=leaky_relu" in leaky["set"]

@@ -17,6 +17,7 @@ from dnncli.diagnostics.advice import FAR, Advice, Context
 from dnncli.diagnostics.rules import DEAD_ACTIVATIONS, SATURATING
 from dnncli.diagnostics.stepping import (
     clipping,
+    extreme_class_weight,
     heavy_dropout,
     heavy_penalty,
     learning_rate,
@@ -272,13 +273,23 @@ def leaky_relu(ctx: Context) -> list[Advice]:
     dead = [w for w in ctx.flagged_with("dead") if w.activation in DEAD_ACTIVATIONS]
     if not dead:
         return []
+    # in a stack of narrow layers one dead unit is a large share of its layer, and the next to die is anywhere
+    stack = [w for w in ctx.watched if not w.output and w.activation in DEAD_ACTIVATIONS]
+    narrow = len(stack) > len(dead) and all(ctx.scale[w.index][2] <= NARROW_UNITS for w in stack)
+    targets = stack if narrow else dead
+    why = (
+        f" In layers of {NARROW_UNITS} units or fewer each unit is a large share of its layer: in every one of"
+        " them, not only those dead now."
+        if narrow
+        else ""
+    )
     return [
         Advice(
-            f"leaky_relu in {ctx.names(dead)} passes a small gradient for negative inputs, so a unit that is off"
-            " for every sample can still learn its way back.",
-            ctx.layer_overrides({ctx.activation_at(w): "leaky_relu" for w in dead}, "activation"),
-            ["dead", "collapsed"],
-            f"leaky_relu in {ctx.names(dead)}",
+            f"leaky_relu in {ctx.names(targets)} passes a small gradient for negative inputs, so a unit that is off"
+            f" for every sample can still learn its way back.{why}",
+            ctx.layer_overrides({ctx.activation_at(w): "leaky_relu" for w in targets}, "activation"),
+            ["dead", "collapsed", *(["vanishing"] if narrow else [])],
+            f"leaky_relu in {ctx.names(targets)}",
         )
     ]
 
@@ -322,6 +333,7 @@ def batch_normalization(ctx: Context) -> list[Advice]:
     ]
 
 
+NARROW_UNITS = 8  # a relu layer this narrow loses a large share of itself with each unit that dies
 KERAS_BN_MOMENTUM = 0.99
 SETTLED = 0.01  # at most this share of the moving statistics' initial values left at the end of training
 
@@ -352,6 +364,7 @@ RULES = (
     initializer_scale,
     heavy_penalty,
     heavy_dropout,
+    extreme_class_weight,
     weight_decay,
     saturating_stack,
     momentum,  # the rate's multiplier: a velocity of 1 / (1 - momentum) steps

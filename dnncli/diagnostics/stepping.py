@@ -15,6 +15,7 @@ BIG_EPSILON = 1e-3  # an adaptive optimizer's epsilon at this or above swamps th
 HEAVY_PENALTY = 0.1  # an l1 or l2 factor this large (10x Keras's default) outweighs the data loss
 HEAVY_DROPOUT = 0.6  # a dropout rate above the usual 0.1 to 0.5: most of the signal gone at every step
 USUAL_DROPOUT = 0.2
+EXTREME_CLASS_WEIGHT = 100.0  # one class's weight this many times another's: its steps swamp everything
 HEAVY_DECAY = 0.01  # weight decay removing this share of the weights each step (decay x rate)
 
 
@@ -214,6 +215,28 @@ def heavy_dropout(ctx: Context) -> list[Advice]:
             [f"model.layers.{i}.rate={USUAL_DROPOUT}" for i in heavy],
             ["vanishing", "exploding", "dead", "collapsed", "stalled", "saturated"],
             f"dropout rate {USUAL_DROPOUT} in {names}",
+        )
+    ]
+
+
+def extreme_class_weight(ctx: Context) -> list[Advice]:
+    """Class weights so unequal that one class's gradient dwarfs the rest: a step many times the rate's size."""
+    weights = ctx.raw["training"].get("class_weight")
+    if not isinstance(weights, dict) or len(weights) < 2:
+        return []
+    low, high = min(weights.values()), max(weights.values())
+    if low <= 0 or high / low < EXTREME_CLASS_WEIGHT:
+        return []
+    if not ctx.flagged_with("vanishing", "exploding", "saturated", "dead", "collapsed"):
+        return []
+    return [
+        Advice(
+            f"class_weight from {low:g} to {high:g}: the heaviest class's samples count {high / low:,.0f}x the"
+            " lightest's, so each of them moves the weights that many steps' worth, and the network swings to a"
+            " bound. Use class_weight: balanced (weights from the class counts), or weights within a factor of 10.",
+            ["training.class_weight=balanced"],
+            ["vanishing", "exploding", "saturated", "dead", "collapsed"],
+            "class_weight: balanced",
         )
     ]
 

@@ -56,34 +56,39 @@ def test_a_sustained_growth_while_the_loss_rises_is_an_explosion():
     assert "exploding" not in raised(falling, 0)
 
 
+def random_runs(seed: int, spread: float, runs: int, each_record=lambda tracker: None):
+    """Trackers fed 40 records of log-normal gradient norms (``spread``: the std of their log); ``each_record``
+    called after each record."""
+    rng = np.random.default_rng(seed)
+    for _ in range(runs):
+        tracker = FlagTracker(LAYERS, CFG, math.log(3))
+        for k, row in enumerate(np.exp(rng.normal(0, spread, (40, 3)))):
+            tracker.update(
+                [{"step": k + 1, "epoch": 1, "layer_index": i, "grad_norm": float(g)} for i, g in enumerate(row)], 1.0
+            )
+            each_record(tracker)
+        yield tracker
+
+
 def test_one_verdict_on_the_size_per_layer_and_record():
     # a first layer far below the last (vanishing by ratio) and, at once, past exploding_norm: exploding alone
-    rng = np.random.default_rng(1)
-    seen = 0
-    for _ in range(20):
-        norms = np.exp(rng.normal(0, 6, (40, 3)))
-        tracker = FlagTracker(LAYERS, CFG, math.log(3))
-        for k, row in enumerate(norms):
-            feed_one = [{"step": k + 1, "epoch": 1, "layer_index": i, "grad_norm": float(g)} for i, g in enumerate(row)]
-            tracker.update(feed_one, 1.0)
-            for w in LAYERS:
-                now = active(tracker, w.index)
-                seen += len(now)
-                assert not {"vanishing", "exploding"} <= now and not {"collapsed", "exploding"} <= now, now
-    assert seen > 0
+    seen = []
+
+    def check(tracker):
+        for w in LAYERS:
+            now = active(tracker, w.index)
+            seen.extend(now)
+            assert not {"vanishing", "exploding"} <= now and not {"collapsed", "exploding"} <= now, now
+
+    for _ in random_runs(1, 6, 20, check):
+        pass
+    assert seen
 
 
 def test_the_spans_of_two_size_verdicts_never_overlap_in_the_report():
     # exploding held by the median while the raw norm already fell: vanishing's onset is not backdated into it
-    rng = np.random.default_rng(2)
     spans = 0
-    for _ in range(30):
-        norms = np.exp(rng.normal(0, 9, (40, 3)))
-        tracker = FlagTracker(LAYERS, CFG, math.log(3))
-        for k, row in enumerate(norms):
-            tracker.update(
-                [{"step": k + 1, "epoch": 1, "layer_index": i, "grad_norm": float(g)} for i, g in enumerate(row)], 1.0
-            )
+    for tracker in random_runs(2, 9, 30):
         for w in LAYERS:
             size = [f for f in tracker.flags(w.index) if f.name in ("vanishing", "exploding", "collapsed")]
             for a in size:

@@ -161,6 +161,18 @@ def test_a_run_refused_as_out_keeps_its_lock_file_as_it_was(tmp_path, finished):
     assert tree(done) == before
 
 
+def test_a_lock_another_run_has_made_and_not_yet_written_says_in_use(tmp_path):
+    # the moment between a racing run's open of .lock and its writing of it: held, empty
+    import fcntl
+
+    out = tmp_path / "run"
+    out.mkdir()
+    with open(out / ".lock", "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        refused(run("train", config(tmp_path), "--out", out, "--quiet"), f"--out {out}: in use by another process")
+    assert (out / ".lock").read_text() == ""
+
+
 def test_force_is_explained_and_needs_out_or_resume(tmp_path):
     refused(run("train", config(tmp_path), "--force"), "--force applies with --out DIR")
     help_text = " ".join(run("train", "--help").output.split())

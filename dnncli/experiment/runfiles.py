@@ -16,6 +16,7 @@ import math
 import os
 import re
 import shlex
+import stat
 from pathlib import Path
 
 from dnncli.errors import DnnError
@@ -79,6 +80,14 @@ def _lock_is_ours(path: Path) -> bool:
     return text.startswith(LOCK_TEXT)
 
 
+def _empty_file(path: Path) -> bool:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISREG(st.st_mode) and st.st_size == 0
+
+
 def dir_state(path) -> tuple[str, list[str]]:
     """What ``path`` holds, and the entries that say so.
 
@@ -122,6 +131,8 @@ def check_out_dir(path, force: bool, locked: bool = True) -> str:
     state, names = dir_state(path)
     if not locked and (state in ("lost", "unfinished") or (state == "run" and _lock_is_ours(path / ".lock"))):
         return state
+    if not locked and state == "foreign" and names == [".lock"] and _empty_file(path / ".lock"):
+        return state  # a lock another run has just made and not yet written: the lock says whether it holds it
     if state == "file":
         raise DnnError(f"--out {path}: exists and is not a directory; choose a new or empty directory.")
     if state == "run":

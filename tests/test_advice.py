@@ -373,3 +373,35 @@ def test_a_stack_of_narrow_relu_layers_gets_leaky_relu_in_every_one():
     leaky = next(a for a in report.advice if "leaky_relu" in a["text"])
     assert "dense to dense_19 (20 layers)" in leaky["text"] and "not only those dead now" in leaky["text"]
     assert "model.layers.*.activation=leaky_relu" in leaky["set"]
+
+
+def test_no_flag_but_no_learning_is_said_with_the_penalty_that_dwarfs_the_data(tmp_path):
+    # the red team's: l1 1.0 on every kernel; its gradient is all penalty, of a steady size: no gradient flag
+    from dnncli.cli.views.inspection import inspection_text
+
+    l1 = {"kernel_regularizer": {"l1": 1.0}}
+    layers = [dense(32, "tanh", "glorot_uniform", **l1), dense(32, "tanh", "glorot_uniform", **l1)]
+    data = {
+        "source": "synthetic",
+        "generator": "circles",
+        "n_samples": 1000,
+        "noise": 0.08,
+        "factor": 0.5,
+        "scale": "standardize",
+    }
+    path = write(
+        tmp_path,
+        "l1",
+        [*layers, dense(1, "sigmoid", "glorot_uniform", **l1)],
+        data=data,
+        optimizer={"name": "adagrad", "learning_rate": 0.1},
+        loss="binary_crossentropy",
+    )
+    spec = yaml.safe_load(path.read_text())
+    spec["model"]["input_shape"], spec["seed"] = [2], 0
+    path.write_text(yaml.safe_dump(spec))
+    report = inspect_config(load(path))
+    assert not [f for layer in report.layers for f in layer.flag_info] and report.loss.knows_nothing
+    text = "\n".join(inspection_text(report))
+    assert "no lower than an uninformed model's (0.6931): the network has not learned in these steps" in text
+    assert "x the data loss: the kernel_regularizer factors outweigh the data" in text and "dnn doctor" in text

@@ -70,6 +70,25 @@ def inspection_plain(report: InspectionReport) -> list[str]:
     return out + inspection_text(report)
 
 
+def _unlearned(report: InspectionReport) -> list[str]:
+    """With no flag: a network that still knows nothing at the end is said to, the penalty named where it dwarfs
+    the data loss (an l1 of 1.0 raises no gradient flag: its gradient is all penalty)."""
+    span = report.loss
+    if span is None or not span.knows_nothing:
+        return []
+    line = (
+        f"But the data loss ended at {fmt(span.final_data)}, no lower than an uninformed model's"
+        f" ({fmt(span.uninformed)}): the network has not learned in these steps, and its gradients do not say why."
+    )
+    penalty = (span.final or 0.0) - span.final_data
+    if penalty > span.final_data:
+        line += (
+            f" The regularization penalty ({fmt(penalty)}) is {penalty / span.final_data:.3g}x the data loss: the"
+            " kernel_regularizer factors outweigh the data (Keras's default is 0.01)."
+        )
+    return [line, "dnn doctor checks the data's scale, the learning rate and the loss against the output."]
+
+
 def inspection_text(report: InspectionReport) -> list[str]:
     """The flags with their numbers, and the advice with its overrides, as lines."""
     out = []
@@ -78,6 +97,7 @@ def inspection_text(report: InspectionReport) -> list[str]:
     details = [f"  {layer.name} ({layer.index}): {d}" for layer in report.layers for d in layer.details]
     if not details:
         out.append("No flags: no layer is vanishing, exploding, collapsed, dead, saturated or stalled.")
+        out += _unlearned(report)
     else:
         out.append("Flags:")
         out += details

@@ -76,9 +76,10 @@ def _unlearned(report: InspectionReport) -> list[str]:
     span = report.loss
     if span is None or not span.knows_nothing:
         return []
+    steps = f" in these {plural(report.steps_run, 'step')}" if report.steps_run else ""
     line = (
-        f"But the data loss ended at {fmt(span.final_data)}, no lower than an uninformed model's"
-        f" ({fmt(span.uninformed)}): the network has not learned in these steps, and its gradients do not say why."
+        f"The data loss ended at {fmt(span.final_data)}, no lower than an uninformed model's"
+        f" ({fmt(span.uninformed)}): nothing learned yet{steps}."
     )
     penalty = (span.final or 0.0) - span.final_data
     if penalty > span.final_data:
@@ -86,7 +87,11 @@ def _unlearned(report: InspectionReport) -> list[str]:
             f" The regularization penalty ({fmt(penalty)}) is {penalty / span.final_data:.3g}x the data loss: the"
             " kernel_regularizer factors outweigh the data (Keras's default is 0.01)."
         )
-    return [line, "dnn doctor checks the data's scale, the learning rate and the loss against the output."]
+    return [
+        line,
+        "A longer probe (--steps) tells a plateau from a network that cannot learn; dnn doctor checks the data's"
+        " scale, the learning rate and the loss against the output.",
+    ]
 
 
 def inspection_text(report: InspectionReport) -> list[str]:

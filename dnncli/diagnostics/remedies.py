@@ -335,13 +335,13 @@ def batch_normalization(ctx: Context) -> list[Advice]:
 
 NARROW_UNITS = 8  # a relu layer this narrow loses a large share of itself with each unit that dies
 KERAS_BN_MOMENTUM = 0.99
-SETTLED = 0.01  # at most this share of the moving statistics' initial values left at the end of training
+SETTLED = 0.05  # at most this share of the moving statistics' initial values left at the end of training
 
 
 def _settling_momentum(steps: int | None) -> tuple[float, str]:
     """(momentum, why) for the batch normalization layers of a run of ``steps`` updates: Keras's 0.99 (no why)
-    where its moving statistics, which inference uses, settle within the run; else the largest of 0.95, 0.9, 0.8,
-    0.5 that does."""
+    where its moving statistics, which inference uses, settle within the run (5% of their initial values or less
+    left); else the largest of 0.95, 0.9, 0.8, 0.5 that does."""
     if steps is None or KERAS_BN_MOMENTUM**steps <= SETTLED:
         return KERAS_BN_MOMENTUM, ""
     momentum = next((m for m in (0.95, 0.9, 0.8) if m**steps <= SETTLED), 0.5)

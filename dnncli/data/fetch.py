@@ -97,17 +97,19 @@ def _download(url: str, part: Path, name: str, progress: Progress | None, timeou
         except (OSError, http.client.HTTPException) as err:
             if watch.stalled is None:
                 raise
-            done, total, cause = None, None, err
-        else:
-            cause = None
-        if watch.stalled is not None:  # the watchdog shut the socket: say so, not what the read then saw
-            kept = part.stat().st_size if part.exists() else 0
-            raise Stalled(
-                f"{url}: the server sent {watch.stalled} bytes in {timeout:.0f} s (under"
-                f" {MIN_BYTES_PER_SECOND // 1024} KiB/s); {kept} bytes are kept"
-            ) from cause
+            raise _stalled(url, watch, timeout, part) from err  # say so, not what the read then saw
+        if watch.stalled is not None:
+            raise _stalled(url, watch, timeout, part)
     if total is not None and done < total:
         raise DnnError(f"{url}: the connection closed after {done} of {total} bytes; run the command again to resume.")
+
+
+def _stalled(url: str, watch: Watchdog, timeout: float, part: Path) -> Stalled:
+    kept = part.stat().st_size if part.exists() else 0
+    return Stalled(
+        f"{url}: the server sent {watch.stalled} bytes in {timeout:.0f} s (under {MIN_BYTES_PER_SECOND // 1024}"
+        f" KiB/s); {kept} bytes are kept"
+    )
 
 
 def _receive(watch, request, url, part, offset, name, progress, timeout, bound) -> tuple[int, int | None]:

@@ -66,6 +66,7 @@ from dnncli.diagnostics.flags import (
     DEAD_ACTIVATIONS,
     FLAGS,
     SATURATING,
+    SIZE_VERDICTS,
     FlagState,
     WatchedLayer,
     after_other_size,
@@ -214,15 +215,14 @@ class FlagTracker:
             win.peak = max(win.peak, median)
         because = f" ({units})" if units else ""
         if win.zero_run >= cfg["collapse_records"]:
-            s, e = after_other_size(win, "collapsed", *win.zero_start)
+            s, e = win.zero_start
             zero = "0" if g == 0 else f"under the floor {floor:.0e}"
             held["collapsed"] = (s, e, -win.zero_run, False, f"gradient {zero}{because}")
         # a median of exactly 0 after a live start is a collapse under way, not a vanishing gradient
         elif math.isfinite(median) and not (median == 0 and win.seen_above):
             verdict = self._magnitude(w, win, median, reference, because)
             if verdict is not None:
-                name, onset_step, onset_epoch, *rest = verdict
-                held[name] = (*after_other_size(win, name, onset_step, onset_epoch), *rest)
+                held[verdict[0]] = verdict[1:]
         if math.isfinite(g) and g > 0:
             win.logs.append(math.log10(g))
         if not held and len(win.upd) == self.smooth and self._calm:  # a full window: never one step's say
@@ -239,10 +239,10 @@ class FlagTracker:
                 self._settle(state)
         for name, (s, e, measure, higher_is_worse, detail) in held.items():
             # a collapse is confirmed after collapse_records records at 0: they all count, from its onset
-            backdated = 0
-            if name == "collapsed":  # from its onset: the first record at 0, or the first after another verdict
-                moved = (s, e) != win.zero_start
-                backdated = sum(1 for st, _, _ in win.grad if st >= s) - 1 if moved else win.zero_run - 1
+            backdated = win.zero_run - 1 if name == "collapsed" else 0
+            if name in SIZE_VERDICTS and (s, e) != (moved := after_other_size(win, name, s, e)):
+                # a layer is never two of them at one record: the onset goes after the other's last record
+                (s, e), backdated = moved, min(backdated, sum(1 for st, _, _ in win.grad if st >= moved[0]) - 1)
             hold(win, name, step, epoch, s, e, measure, higher_is_worse, detail, backdated, self.total)
 
     def _magnitude(self, w: WatchedLayer, win, median: float, reference: float, because: str):

@@ -61,11 +61,18 @@ class Outcome:
     data_before: float | None = None  # the network's own data loss at the end of the same steps
 
     @property
+    def _before(self) -> float:
+        return math.inf if self.loss_before is None else self.loss_before
+
+    @property
+    def _after(self) -> float:
+        return math.inf if self.loss_after is None or self.nonfinite else self.loss_after
+
+    @property
     def lower(self) -> bool:
         """The loss ends clearly lower (by ``LOWER``): 0.6932 -> 0.6931 is a network still knowing nothing. A
         network whose loss was already next to 0 (``FITTED``) only has to keep it there: 0 -> 2.4e-4 is no worse."""
-        before = math.inf if self.loss_before is None else self.loss_before
-        after = math.inf if self.loss_after is None or self.nonfinite else self.loss_after
+        before, after = self._before, self._after
         return after < LOWER * before or (before <= FITTED and after <= FITTED)
 
     @property
@@ -86,9 +93,7 @@ class Outcome:
     @property
     def higher(self) -> bool:
         """The loss ends clearly higher (the mirror of ``lower``): flags cleared at that price are no help."""
-        before = math.inf if self.loss_before is None else self.loss_before
-        after = math.inf if self.loss_after is None or self.nonfinite else self.loss_after
-        return LOWER * after > before
+        return LOWER * self._after > self._before
 
     @property
     def helps(self) -> bool:
@@ -99,7 +104,7 @@ class Outcome:
         lower loss: clearing one pathology by raising another is no progress."""
         if self.error:
             return (-1,)
-        after = math.inf if self.loss_after is None or self.nonfinite else self.loss_after
+        after = self._after
         parts = self.advice.count("+") + 1
         if self.cured:
             return (3, -parts, -after)
@@ -176,8 +181,7 @@ def _compatible(good: list[Outcome], n: int) -> list[Outcome]:
 def _clearing(o: Outcome) -> tuple:
     """Larger first among the items to combine: the flags cleared net of new ones, fewer new, a lower loss (an item
     that cleared much at the price of a new flag may be what another item completes)."""
-    after = math.inf if o.loss_after is None or o.nonfinite else o.loss_after
-    return (len(o.cleared) - len(o.new), -len(o.new), o.lower, -after)
+    return (len(o.cleared) - len(o.new), -len(o.new), o.lower, -o._after)
 
 
 def try_advice(config, baseline: InspectionReport, advice: list[dict], steps=None, every=None) -> list[dict]:
@@ -188,13 +192,11 @@ def try_advice(config, baseline: InspectionReport, advice: list[dict], steps=Non
     # sigmoid stack, then a rate that moves it; relu on raw inputs goes non-finite, on scaled ones it learns)
     good = sorted((o for o in singles if o.cleared and not o.error), key=_clearing, reverse=True)
     if good and not any(o.cured for o in singles):
-        tried = set()
         for n in COMBINE:
             chosen = _compatible(good, n)
+            if not chosen:
+                continue  # no n items can go together
             label = "+".join(sorted((o.advice for o in chosen), key=int))
-            if len(chosen) < n or label in tried:
-                continue  # too few items that can go together
-            tried.add(label)
             outcomes.append(_outcome(config, label, [s for o in chosen for s in o.set], baseline, steps, every))
     outcomes.sort(key=Outcome.key, reverse=True)
     for rank, o in enumerate(outcomes, start=1):
